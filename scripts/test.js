@@ -1,0 +1,44 @@
+#!/usr/bin/env node
+// The project's one test command (`npm test`): type-check and build, lint, then run every
+// compiled test file under dist/test with node's test runner. Extra arguments are passed to
+// `node --test` (e.g. `npm test -- --test-name-pattern=wycheproof`).
+import { spawnSync } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const bin = (name) => join(root, 'node_modules', '.bin', name);
+
+function run(step, command, args) {
+  console.log(`\n▶ ${step}: ${[command, ...args].join(' ')}`);
+  const result = spawnSync(command, args, { cwd: root, stdio: 'inherit' });
+  if (result.status !== 0) {
+    console.error(`✖ ${step} failed (exit ${result.status ?? result.signal})`);
+    process.exit(result.status || 1);
+  }
+}
+
+function testFiles(dir) {
+  const found = [];
+  for (const name of readdirSync(dir).sort()) {
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) found.push(...testFiles(path));
+    else if (name.endsWith('.test.js')) found.push(path);
+  }
+  return found;
+}
+
+run('build', bin('tsc'), ['-p', 'tsconfig.json']);
+run('runtime-neutral src/ (no Node types)', bin('tsc'), ['-p', 'tsconfig.src.json']);
+run('lint', bin('biome'), ['check', '.']);
+
+const selected = process.argv.slice(2).filter((a) => !a.startsWith('-'));
+const options = process.argv.slice(2).filter((a) => a.startsWith('-'));
+let files = testFiles(join(root, 'dist', 'test'));
+if (selected.length > 0) files = files.filter((f) => selected.some((s) => relative(root, f).includes(s)));
+if (files.length === 0) {
+  console.error('✖ no test files found');
+  process.exit(1);
+}
+run('tests', process.execPath, ['--test', '--test-concurrency=2', ...options, ...files.map((f) => relative(root, f))]);

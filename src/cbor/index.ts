@@ -1,0 +1,205 @@
+/**
+ * CBOR for cose-flow: cbor-x configured once.
+ *
+ * - `encode` writes RFC 8949 §4.2.1 core deterministic encoding: shortest forms (cbor-x does
+ *   that for integers and lengths) and every map's keys sorted by their encoded bytes.
+ *   Maps keep integer keys, byte strings stay plain byte strings (no tag 64, no tag 259,
+ *   no records), so Node and XS produce the same bytes.
+ * - `decode` is strict: before cbor-x sees the bytes, `checkWellFormed` walks them and refuses
+ *   indefinite lengths, duplicate map keys, trailing bytes, reserved encodings, tags that
+ *   the caller did not allow, and nesting deeper than a limit. Errors are `CborError`.
+ */
+import { Decoder, Encoder, Tag } from 'cbor-x';
+
+export { Tag };
+
+/** cbor-x options; passed through a variable because its `Options` type lacks `useTag259ForMaps`. */
+const encoderOptions = {
+  useRecords: false,
+  mapsAsObjects: false,
+  tagUint8Array: false,
+  variableMapSize: true,
+  useTag259ForMaps: false,
+  pack: false,
+  structuredClone: false,
+};
+const decoderOptions = { useRecords: false, mapsAsObjects: false };
+
+const encoder = new Encoder(encoderOptions);
+const decoder = new Decoder(decoderOptions);
+
+export class CborError extends Error {
+  /** Byte offset where the problem was found. */
+  readonly offset: number;
+  constructor(message: string, offset: number) {
+    super(`${message} (at byte ${offset})`);
+    this.name = 'CborError';
+    this.offset = offset;
+  }
+}
+
+/** Encodes without touching map order (the order the caller built). Returns a fresh Uint8Array. */
+export function encodeAsGiven(value: unknown): Uint8Array {
+  const out = encoder.encode(value);
+  return new Uint8Array(out); // copy out of cbor-x's shared buffer; a plain Uint8Array on every runtime
+}
+
+/** Core deterministic encoding (RFC 8949 §4.2.1): map keys sorted by their encoded bytes. */
+export function encode(value: unknown): Uint8Array {
+  return encodeAsGiven(sortMaps(value));
+}
+
+/** A copy of `value` in which every Map's entries are ordered by the bytewise order of their encoded keys. */
+export function sortMaps(value: unknown): unknown {
+  if (value instanceof Map) {
+    const entries: { key: Uint8Array; k: unknown; v: unknown }[] = [];
+    for (const [k, v] of value) entries.push({ key: encodedKey(k), k: sortMaps(k), v: sortMaps(v) });
+    entries.sort((a, b) => compareBytes(a.key, b.key));
+    const sorted = new Map();
+    for (const e of entries) sorted.set(e.k, e.v);
+    return sorted;
+  }
+  if (Array.isArray(value)) return value.map(sortMaps);
+  if (value instanceof Tag) return new Tag(sortMaps(value.value), value.tag);
+  return value;
+}
+
+const smallIntKeys: Uint8Array[] = [];
+function encodedKey(k: unknown): Uint8Array {
+  if (typeof k === 'number' && Number.isInteger(k) && k >= -24 && k < 24) {
+    // 0..23 encode as one byte 0x00..0x17, -1..-24 as 0x20..0x37: no need to call the encoder.
+    const i = k + 24;
+    let cached = smallIntKeys[i];
+    if (cached === undefined) {
+      cached = Uint8Array.of(k >= 0 ? k : 0x1f - k);
+      smallIntKeys[i] = cached;
+    }
+    return cached;
+  }
+  return encodeAsGiven(sortMaps(k));
+}
+
+function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
+  return a.length - b.length;
+}
+
+export interface DecodeOptions {
+  /** Tag numbers that may appear (anywhere). Default: none. `'any'` allows every tag. */
+  allowTags?: readonly number[] | 'any';
+  /** Maximum nesting of arrays, maps and tags. Default 16. */
+  maxDepth?: number;
+}
+
+/**
+ * Strictly decodes exactly one CBOR data item that fills `bytes`. Maps decode as `Map`,
+ * byte strings as `Uint8Array` (a Node `Buffer` on Node), tags as `Tag`.
+ */
+export function decode(bytes: Uint8Array, options: DecodeOptions = {}): unknown {
+  checkWellFormed(bytes, options);
+  try {
+    return decoder.decode(bytes);
+  } catch (e) {
+    throw new CborError(`cbor-x refused the item: ${(e as Error).message}`, 0);
+  }
+}
+
+/**
+ * Walks one data item and throws `CborError` unless `bytes` holds exactly one well-formed item
+ * with definite lengths, no duplicate map keys, only allowed tags, and bounded depth.
+ */
+export function checkWellFormed(bytes: Uint8Array, options: DecodeOptions = {}): void {
+  const allowTags = options.allowTags ?? [];
+  const maxDepth = options.maxDepth ?? 16;
+  const end = walk(bytes, 0, 0, maxDepth, allowTags);
+  if (end !== bytes.length) throw new CborError(`${bytes.length - end} trailing byte(s) after the data item`, end);
+}
+
+/** Returns the offset just past the item that starts at `at`. */
+function walk(
+  b: Uint8Array,
+  at: number,
+  depth: number,
+  maxDepth: number,
+  allowTags: readonly number[] | 'any',
+): number {
+  if (at >= b.length) throw new CborError('truncated: a data item was expected', at);
+  const start = at;
+  const initial = b[at++]!;
+  const major = initial >> 5;
+  const info = initial & 0x1f;
+  let arg: number;
+  if (info < 24) arg = info;
+  else if (info <= 27) {
+    const size = 1 << (info - 24);
+    if (at + size > b.length) throw new CborError('truncated argument', start);
+    arg = 0;
+    for (let i = 0; i < size; i++) arg = arg * 256 + b[at + i]!;
+    at += size;
+  } else if (info === 31) {
+    throw new CborError(major === 7 ? 'unexpected "break" byte' : 'indefinite-length items are not allowed', start);
+  } else throw new CborError(`reserved additional information value ${info}`, start);
+
+  switch (major) {
+    case 0:
+    case 1:
+      return at;
+    case 2:
+    case 3:
+      if (arg > b.length - at) throw new CborError('truncated string', start);
+      return at + arg;
+    case 4: {
+      if (depth >= maxDepth) throw new CborError('nested too deeply', start);
+      if (arg > b.length - at) throw new CborError('truncated array', start);
+      for (let i = 0; i < arg; i++) at = walk(b, at, depth + 1, maxDepth, allowTags);
+      return at;
+    }
+    case 5: {
+      if (depth >= maxDepth) throw new CborError('nested too deeply', start);
+      if (arg * 2 > b.length - at) throw new CborError('truncated map', start);
+      const seen = new Set<string>();
+      for (let i = 0; i < arg; i++) {
+        const keyStart = at;
+        at = walk(b, at, depth + 1, maxDepth, allowTags);
+        const key = keyIdentity(b, keyStart, at);
+        if (seen.has(key)) throw new CborError('duplicate map key', keyStart);
+        seen.add(key);
+        at = walk(b, at, depth + 1, maxDepth, allowTags);
+      }
+      return at;
+    }
+    case 6:
+      if (allowTags !== 'any' && !allowTags.includes(arg)) throw new CborError(`tag ${arg} is not allowed here`, start);
+      if (depth >= maxDepth) throw new CborError('nested too deeply', start);
+      return walk(b, at, depth + 1, maxDepth, allowTags);
+    default:
+      // major 7: simple values and floats
+      if (info === 24 && arg < 32) throw new CborError('simple value encoded in two bytes must be ≥ 32', start);
+      return at;
+  }
+}
+
+/**
+ * What makes two keys the same key: integers and strings compare by value, whatever length
+ * encoding the sender chose (so 0x01 and 0x1801 collide); anything else by its bytes.
+ */
+function keyIdentity(b: Uint8Array, from: number, to: number): string {
+  const major = b[from]! >> 5;
+  let skip = 0;
+  if (major <= 3) {
+    const info = b[from]! & 0x1f;
+    skip = info < 24 ? 1 : 1 + (1 << (info - 24));
+  }
+  let s = major <= 1 ? `${major}:` : major <= 3 ? `${major}/` : '*';
+  if (major <= 1) {
+    // an integer: compare the value, ignoring leading zero bytes of a longer argument
+    let i = from + (skip === 1 ? 0 : 1);
+    if (skip === 1) return s + String.fromCharCode(b[from]! & 0x1f);
+    while (i < to - 1 && b[i] === 0) i++;
+    for (; i < to; i++) s += String.fromCharCode(b[i]!);
+    return s;
+  }
+  for (let i = from + skip; i < to; i++) s += String.fromCharCode(b[i]!);
+  return s;
+}

@@ -1,0 +1,191 @@
+/**
+ * The key message (device → cloud, `{prefix}/{deviceId}/session`, QoS 2):
+ *
+ *   COSE_Sign1 (tag 18) protected {1: -7, 3: 96, 33: device certificate DER}, unprotected {},
+ *   payload = COSE_Encrypt (tag 96) protected {1: 1, 4: kid}, unprotected {5: IV},
+ *             ciphertext = A128GCM(CEK, session COSE_Key),
+ *             recipients = [[h'A101381C', {4: cloud kid, -1: ephemeral EC2 key}, A128KW(KEK, CEK)]]
+ */
+import { equal } from '../bytes.js';
+import { encode } from '../cbor/index.js';
+import {
+  decodeEncrypt,
+  decryptEncryptContent,
+  makeEcdhEsA128kwRecipient,
+  makeEncrypt,
+  unwrapEcdhEsA128kw,
+} from '../cose/encrypt.js';
+import { CoseError } from '../cose/errors.js';
+import {
+  Alg,
+  bstr,
+  CONTENT_TYPE_COSE_ENCRYPT,
+  Header,
+  refuseCrit,
+  requireAlg,
+  requireLabels,
+} from '../cose/headers.js';
+import { decodeSymmetricKey, symmetricKeyMap } from '../cose/key.js';
+import { decodeSign1, makeSign1, verifySign1 } from '../cose/sign1.js';
+import type { CryptoProvider, P256PrivateKey } from '../crypto/provider.js';
+import { decodeKid } from './counter.js';
+import { BASE_IV_BYTES, CLOUD_KID_BYTES, DEFAULT_MAX_MESSAGE_BYTES, SESSION_KEY_BYTES } from './limits.js';
+import { cloudKeyId, type SessionKey } from './session.js';
+
+export interface MakeKeyMessage {
+  /** The device's private key (stays in the provider). */
+  deviceKey: P256PrivateKey;
+  /** The device certificate (DER) issued by the CA for `deviceKey`. */
+  deviceCertificate: Uint8Array;
+  /** The cloud's P-256 public key (65-byte point) from the cloud certificate. */
+  cloudPublicKey: Uint8Array;
+  /** The session to announce (see `newSessionKey`). */
+  session: SessionKey;
+}
+
+/** Builds the key message for `session`. Every random value (CEK, IV, ephemeral key) comes from `crypto`. */
+export function makeKeyMessage(crypto: CryptoProvider, input: MakeKeyMessage): Uint8Array {
+  const { session } = input;
+  decodeKid(session.kid);
+  if (session.key.length !== SESSION_KEY_BYTES || session.baseIv.length !== BASE_IV_BYTES) {
+    throw new RangeError('session key must be 16 bytes and its Base IV 12 bytes');
+  }
+  const cek = crypto.randomBytes(16);
+  const iv = crypto.randomBytes(12);
+  const recipient = makeEcdhEsA128kwRecipient(crypto, {
+    cek,
+    recipientPublicKey: input.cloudPublicKey,
+    recipientKid: cloudKeyId(crypto, input.cloudPublicKey),
+  });
+  const plaintext = encode(
+    symmetricKeyMap({ kid: session.kid, alg: Alg.A128GCM, baseIv: session.baseIv, k: session.key }),
+  );
+  const encrypt = makeEncrypt(crypto, {
+    protected: new Map<number, unknown>([
+      [Header.alg, Alg.A128GCM],
+      [Header.kid, session.kid],
+    ]),
+    unprotected: new Map([[Header.iv, iv]]),
+    plaintext,
+    cek,
+    nonce: iv,
+    recipients: [recipient],
+  });
+  cek.fill(0);
+  plaintext.fill(0);
+  return makeSign1(crypto, input.deviceKey, {
+    protected: new Map<number, unknown>([
+      [Header.alg, Alg.ES256],
+      [Header.contentType, CONTENT_TYPE_COSE_ENCRYPT],
+      [Header.x5chain, input.deviceCertificate],
+    ]),
+    payload: encrypt,
+  });
+}
+
+/** What the receiver learns of the device from its certificate. */
+export interface CertifiedDevice {
+  deviceId: string;
+  /** The device's P-256 public key (65-byte point). */
+  publicKey: Uint8Array;
+}
+
+/**
+ * Checks a device certificate (DER) against the receiver's trust anchors: chain, validity, key
+ * usage, revocation. Returns the device id (subject CN) and key, or throws
+ * `CoseError('bad-certificate')`. Implemented on the host with an X.509 library.
+ */
+export type DeviceCertificateVerifier = (certificateDer: Uint8Array) => CertifiedDevice;
+
+export interface OpenKeyMessage {
+  /** The cloud private key whose key id the recipient names, or undefined when none is held. */
+  cloudKey: (cloudKid: Uint8Array) => P256PrivateKey | undefined;
+  verifyCertificate: DeviceCertificateVerifier;
+  /** The device id of the topic the message arrived on; it must equal the certificate's. */
+  topicDeviceId?: string;
+  maxBytes?: number;
+}
+
+export interface OpenedKeyMessage {
+  deviceId: string;
+  /** The session kid as a number (the device's counter value). */
+  kidCounter: number;
+  session: SessionKey;
+  deviceCertificate: Uint8Array;
+  devicePublicKey: Uint8Array;
+}
+
+/**
+ * Verifies and opens a key message: strict structure, certificate, device id, signature,
+ * recipient unwrap, content decryption, session COSE_Key. Throws `CoseError` with a reason code.
+ */
+export function openKeyMessage(crypto: CryptoProvider, bytes: Uint8Array, options: OpenKeyMessage): OpenedKeyMessage {
+  const sign1 = decodeSign1(bytes, { requireTag: true, maxBytes: options.maxBytes ?? DEFAULT_MAX_MESSAGE_BYTES });
+  refuseCrit(sign1.protected, sign1.unprotected);
+  requireLabels(
+    sign1.protected,
+    [Header.alg, Header.contentType, Header.x5chain],
+    [Header.alg, Header.contentType, Header.x5chain],
+    'key message protected header',
+  );
+  requireAlg(sign1.protected.get(Header.alg), Alg.ES256, 'key message');
+  if (sign1.protected.get(Header.contentType) !== CONTENT_TYPE_COSE_ENCRYPT) {
+    throw new CoseError('bad-structure', 'key message content type is not 96 (COSE_Encrypt)');
+  }
+  const certificate = bstr(sign1.protected.get(Header.x5chain), 'x5chain (a single end-entity certificate)');
+  if (sign1.payload === null) throw new CoseError('bad-structure', 'key message has no payload');
+
+  const device = options.verifyCertificate(certificate);
+  if (options.topicDeviceId !== undefined && device.deviceId !== options.topicDeviceId) {
+    throw new CoseError(
+      'device-mismatch',
+      `certificate is for device ${device.deviceId}, the topic names ${options.topicDeviceId}`,
+    );
+  }
+  verifySign1(crypto, sign1, device.publicKey);
+
+  const encrypt = decodeEncrypt(sign1.payload, { requireTag: true, maxBytes: sign1.payload.length });
+  refuseCrit(encrypt.protected, encrypt.unprotected);
+  requireLabels(encrypt.protected, [Header.alg, Header.kid], [Header.alg, Header.kid], 'COSE_Encrypt protected header');
+  requireAlg(encrypt.protected.get(Header.alg), Alg.A128GCM, 'COSE_Encrypt');
+  const kid = bstr(encrypt.protected.get(Header.kid), 'session kid');
+  const kidCounter = decodeKid(kid);
+  if (!encrypt.unprotected.has(Header.iv)) throw new CoseError('missing-header', 'COSE_Encrypt has no IV');
+  if (encrypt.recipients.length !== 1)
+    throw new CoseError('bad-structure', `COSE_Encrypt has ${encrypt.recipients.length} recipients, expected 1`);
+
+  const recipient = encrypt.recipients[0]!;
+  refuseCrit(recipient.protected, recipient.unprotected);
+  requireLabels(recipient.protected, [Header.alg], [Header.alg], 'recipient protected header');
+  requireAlg(recipient.protected.get(Header.alg), Alg.ECDH_ES_A128KW, 'recipient');
+  const cloudKid = recipient.unprotected.get(Header.kid);
+  if (cloudKid === undefined) throw new CoseError('missing-header', 'recipient has no cloud key id');
+  const cloudKidBytes = bstr(cloudKid, 'cloud key id', CLOUD_KID_BYTES);
+  const cloudKey = options.cloudKey(cloudKidBytes);
+  if (cloudKey === undefined)
+    throw new CoseError('unknown-recipient', 'the recipient names a cloud key this receiver does not hold');
+
+  const cek = unwrapEcdhEsA128kw(crypto, recipient, cloudKey);
+  let plaintext: Uint8Array;
+  try {
+    plaintext = decryptEncryptContent(crypto, encrypt, cek);
+  } finally {
+    cek.fill(0);
+  }
+  const key = decodeSymmetricKey(plaintext);
+  plaintext.fill(0);
+  if (!equal(key.kid, kid))
+    throw new CoseError('kid-mismatch', 'the session COSE_Key kid differs from the protected kid');
+  if (key.alg !== Alg.A128GCM) throw new CoseError('unsupported-alg', `session key alg ${key.alg} is not A128GCM`);
+  if (key.k.length !== SESSION_KEY_BYTES)
+    throw new CoseError('bad-key', `session key is ${key.k.length} bytes, expected 16`);
+  if (key.baseIv.length !== BASE_IV_BYTES)
+    throw new CoseError('bad-key', `Base IV is ${key.baseIv.length} bytes, expected 12`);
+  return {
+    deviceId: device.deviceId,
+    kidCounter,
+    session: { kid, key: key.k, baseIv: key.baseIv },
+    deviceCertificate: certificate,
+    devicePublicKey: device.publicKey,
+  };
+}
