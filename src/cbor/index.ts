@@ -31,10 +31,13 @@ const decoder = new Decoder(decoderOptions);
 export class CborError extends Error {
   /** Byte offset where the problem was found. */
   readonly offset: number;
-  constructor(message: string, offset: number) {
+  /** `unexpected-tag` when the bytes are well-formed but carry a tag the caller did not allow. */
+  readonly kind: 'malformed' | 'unexpected-tag';
+  constructor(message: string, offset: number, kind: 'malformed' | 'unexpected-tag' = 'malformed') {
     super(`${message} (at byte ${offset})`);
     this.name = 'CborError';
     this.offset = offset;
+    this.kind = kind;
   }
 }
 
@@ -86,8 +89,10 @@ function compareBytes(a: Uint8Array, b: Uint8Array): number {
 }
 
 export interface DecodeOptions {
-  /** Tag numbers that may appear (anywhere). Default: none. `'any'` allows every tag. */
+  /** Tag numbers that may appear anywhere. Default: none. `'any'` allows every tag. */
   allowTags?: readonly number[] | 'any';
+  /** Tag numbers that may appear only as the outermost item (one tag, wrapping the whole value). */
+  outerTags?: readonly number[];
   /** Maximum nesting of arrays, maps and tags. Default 16. */
   maxDepth?: number;
 }
@@ -112,8 +117,26 @@ export function decode(bytes: Uint8Array, options: DecodeOptions = {}): unknown 
 export function checkWellFormed(bytes: Uint8Array, options: DecodeOptions = {}): void {
   const allowTags = options.allowTags ?? [];
   const maxDepth = options.maxDepth ?? 16;
-  const end = walk(bytes, 0, 0, maxDepth, allowTags);
+  let start = 0;
+  const outer = options.outerTags;
+  if (outer !== undefined && bytes.length > 0 && bytes[0]! >> 5 === 6) {
+    const tag = readTagNumber(bytes);
+    if (outer.includes(tag.number)) start = tag.end;
+  }
+  const end = walk(bytes, start, start === 0 ? 0 : 1, maxDepth, allowTags);
   if (end !== bytes.length) throw new CborError(`${bytes.length - end} trailing byte(s) after the data item`, end);
+}
+
+/** The number and end offset of the tag head at the start of `b` (major type 6). */
+function readTagNumber(b: Uint8Array): { number: number; end: number } {
+  const info = b[0]! & 0x1f;
+  if (info < 24) return { number: info, end: 1 };
+  if (info > 27) return { number: -1, end: 0 }; // reserved or indefinite: let walk() report it
+  const size = 1 << (info - 24);
+  if (1 + size > b.length) return { number: -1, end: 0 };
+  let n = 0;
+  for (let i = 1; i <= size; i++) n = n * 256 + b[i]!;
+  return { number: n, end: 1 + size };
 }
 
 /** Returns the offset just past the item that starts at `at`. */
@@ -170,7 +193,8 @@ function walk(
       return at;
     }
     case 6:
-      if (allowTags !== 'any' && !allowTags.includes(arg)) throw new CborError(`tag ${arg} is not allowed here`, start);
+      if (allowTags !== 'any' && !allowTags.includes(arg))
+        throw new CborError(`tag ${arg} is not allowed here`, start, 'unexpected-tag');
       if (depth >= maxDepth) throw new CborError('nested too deeply', start);
       return walk(b, at, depth + 1, maxDepth, allowTags);
     default:

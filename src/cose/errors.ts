@@ -26,8 +26,9 @@ export type CoseReason =
   | 'bad-key'
   /** The Partial IV (sequence number) is not a minimal 1–4 byte unsigned integer. */
   | 'bad-partial-iv'
-  /** The session kid is not a minimal 1–8 byte counter value, or two kids that must match differ. */
+  /** The session kid is not a minimal 1–8 byte encoding of a counter value ≥ 1. */
   | 'bad-kid'
+  /** Two kids that must be equal differ (COSE_Key kid vs protected kid, message vs session). */
   | 'kid-mismatch'
   /** The message is larger than the configured limit; nothing was parsed. */
   | 'too-large'

@@ -84,7 +84,8 @@ export function decodeSymmetricKey(bytes: Uint8Array): SymmetricKey {
     const v = value.get(label);
     if (v === undefined) throw new CoseError('bad-key', `session COSE_Key has no ${name}`);
     try {
-      return bstr(v, `session COSE_Key ${name}`);
+      // a copy: the caller wipes the plaintext this was decoded from
+      return bstr(v, `session COSE_Key ${name}`).slice();
     } catch {
       throw new CoseError('bad-key', `session COSE_Key ${name} is not a byte string`);
     }

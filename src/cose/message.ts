@@ -31,11 +31,12 @@ export function decodeFramed(bytes: Uint8Array, tag: number, name: string, optio
     throw new CoseError('too-large', `${name}: ${bytes.length} bytes exceeds the ${maxBytes}-byte limit`);
   let item: unknown;
   try {
-    // Only the outer tag may be tagged; nested structures are plain (RFC 9052 §2).
-    item = cborDecode(bytes, { allowTags: [tag, ...OTHER_COSE_TAGS], maxDepth: 12 });
+    // Only the message itself is tagged; nothing inside it may be (RFC 9052 §2). The other COSE
+    // tags are let through at the top so that a message of the wrong type is reported as such.
+    item = cborDecode(bytes, { outerTags: COSE_TAGS, maxDepth: 12 });
   } catch (e) {
     if (e instanceof CborError)
-      throw new CoseError(/tag \d+ is not allowed/.test(e.message) ? 'bad-tag' : 'bad-cbor', `${name}: ${e.message}`);
+      throw new CoseError(e.kind === 'unexpected-tag' ? 'bad-tag' : 'bad-cbor', `${name}: ${e.message}`);
     throw e;
   }
   if (item instanceof Tag) {
@@ -49,8 +50,8 @@ export function decodeFramed(bytes: Uint8Array, tag: number, name: string, optio
   return item;
 }
 
-/** Tags that the strict walk lets through so that a wrong COSE tag is reported as such (and then refused). */
-const OTHER_COSE_TAGS = [16, 17, 18, 96, 97, 98];
+/** COSE message tags (RFC 9052 §2): Encrypt0, Mac0, Sign1, Encrypt, Mac, Sign. */
+const COSE_TAGS = [16, 17, 18, 96, 97, 98];
 
 /** Reads the [protected, unprotected] pair that opens every layer. */
 export function readLayer(fields: unknown[], name: string): Layer {

@@ -23,20 +23,34 @@ function readMinimal(bytes: Uint8Array, maxBytes: number): number | undefined {
   return n;
 }
 
-/** Encodes a session kid counter value (1 … 2^53 − 1). */
-export function encodeKid(counter: number): Uint8Array {
-  if (!Number.isSafeInteger(counter) || counter < 1)
-    throw new RangeError(`session kid counter must be an integer ≥ 1, got ${counter}`);
-  return minimalBytes(counter);
+/** Encodes a session kid counter value (1 … 2^64 − 1; a number must be a safe integer). */
+export function encodeKid(counter: number | bigint): Uint8Array {
+  const n = typeof counter === 'bigint' ? counter : Number.isSafeInteger(counter) ? BigInt(counter) : -1n;
+  if (n < 1n || n >= 1n << 64n)
+    throw new RangeError(`session kid counter must be an integer in 1 … 2^64 − 1, got ${counter}`);
+  const out: number[] = [];
+  for (let v = n; v > 0n; v >>= 8n) out.unshift(Number(v & 0xffn));
+  return Uint8Array.from(out);
 }
 
 /** Decodes a session kid; `bad-kid` unless it is a minimal 1–8 byte encoding of a counter ≥ 1. */
-export function decodeKid(kid: Uint8Array): number {
-  const n = readMinimal(kid, MAX_KID_BYTES);
-  if (n === undefined || n < 1 || !Number.isSafeInteger(n)) {
+export function decodeKid(kid: Uint8Array): bigint {
+  if (kid.length === 0 || kid.length > MAX_KID_BYTES || kid[0] === 0) {
     throw new CoseError('bad-kid', `session kid of ${kid.length} bytes is not a minimal counter value ≥ 1`);
   }
+  let n = 0n;
+  for (const b of kid) n = (n << 8n) | BigInt(b);
   return n;
+}
+
+/**
+ * Orders two valid session kids by the counter values they encode (negative, zero, positive).
+ * For minimal encodings that is: shorter first, then bytewise.
+ */
+export function compareKids(a: Uint8Array, b: Uint8Array): number {
+  if (a.length !== b.length) return a.length - b.length;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
+  return 0;
 }
 
 /** Encodes a sequence number (0 … 2^32 − 1) as the Partial IV. */

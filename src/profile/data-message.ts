@@ -30,8 +30,8 @@ export function sealData(crypto: CryptoProvider, session: SessionKey, seq: numbe
 
 /** A data message whose structure has been checked but not yet decrypted. */
 export interface ParsedDataMessage {
+  /** The session kid (validated: a minimal 1–8 byte counter value). */
   kid: Uint8Array;
-  kidCounter: number;
   seq: number;
   message: Encrypt0;
 }
@@ -45,9 +45,9 @@ export function parseDataMessage(bytes: Uint8Array, maxBytes: number = DEFAULT_M
   requireAlg(message.protected.get(Header.alg), Alg.A128GCM, 'data message');
   if (message.unprotected.has(Header.iv)) throw new CoseError('bad-structure', 'data message carries a full IV');
   const kid = bstr(message.protected.get(Header.kid), 'session kid');
-  const kidCounter = decodeKid(kid);
+  decodeKid(kid);
   const seq = decodePartialIv(bstr(message.protected.get(Header.partialIv), 'Partial IV'));
-  return { kid, kidCounter, seq, message };
+  return { kid, seq, message };
 }
 
 /** Decrypts a parsed data message with its session key. `kid-mismatch` when the kids differ. */

@@ -108,8 +108,6 @@ export interface OpenKeyMessage {
 
 export interface OpenedKeyMessage {
   deviceId: string;
-  /** The session kid as a number (the device's counter value). */
-  kidCounter: number;
   session: SessionKey;
   deviceCertificate: Uint8Array;
   devicePublicKey: Uint8Array;
@@ -149,7 +147,7 @@ export function openKeyMessage(crypto: CryptoProvider, bytes: Uint8Array, option
   requireLabels(encrypt.protected, [Header.alg, Header.kid], [Header.alg, Header.kid], 'COSE_Encrypt protected header');
   requireAlg(encrypt.protected.get(Header.alg), Alg.A128GCM, 'COSE_Encrypt');
   const kid = bstr(encrypt.protected.get(Header.kid), 'session kid');
-  const kidCounter = decodeKid(kid);
+  decodeKid(kid);
   if (!encrypt.unprotected.has(Header.iv)) throw new CoseError('missing-header', 'COSE_Encrypt has no IV');
   if (encrypt.recipients.length !== 1)
     throw new CoseError('bad-structure', `COSE_Encrypt has ${encrypt.recipients.length} recipients, expected 1`);
@@ -183,7 +181,6 @@ export function openKeyMessage(crypto: CryptoProvider, bytes: Uint8Array, option
     throw new CoseError('bad-key', `Base IV is ${key.baseIv.length} bytes, expected 12`);
   return {
     deviceId: device.deviceId,
-    kidCounter,
     session: { kid, key: key.k, baseIv: key.baseIv },
     deviceCertificate: certificate,
     devicePublicKey: device.publicKey,

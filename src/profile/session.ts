@@ -13,7 +13,7 @@ export interface SessionKey {
 }
 
 /** A fresh session key and Base IV from the provider's secure random source. */
-export function newSessionKey(crypto: CryptoProvider, kidCounter: number): SessionKey {
+export function newSessionKey(crypto: CryptoProvider, kidCounter: number | bigint): SessionKey {
   return {
     kid: encodeKid(kidCounter),
     key: crypto.randomBytes(SESSION_KEY_BYTES),
