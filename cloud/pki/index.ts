@@ -1,0 +1,5 @@
+/** Host PKI for cose-flow: X.509 device certificates (verification), certificate and key files. */
+export * from './certificate.js';
+export * from './files.js';
+export * from './verify.js';
+export { x509 } from './x509.js';
