@@ -276,7 +276,12 @@ for (const crypto of providers) {
       if (ex.input.sign0) outcome = runSign1(crypto, ex, ex.input.sign0);
       else if (ex.input.encrypted) outcome = runEncrypt0(crypto, ex, ex.input.encrypted);
       else if (ex.input.enveloped) outcome = runEncrypt(crypto, ex, ex.input.enveloped, file);
-      else outcome = attempt(() => (decodeSign1(fromHex(ex.output.cbor)), false));
+      else {
+        outcome = attempt(() => {
+          decodeSign1(fromHex(ex.output.cbor)); // a COSE_Sign given to the Sign1 decoder
+          return false;
+        });
+      }
 
       const why = expectedRejection(file, ex);
       if (why === undefined) {
