@@ -167,6 +167,12 @@ export function nodeCrypto(): CryptoProvider {
       return own(createHash('sha256').update(checkBytes(data, 'data')).digest());
     },
 
+    hmacSha256(key: Uint8Array, data: Uint8Array): Uint8Array {
+      checkBytes(key, 'HMAC key');
+      checkBytes(data, 'data');
+      return new Uint8Array(createHmac('sha256', key).update(data).digest());
+    },
+
     hkdfSha256(ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, length: number): Uint8Array {
       checkBytes(ikm, 'HKDF ikm');
       checkBytes(salt, 'HKDF salt');

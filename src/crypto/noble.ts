@@ -10,6 +10,7 @@
 import { aeskw, gcm } from '@noble/ciphers/aes.js';
 import { p256 } from '@noble/curves/nist.js';
 import { hkdf } from '@noble/hashes/hkdf.js';
+import { hmac } from '@noble/hashes/hmac.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import {
   checkBytes,
@@ -115,6 +116,10 @@ export function nobleCrypto(random?: (n: number) => Uint8Array): CryptoProvider 
 
     sha256(data: Uint8Array): Uint8Array {
       return sha256(checkBytes(data, 'data'));
+    },
+
+    hmacSha256(key: Uint8Array, data: Uint8Array): Uint8Array {
+      return hmac(sha256, checkBytes(key, 'HMAC key'), checkBytes(data, 'data'));
     },
 
     hkdfSha256(ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, length: number): Uint8Array {

@@ -26,6 +26,9 @@ export interface CryptoProvider {
 
   sha256(data: Uint8Array): Uint8Array;
 
+  /** HMAC-SHA-256 (RFC 2104); any key length. Used to authenticate enrollment requests. */
+  hmacSha256(key: Uint8Array, data: Uint8Array): Uint8Array;
+
   /** RFC 5869 HKDF with SHA-256. An empty `salt` means no salt (a block of zeros). `length` ≤ 255·32. */
   hkdfSha256(ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, length: number): Uint8Array;
 

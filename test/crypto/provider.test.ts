@@ -422,3 +422,36 @@ describe('bad input is refused the same way by every provider', () => {
     });
   }
 });
+
+describe('HMAC-SHA-256', () => {
+  // RFC 4231 §4.2, §4.3, §4.7 (key longer than the block size).
+  const cases = [
+    {
+      key: '0b'.repeat(20),
+      data: toHex(utf8Encode('Hi There')),
+      mac: 'b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7',
+    },
+    {
+      key: toHex(utf8Encode('Jefe')),
+      data: toHex(utf8Encode('what do ya want for nothing?')),
+      mac: '5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843',
+    },
+    {
+      key: 'aa'.repeat(131),
+      data: toHex(utf8Encode('Test Using Larger Than Block-Size Key - Hash Key First')),
+      mac: '60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54',
+    },
+  ];
+  for (const p of providers) {
+    test(`RFC 4231 vectors [${p.name}]`, () => {
+      for (const c of cases) assert.equal(toHex(p.hmacSha256(fromHex(c.key), fromHex(c.data))), c.mac, c.key);
+    });
+  }
+  test('providers agree on random keys and messages', () => {
+    for (let i = 0; i < 50; i++) {
+      const key = noble.randomBytes(i);
+      const data = noble.randomBytes(i * 7);
+      assert.equal(toHex(noble.hmacSha256(key, data)), toHex(node.hmacSha256(key, data)));
+    }
+  });
+});
