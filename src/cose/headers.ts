@@ -26,11 +26,14 @@ export const Alg = {
   A128GCM: 1,
   A128KW: -3,
   ECDH_ES_A128KW: -29,
+  /** HMAC w/ SHA-256, 256-bit tag. */
+  HMAC256: 5,
 } as const;
 
 /** CBOR tags of the COSE messages (RFC 9052 §2). */
 export const CoseTag = {
   Encrypt0: 16,
+  Mac0: 17,
   Sign1: 18,
   Encrypt: 96,
 } as const;

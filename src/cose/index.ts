@@ -4,5 +4,6 @@ export * from './encrypt0.js';
 export * from './errors.js';
 export * from './headers.js';
 export * from './key.js';
+export * from './mac0.js';
 export * from './message.js';
 export * from './sign1.js';
