@@ -4,9 +4,11 @@
  */
 import { readFileSync } from 'node:fs';
 import { type CliIo, type Command, processIo, UsageError } from './command.js';
+import { demoCommand } from './demo.js';
 import { inspectCommand } from './inspect.js';
 
 export const commands: Record<string, Command> = {
+  demo: demoCommand,
   inspect: inspectCommand,
 };
 

@@ -1,0 +1,204 @@
+/** `cose-flow demo` (npm start) run as a child process, and its files checked with `cose-flow inspect` and openssl. */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('../../../', import.meta.url));
+const bin = join(root, 'bin', 'cose-flow.js');
+
+interface Run {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function cli(args: string[], cwd: string = dir): Run {
+  const r = spawnSync(process.execPath, [bin, ...args], { cwd, encoding: 'utf8', timeout: 60_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** The kid counter the demo printed in step 2. */
+function printedKidCounter(stdout: string): number {
+  const m = /^\[2\/6\] .*kid counter ([0-9]+) → session kid ([0-9a-f]+)/m.exec(stdout);
+  assert.ok(m, `step 2 names the kid counter:\n${stdout}`);
+  return Number(m[1]);
+}
+
+function dataFiles(demoDir: string): string[] {
+  return readdirSync(demoDir)
+    .filter((name) => /^data-[0-9]+\.cbor$/.test(name))
+    .sort()
+    .map((name) => join(demoDir, name));
+}
+
+let dir: string;
+let demoDir: string;
+let first: Run;
+
+before(() => {
+  dir = mkdtempSync(join(tmpdir(), 'cose-flow-demo-'));
+  demoDir = join(dir, 'out', 'demo');
+  first = cli(['demo', '--data-dir', join(dir, 'out')]);
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('cose-flow demo', () => {
+  test('runs every step and exits 0', () => {
+    assert.equal(first.status, 0, first.stderr);
+    assert.equal(first.stderr, '');
+    const out = first.stdout;
+    for (let n = 1; n <= 6; n++) assert.match(out, new RegExp(`^\\[${n}/6\\] `, 'm'), `step ${n}`);
+    assert.match(out, /^\[1\/6\] PKI: made a throwaway CA/m);
+    assert.match(out, /^\[2\/6\] device demo-device-1 \(noble crypto\): kid counter 1 → session kid 01/m);
+    assert.match(
+      out,
+      /^\[4\/6\] cloud \(node crypto\): .*accepted: device demo-device-1 .*session kid 01 \(counter 1\)/m,
+    );
+    for (let seq = 0; seq < 5; seq++) {
+      const m = new RegExp(`cloud: data seq ${seq} → (\\{.*\\})$`, 'm').exec(out);
+      assert.ok(m, `reading ${seq} is printed`);
+      const reading = JSON.parse(m[1]!) as { t: number; uptime: number; seq: number };
+      assert.equal(reading.seq, seq);
+      assert.equal(typeof reading.t, 'number');
+      assert.equal(typeof reading.uptime, 'number');
+    }
+    assert.match(out, /refused: .*data-000\.cbor with one ciphertext byte flipped → decrypt-failed/);
+    assert.match(out, /refused: .*session\.cbor replayed on cose-flow\/v1\/demo-device-2\/session → device-mismatch/);
+    assert.match(out, /refused: .*data-004\.cbor with its sequence number changed to 1004 → decrypt-failed/);
+    assert.ok(
+      out.includes(
+        `npx cose-flow inspect --ca ${join(demoDir, 'ca.pem')} --cloud-key ${join(demoDir, 'cloud.key')} ` +
+          `${join(demoDir, 'session.cbor')} ${demoDir}/data-*.cbor`,
+      ),
+      'step 6 prints the inspect command',
+    );
+  });
+
+  test('writes the CA, keys (PKCS#8, mode 0600), certificates, counter and messages', () => {
+    assert.equal(first.status, 0, first.stderr);
+    for (const name of ['ca.pem', 'cloud.pem', 'device.pem', 'session.cbor', 'kid-counter']) {
+      assert.ok(existsSync(join(demoDir, name)), name);
+    }
+    for (const name of ['cloud.key', 'device.key']) {
+      const path = join(demoDir, name);
+      assert.equal(statSync(path).mode & 0o777, 0o600, `${name} is private`);
+      assert.match(readFileSync(path, 'utf8'), /^-----BEGIN PRIVATE KEY-----\n/);
+    }
+    assert.deepEqual(
+      dataFiles(demoDir).map((f) => f.slice(demoDir.length + 1)),
+      ['data-000.cbor', 'data-001.cbor', 'data-002.cbor', 'data-003.cbor', 'data-004.cbor'],
+    );
+    assert.equal(readFileSync(join(demoDir, 'kid-counter'), 'utf8'), '1\n');
+    const strict = spawnSync('openssl', ['verify', '-x509_strict', '-CAfile', 'ca.pem', 'device.pem', 'cloud.pem'], {
+      cwd: demoDir,
+      encoding: 'utf8',
+    });
+    assert.equal(strict.status, 0, `${strict.stdout}${strict.stderr}`);
+  });
+
+  test('cose-flow inspect verifies and opens every file it wrote', () => {
+    assert.equal(first.status, 0, first.stderr);
+    const r = cli([
+      'inspect',
+      '--json',
+      '--ca',
+      join(demoDir, 'ca.pem'),
+      '--cloud-key',
+      join(demoDir, 'cloud.key'),
+      join(demoDir, 'session.cbor'),
+      ...dataFiles(demoDir),
+    ]);
+    assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
+    const lines = r.stdout.trim().split('\n');
+    assert.equal(lines.length, 6);
+    const results = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    for (const result of results) {
+      assert.equal(result.valid, true, JSON.stringify(result));
+      assert.equal(result.verified, true);
+      assert.equal(result.kidCounter, 1);
+    }
+    assert.equal(results[0]!.type, 'session');
+    assert.equal(results[0]!.deviceId, 'demo-device-1');
+    assert.deepEqual(
+      results.slice(1).map((x) => x.seq),
+      [0, 1, 2, 3, 4],
+    );
+  });
+
+  test('a second run reuses the keys and takes a larger kid; fewer messages leave no stale files', () => {
+    assert.equal(first.status, 0, first.stderr);
+    const deviceKey = readFileSync(join(demoDir, 'device.key'), 'utf8');
+    const second = cli(['demo', '--data-dir', join(dir, 'out'), '--messages', '2']);
+    assert.equal(second.status, 0, second.stderr);
+    assert.match(second.stdout, /^\[1\/6\] PKI: reusing /m);
+    assert.ok(printedKidCounter(second.stdout) > printedKidCounter(first.stdout));
+    assert.equal(printedKidCounter(second.stdout), 2);
+    assert.equal(readFileSync(join(demoDir, 'device.key'), 'utf8'), deviceKey);
+    assert.equal(dataFiles(demoDir).length, 2);
+    assert.match(second.stdout, /data-001\.cbor with its sequence number changed to 1001 → decrypt-failed/);
+    const r = cli([
+      'inspect',
+      '--json',
+      '--ca',
+      join(demoDir, 'ca.pem'),
+      '--cloud-key',
+      join(demoDir, 'cloud.key'),
+      join(demoDir, 'session.cbor'),
+      ...dataFiles(demoDir),
+    ]);
+    assert.equal(r.status, 0, r.stdout);
+    for (const line of r.stdout.trim().split('\n')) {
+      const result = JSON.parse(line) as Record<string, unknown>;
+      assert.equal(result.valid, true);
+      assert.equal(result.kidCounter, 2);
+    }
+  });
+
+  test('unusable key files are replaced; the kid counter still grows', () => {
+    const out = join(dir, 'broken');
+    assert.equal(cli(['demo', '--data-dir', out, '--messages', '1']).status, 0);
+    writeFileSync(join(out, 'demo', 'device.key'), 'not a key');
+    const again = cli(['demo', '--data-dir', out, '--messages', '1']);
+    assert.equal(again.status, 0, again.stderr);
+    assert.match(again.stdout, /^\[1\/6\] PKI: made a throwaway CA .*unusable/m);
+    assert.equal(printedKidCounter(again.stdout), 2);
+    assert.equal(statSync(join(out, 'demo', 'device.key')).mode & 0o777, 0o600);
+  });
+
+  test('the default data directory is ./data', () => {
+    const cwd = mkdtempSync(join(dir, 'cwd-'));
+    const r = cli(['demo', '--messages', '1'], cwd);
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(existsSync(join(cwd, 'data', 'demo', 'session.cbor')));
+    assert.ok(existsSync(join(cwd, 'data', 'demo', 'data-000.cbor')));
+  });
+
+  test('a corrupt kid counter is an error (exit 1), never a reset', () => {
+    const out = join(dir, 'corrupt');
+    assert.equal(cli(['demo', '--data-dir', out, '--messages', '1']).status, 0);
+    writeFileSync(join(out, 'demo', 'kid-counter'), 'seven\n');
+    const r = cli(['demo', '--data-dir', out, '--messages', '1']);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /^cose-flow demo: FAILED at step 2 .*kid-counter does not hold a kid counter/m);
+    assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+    assert.equal(readFileSync(join(out, 'demo', 'kid-counter'), 'utf8'), 'seven\n');
+  });
+
+  test('usage errors exit 2; --help exits 0', () => {
+    for (const args of [['--messages', '0'], ['--messages', 'x'], ['--messages', '1001'], ['--bogus'], ['extra']]) {
+      const r = cli(['demo', '--data-dir', join(dir, 'usage'), ...args]);
+      assert.equal(r.status, 2, args.join(' '));
+      assert.match(r.stderr, /cose-flow demo: /);
+    }
+    assert.ok(!existsSync(join(dir, 'usage')), 'nothing written on a usage error');
+    const help = cli(['demo', '--help']);
+    assert.equal(help.status, 0);
+    assert.match(help.stdout, /--data-dir DIR/);
+    assert.match(help.stdout, /--messages N/);
+    assert.match(cli(['--help']).stdout, /^ {2}demo {2}/m);
+  });
+});
