@@ -1,0 +1,235 @@
+#!/usr/bin/env node
+// Builds the project's XS test host, native/build/xs-host, from the XS engine's C sources that
+// the npm package @agoric/xsnap ships (moddable/xs/sources, its install script is never needed)
+// and the host's own C in native/xs-host. Objects go to native/build/xs-host-obj; only what is
+// out of date is compiled (a no-op when nothing changed), two compilers at a time.
+//
+//   node scripts/build-xs-host.js [--jobs N] [--force] [--quiet]
+//
+// Exit status 0 when the host is built and up to date. Needs `cc` (gcc or clang) on Linux.
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const hostDir = join(root, 'native', 'xs-host');
+const buildDir = join(root, 'native', 'build');
+const objDir = join(buildDir, 'xs-host-obj');
+const output = join(buildDir, 'xs-host');
+
+const args = process.argv.slice(2);
+const force = args.includes('--force');
+const quiet = args.includes('--quiet');
+const jobsAt = args.indexOf('--jobs');
+const jobs = jobsAt >= 0 ? Number(args[jobsAt + 1]) : 2;
+if (!Number.isInteger(jobs) || jobs < 1) fail('--jobs wants a positive integer');
+const unknown = args.filter(
+  (a, i) => !['--force', '--quiet', '--jobs'].includes(a) && !(jobsAt >= 0 && i === jobsAt + 1),
+);
+if (unknown.length > 0) fail(`unknown argument ${unknown[0]} (usage: build-xs-host.js [--jobs N] [--force] [--quiet])`);
+
+function fail(message) {
+  console.error(`build-xs-host: ${message}`);
+  process.exit(1);
+}
+
+function log(message) {
+  if (!quiet) console.log(message);
+}
+
+/** The @agoric/xsnap package: found from the project root upwards, as Node would resolve it. */
+function findXsnap() {
+  for (let dir = root; ; dir = dirname(dir)) {
+    const candidate = join(dir, 'node_modules', '@agoric', 'xsnap');
+    if (existsSync(join(candidate, 'moddable', 'xs', 'sources', 'xsAll.c'))) return candidate;
+    if (dirname(dir) === dir) break;
+  }
+  fail('the XS engine sources were not found: run `npm install` (devDependency @agoric/xsnap)');
+}
+
+const xsnap = findXsnap();
+const xs = join(xsnap, 'moddable', 'xs');
+const text = join(xsnap, 'moddable', 'modules', 'data', 'text');
+
+const cFiles = (dir) =>
+  readdirSync(dir)
+    .filter((name) => name.endsWith('.c'))
+    .sort()
+    .map((name) => join(dir, name));
+const headers = (dir) =>
+  readdirSync(dir)
+    .filter((name) => name.endsWith('.h'))
+    .map((name) => join(dir, name));
+
+const engineSources = [
+  ...cFiles(join(xs, 'sources')),
+  join(text, 'encoder', 'textencoder.c'),
+  join(text, 'decoder', 'textdecoder.c'),
+];
+const hostSources = [...cFiles(hostDir), ...cFiles(join(hostDir, 'modules'))];
+
+const includes = [
+  `-I${hostDir}`,
+  `-isystem${join(xs, 'includes')}`,
+  `-isystem${join(xs, 'platforms')}`,
+  `-isystem${join(xs, 'sources')}`,
+];
+const common = [
+  '-O2',
+  '-fno-common',
+  '-DINCLUDE_XSPLATFORM',
+  '-DXSPLATFORM="xs_host_platform.h"',
+  '-DmxParse=1',
+  '-DmxRun=1',
+  '-DmxBoundsCheck=1',
+  '-DmxRegExpUnicodePropertyEscapes=1',
+  '-DmxStringNormalize=1',
+  '-DmxMinusZero=1',
+  '-DmxDebug=1', // line numbers in Error stacks (the xsbug connection stays a no-op) …
+  '-DmxNoConsole=1', // … and no "exception: throw!" lines on stdout for every throw
+  ...includes,
+];
+// The engine is third-party code: compiled as its own makefiles do, without warnings.
+const engineFlags = [...common, '-w'];
+// The host's own C is held to a strict standard.
+const hostFlags = [...common, '-Wall', '-Wextra', '-Werror'];
+const linkFlags = ['-lm', '-lpthread'];
+
+// Anything that can change an object: every header, this script (the flags) and the compiler.
+const dependencies = [
+  ...headers(hostDir),
+  ...headers(join(xs, 'includes')),
+  ...headers(join(xs, 'platforms')),
+  ...headers(join(xs, 'sources')),
+  fileURLToPath(import.meta.url),
+];
+const newestDependency = Math.max(...dependencies.map((f) => statSync(f).mtimeMs));
+
+/** One object file per source, named after a hash of its path so that equal names cannot clash. */
+function objectFor(source) {
+  const tag = createHash('sha256').update(source).digest('hex').slice(0, 8);
+  return join(objDir, `${basename(source, '.c')}-${tag}.o`);
+}
+
+const mtime = (file) => (existsSync(file) ? statSync(file).mtimeMs : -1);
+
+function run(command, commandArgs) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, commandArgs, { stdio: ['ignore', 'inherit', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (chunk) => {
+      stderr += chunk;
+    });
+    child.on('error', (e) => reject(new Error(`cannot run ${command}: ${e.message}`)));
+    child.on('close', (code, signal) => {
+      if (code === 0) {
+        if (stderr) process.stderr.write(stderr);
+        resolve();
+      } else reject(new Error(`${command} ${commandArgs.join(' ')}\nfailed (${code ?? signal}):\n${stderr}`));
+    });
+  });
+}
+
+/** Compiles into a private temporary name, then renames: concurrent builds never see half a file. */
+async function compile({ source, object, flags }) {
+  const temporary = `${object}.${process.pid}.tmp`;
+  try {
+    await run('cc', [...flags, '-c', source, '-o', temporary]);
+    renameSync(temporary, object);
+  } finally {
+    rmSync(temporary, { force: true });
+  }
+}
+
+async function pool(tasks, width) {
+  let next = 0;
+  const worker = async () => {
+    while (next < tasks.length) {
+      const task = tasks[next++];
+      log(`  cc ${relative(root, task.source)}`);
+      await compile(task);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(width, tasks.length) }, worker));
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * One build at a time (test files running in parallel may all ask for the host): a lock
+ * directory, taken over when it is older than any build could be. The others wait, then find
+ * the host up to date.
+ */
+async function withLock(work) {
+  const lock = join(buildDir, 'xs-host.lock');
+  mkdirSync(buildDir, { recursive: true });
+  for (let waited = 0; ; waited += 250) {
+    try {
+      mkdirSync(lock);
+      break;
+    } catch (e) {
+      if (e.code !== 'EEXIST') throw e;
+    }
+    let age = 0;
+    try {
+      age = Date.now() - statSync(lock).mtimeMs;
+    } catch {
+      continue; // released meanwhile
+    }
+    if (age > 10 * 60_000) rmSync(lock, { recursive: true, force: true });
+    else {
+      if (waited === 0) log('build-xs-host: waiting for another build to finish');
+      await sleep(250);
+    }
+  }
+  try {
+    return await work();
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
+  }
+}
+
+async function main() {
+  const started = Date.now();
+  mkdirSync(objDir, { recursive: true });
+  const units = [
+    ...engineSources.map((source) => ({ source, flags: engineFlags })),
+    ...hostSources.map((source) => ({ source, flags: hostFlags })),
+  ].map((unit) => ({ ...unit, object: objectFor(unit.source) }));
+
+  const stale = units.filter((u) => force || mtime(u.object) < Math.max(statSync(u.source).mtimeMs, newestDependency));
+  const objects = units.map((u) => u.object);
+  const linkNeeded = stale.length > 0 || Math.max(...objects.map(mtime)) > mtime(output);
+  if (!linkNeeded) {
+    log(`build-xs-host: ${relative(root, output)} is up to date`);
+    return;
+  }
+  log(`build-xs-host: compiling ${stale.length} of ${units.length} files with ${jobs} job(s)`);
+  await pool(stale, jobs);
+
+  const temporary = `${output}.${process.pid}.tmp`;
+  try {
+    await run('cc', ['-o', temporary, ...objects, ...linkFlags]);
+    renameSync(temporary, output);
+  } finally {
+    rmSync(temporary, { force: true });
+  }
+  writeFileSync(
+    join(buildDir, 'xs-host.info'),
+    `${JSON.stringify(
+      {
+        xsnap: JSON.parse(readFileSync(join(xsnap, 'package.json'), 'utf8')).version,
+        engineFlags,
+        hostFlags,
+        builtIn: `${((Date.now() - started) / 1000).toFixed(1)} s`,
+      },
+      null,
+      2,
+    )}\n`,
+  );
+  log(`build-xs-host: built ${relative(root, output)} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+}
+
+withLock(main).catch((e) => fail(e.message));
