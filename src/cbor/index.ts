@@ -41,8 +41,47 @@ export class CborError extends Error {
   }
 }
 
+/**
+ * cbor-x writes text shorter than 64 characters with its own loop, which on XS (where strings
+ * count code points) turns every character above U+FFFF into 3 invalid bytes (😀 → FF 98 80)
+ * while the length header still matches: well-formed CBOR, wrong text, nothing flags it. Where
+ * the runtime shows that bug (checked once, here), such strings are refused instead.
+ */
+const misencodesNonBmpText = (() => {
+  const b = encoder.encode('\u{1F600}');
+  return !(b.length === 5 && b[0] === 0x64 && b[1] === 0xf0 && b[2] === 0x9f && b[3] === 0x98 && b[4] === 0x80);
+})();
+const NON_BMP = /[\u{10000}-\u{10FFFF}]/u;
+
+function refuseMisencodedText(value: unknown): void {
+  if (typeof value === 'string') {
+    if (value.length < 64 && NON_BMP.test(value)) {
+      throw new CborError(
+        'text under 64 characters with characters above U+FFFF (e.g. emoji) cannot be encoded correctly by ' +
+          'cbor-x on this runtime; send it as a byte string (utf8Encode) instead',
+        0,
+      );
+    }
+  } else if (Array.isArray(value)) {
+    for (const v of value) refuseMisencodedText(v);
+  } else if (value instanceof Map) {
+    for (const [k, v] of value) {
+      refuseMisencodedText(k);
+      refuseMisencodedText(v);
+    }
+  } else if (value instanceof Tag) {
+    refuseMisencodedText(value.value);
+  } else if (value !== null && typeof value === 'object' && !(value instanceof Uint8Array)) {
+    for (const k of Object.keys(value)) {
+      refuseMisencodedText(k);
+      refuseMisencodedText((value as Record<string, unknown>)[k]);
+    }
+  }
+}
+
 /** Encodes without touching map order (the order the caller built). Returns a fresh Uint8Array. */
 export function encodeAsGiven(value: unknown): Uint8Array {
+  if (misencodesNonBmpText) refuseMisencodedText(value);
   const out = encoder.encode(value);
   return new Uint8Array(out); // copy out of cbor-x's shared buffer; a plain Uint8Array on every runtime
 }
