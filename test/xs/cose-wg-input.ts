@@ -8,10 +8,10 @@
  * The three examples whose protected bucket h'A0' is disputed upstream are left out (the Node
  * test covers them).
  */
-import { Buffer } from 'node:buffer';
 import { toHex, utf8Encode } from '../../src/bytes.js';
 import { encodeAsGiven } from '../../src/cbor/index.js';
 import type { HeaderMap } from '../../src/cose/index.js';
+import { ALG, algOf, b64url, DISPUTED, type Example, failReasons, headerMap, jwkPoint } from '../cose/examples.js';
 import { listVectorFiles, readVectorJson } from '../vectors.js';
 import type {
   CoseWgEcdhWrapCase,
@@ -20,72 +20,11 @@ import type {
   ProtocolInput,
 } from './entries/protocol-input.js';
 
-interface Jwk {
-  kid?: string;
-  x?: string;
-  y?: string;
-  d?: string;
-  k?: string;
-}
-type Headers = Record<string, unknown>;
-interface Layer {
-  countersign?: unknown;
-  countersign0?: unknown;
-  protected?: Headers;
-  unprotected?: Headers;
-  external?: string;
-  key?: Jwk;
-  recipients?: Layer[];
-}
-interface Example {
-  fail?: boolean;
-  input: {
-    plaintext: string;
-    sign0?: Layer;
-    encrypted?: Layer;
-    enveloped?: Layer;
-    rng_stream?: string[];
-    failures?: Record<string, unknown>;
-  };
-  intermediates?: { CEK_hex?: string; recipients?: { Context_hex?: string }[] };
-  output: { cbor: string };
-}
-
-const DISPUTED = new Set([
-  'cose-wg/sign1-tests/sign-pass-01.json',
-  'cose-wg/encrypted-tests/enc-pass-01.json',
-  'cose-wg/enveloped-tests/env-pass-01.json',
-]);
-const ALG: Record<string, number> = { ES256: -7, A128GCM: 1, 'ECDH-ES-A128KW': -29 };
-
-const hexOf = (b64url: string) => Buffer.from(b64url, 'base64url').toString('hex');
-const point = (k: Jwk) => `04${hexOf(k.x!)}${hexOf(k.y!)}`;
+const hexOf = (s: string) => toHex(b64url(s));
+const point = (k: Parameters<typeof jwkPoint>[0]) => toHex(jwkPoint(k));
 const lower = (hex: string | undefined) => (hex ?? '').toLowerCase();
 
-/** The JSON header names as COSE labels, or undefined when a name is not one this test rebuilds. */
-function headerMap(h: Headers | undefined): HeaderMap | undefined {
-  const map: HeaderMap = new Map();
-  for (const [name, value] of Object.entries(h ?? {})) {
-    if (name === 'alg') map.set(1, typeof value === 'string' && value in ALG ? ALG[value] : value);
-    else if (name === 'kid') map.set(4, utf8Encode(String(value)));
-    else if (name === 'ctyp') map.set(3, value);
-    else if (name === 'IV_hex') map.set(5, Buffer.from(String(value), 'hex'));
-    else if (name === 'partialIV_hex') map.set(6, Buffer.from(String(value), 'hex'));
-    else return undefined;
-  }
-  return map;
-}
-
 const cborHex = (map: HeaderMap) => toHex(encodeAsGiven(map));
-const algOf = (layer: Layer | undefined) => layer?.protected?.alg ?? layer?.unprotected?.alg;
-
-/** The reasons a `fail` example may be refused with (as in test/cose/cose-wg.test.ts). */
-function rejectReasons(ex: Example): string[] {
-  const f = ex.input.failures ?? {};
-  if ('ChangeCBORTag' in f) return ['bad-tag'];
-  if ('ChangeAttr' in f) return ['unsupported-alg'];
-  return ['bad-signature', 'decrypt-failed'];
-}
 
 export function coseWgInput(): ProtocolInput['coseWg'] {
   const sign1: CoseWgSign1Case[] = [];
@@ -95,9 +34,9 @@ export function coseWgInput(): ProtocolInput['coseWg'] {
     if (DISPUTED.has(file)) continue;
     const ex = readVectorJson<Example>(file);
     const plaintext = toHex(utf8Encode(ex.input.plaintext));
-    const reject = ex.fail ? { reject: rejectReasons(ex) } : {};
+    const reject = ex.fail ? { reject: failReasons(ex) } : {};
     const { sign0, encrypted, enveloped } = ex.input;
-    if (sign0 && algOf(sign0) === 'ES256') {
+    if (sign0 && algOf(sign0) === ALG.ES256) {
       sign1.push({
         file,
         message: lower(ex.output.cbor),
@@ -106,7 +45,7 @@ export function coseWgInput(): ProtocolInput['coseWg'] {
         plaintext,
         ...reject,
       });
-    } else if (encrypted && algOf(encrypted) === 'A128GCM') {
+    } else if (encrypted && algOf(encrypted) === ALG.A128GCM) {
       const c: CoseWgEncrypt0Case = {
         file,
         message: lower(ex.output.cbor),
@@ -133,8 +72,8 @@ export function coseWgInput(): ProtocolInput['coseWg'] {
     } else if (
       enveloped &&
       !ex.fail &&
-      algOf(enveloped) === 'A128GCM' &&
-      algOf(enveloped.recipients?.[0]) === 'ECDH-ES-A128KW'
+      algOf(enveloped) === ALG.A128GCM &&
+      algOf(enveloped.recipients?.[0]) === ALG['ECDH-ES-A128KW']
     ) {
       const r = enveloped.recipients![0]!;
       const c: CoseWgEcdhWrapCase = {
