@@ -35,6 +35,7 @@ import {
   checkScalar,
   isVerifyInputShape,
 } from '../../src/crypto/checks.js';
+import { P256KeyHandle } from '../../src/crypto/key-handle.js';
 import {
   CryptoError,
   type CryptoProvider,
@@ -73,22 +74,10 @@ interface NodeKeyState {
 
 const states = new WeakMap<NodeP256Key, NodeKeyState>();
 
-class NodeP256Key implements P256PrivateKey {
-  readonly provider = NAME;
-  readonly #publicKey: Uint8Array;
-
+class NodeP256Key extends P256KeyHandle {
   constructor(publicKey: Uint8Array, state: NodeKeyState) {
-    this.#publicKey = publicKey;
+    super(NAME, publicKey);
     states.set(this, state);
-  }
-
-  /** A fresh copy on every read, so no caller can alter the key's public half. */
-  get publicKey(): Uint8Array {
-    return this.#publicKey.slice();
-  }
-
-  toJSON(): object {
-    return { provider: this.provider, publicKey: this.#publicKey.slice() };
   }
 }
 

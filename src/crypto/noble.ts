@@ -24,6 +24,7 @@ import {
   checkScalar,
   isVerifyInputShape,
 } from './checks.js';
+import { P256KeyHandle } from './key-handle.js';
 import { CryptoError, type CryptoProvider, P256_SCALAR_BYTES, type P256PrivateKey } from './provider.js';
 
 const NAME = 'noble';
@@ -55,22 +56,10 @@ function platformRandom(length: number): Uint8Array {
 /** The scalar of each key this module made; only this module can read it. */
 const scalars = new WeakMap<NobleP256Key, Uint8Array>();
 
-class NobleP256Key implements P256PrivateKey {
-  readonly provider = NAME;
-  readonly #publicKey: Uint8Array;
-
+class NobleP256Key extends P256KeyHandle {
   constructor(d: Uint8Array) {
-    this.#publicKey = p256.getPublicKey(d, false);
+    super(NAME, p256.getPublicKey(d, false));
     scalars.set(this, d);
-  }
-
-  /** A fresh copy on every read, so no caller can alter the key's public half. */
-  get publicKey(): Uint8Array {
-    return this.#publicKey.slice();
-  }
-
-  toJSON(): object {
-    return { provider: this.provider, publicKey: this.#publicKey.slice() };
   }
 }
 
