@@ -3,11 +3,15 @@
  * Subcommands are one table; add an entry to add a command.
  */
 import { readFileSync } from 'node:fs';
+import { caCommand } from './ca.js';
+import { cloudCommand } from './cloud.js';
 import { type CliIo, type Command, processIo, UsageError } from './command.js';
 import { demoCommand } from './demo.js';
 import { inspectCommand } from './inspect.js';
 
 export const commands: Record<string, Command> = {
+  ca: caCommand,
+  cloud: cloudCommand,
   demo: demoCommand,
   inspect: inspectCommand,
 };

@@ -108,6 +108,17 @@ export function parseCertificate(der: Uint8Array): ParsedCertificate {
   }
 }
 
+/**
+ * What a SubjectPublicKeyInfo holds (a certificate's or a certification request's): the 65-byte
+ * uncompressed point when it is EC P-256, and a name for the key type either way ("EC P-384", …).
+ */
+export function describePublicKeyInfo(spki: {
+  algorithm: { algorithm: string; parameters?: ArrayBuffer | null };
+  subjectPublicKey: ArrayBuffer;
+}): { p256PublicKey: Uint8Array | undefined; keyType: string } {
+  return subjectKey(spki.algorithm.algorithm, spki.algorithm.parameters, spki);
+}
+
 function subjectKey(
   algorithm: string,
   parameters: ArrayBuffer | null | undefined,

@@ -1,0 +1,128 @@
+/**
+ * What the CA remembers of each device it issued to: `DIR/devices/<deviceId>/record.json` beside
+ * the certificate (`cert.pem`) and the request it answered (`csr.pem`). The record binds the device
+ * id to one public key (first come, first bound); a re-key replaces it and lists the old serial.
+ *
+ *   {
+ *     "deviceId": "dev-1",
+ *     "serial": "5f0c…",                 // lowercase hex, no leading zero bytes (as the verifier reports it)
+ *     "publicKey": "04ab…",              // the 65-byte P-256 point, hex
+ *     "issued": "2026-…Z",               // when the CA issued it
+ *     "notBefore": "…Z", "notAfter": "…Z",
+ *     "enrollment": { "mode": "offline" | "allow-list" | "batch", "batch": "NAME" (batch mode) },
+ *     "previous": [{ "serial": "…", "publicKey": "04…", "notAfter": "…Z" }]   // earlier certificates
+ *   }
+ */
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { isValidDeviceId } from '../../src/profile/topics.js';
+import { readCertificates } from './files.js';
+import { dataLayout, readJson, StoreError, writeFileAtomic, writeJson } from './store.js';
+
+export type EnrollmentMode = 'offline' | 'allow-list' | 'batch';
+
+export interface Enrollment {
+  mode: EnrollmentMode;
+  /** The batch whose credential authorized it (mode "batch"). */
+  batch?: string;
+}
+
+export interface PreviousCertificate {
+  serial: string;
+  publicKey: string;
+  notAfter: string;
+}
+
+export interface DeviceRecord {
+  deviceId: string;
+  serial: string;
+  publicKey: string;
+  issued: string;
+  notBefore: string;
+  notAfter: string;
+  enrollment: Enrollment;
+  previous: PreviousCertificate[];
+}
+
+function checkRecord(value: unknown, path: string, deviceId: string): DeviceRecord {
+  const r = value as Partial<DeviceRecord> | null;
+  const text = (v: unknown) => typeof v === 'string' && v.length > 0;
+  if (
+    r === null ||
+    typeof r !== 'object' ||
+    r.deviceId !== deviceId ||
+    !text(r.serial) ||
+    !text(r.publicKey) ||
+    !text(r.notAfter) ||
+    typeof r.enrollment !== 'object' ||
+    r.enrollment === null
+  ) {
+    throw new StoreError(`${path} is not a device record for ${deviceId}; fix or remove the directory`);
+  }
+  return { ...(r as DeviceRecord), previous: Array.isArray(r.previous) ? r.previous : [] };
+}
+
+/** The record of `deviceId` in `root`, or undefined when the CA never issued to it. */
+export function readDeviceRecord(root: string, deviceId: string): DeviceRecord | undefined {
+  const files = dataLayout(root).device(deviceId);
+  const value = readJson<unknown>(files.record, undefined);
+  if (value === undefined) return undefined;
+  return checkRecord(value, files.record, deviceId);
+}
+
+/** The certificate DER `DIR/devices/<id>/cert.pem` holds. */
+export function readDeviceCertificate(root: string, deviceId: string): Uint8Array {
+  const [der] = readCertificates(dataLayout(root).device(deviceId).certificate);
+  return der!;
+}
+
+export function readDeviceCertificatePem(root: string, deviceId: string): string {
+  return readFileSync(dataLayout(root).device(deviceId).certificate, 'utf8');
+}
+
+/** Writes a device's certificate, request and record (certificate and request first, the record last). */
+export function writeDevice(
+  root: string,
+  record: DeviceRecord,
+  files: { certificatePem: string; csrPem: string },
+): void {
+  const paths = dataLayout(root).device(record.deviceId);
+  writeFileAtomic(paths.certificate, files.certificatePem);
+  writeFileAtomic(paths.csr, files.csrPem);
+  writeJson(paths.record, record);
+}
+
+/** Every device record of `root`, sorted by device id. */
+export function listDeviceRecords(root: string): DeviceRecord[] {
+  const dir = dataLayout(root).devices;
+  if (!existsSync(dir)) return [];
+  const out: DeviceRecord[] = [];
+  for (const name of readdirSync(dir).sort()) {
+    if (!isValidDeviceId(name)) continue;
+    const record = readDeviceRecord(root, name);
+    if (record !== undefined) out.push(record);
+  }
+  return out;
+}
+
+/** The device and record a serial was issued under (current or previous), or undefined. */
+export function findSerial(
+  root: string,
+  serial: string,
+): { record: DeviceRecord; current: boolean; publicKey: string } | undefined {
+  const wanted = normalizeSerial(serial);
+  for (const record of listDeviceRecords(root)) {
+    if (record.serial === wanted) return { record, current: true, publicKey: record.publicKey };
+    const old = record.previous.find((p) => p.serial === wanted);
+    if (old !== undefined) return { record, current: false, publicKey: old.publicKey };
+  }
+  return undefined;
+}
+
+/** Lowercase hex without leading zero bytes (the form `IssuedCertificate.serialHex` and the verifier use). */
+export function normalizeSerial(serial: string): string {
+  const hex = serial.trim().toLowerCase().replace(/^0x/, '').replace(/:/g, '');
+  if (!/^[0-9a-f]+$/.test(hex)) throw new RangeError(`serial ${JSON.stringify(serial)} is not hex`);
+  let digits = hex.replace(/^0+/, '');
+  if (digits.length % 2 === 1) digits = `0${digits}`;
+  return digits.length === 0 ? '00' : digits;
+}

@@ -1,0 +1,206 @@
+/**
+ * The CA data directory as code: one stable layout that every `cose-flow` command, the enrollment
+ * service, the cloud service and users rely on.
+ *
+ *   DIR/ca.pem, DIR/ca.key                     the CA certificate and private key (PKCS#8 PEM, 0600)
+ *   DIR/crl.pem                                the CA-signed CRL (regenerated on every revoke)
+ *   DIR/revoked.json                           revocations: [{serial, deviceId, reason, time}]
+ *   DIR/cloud.pem, DIR/cloud.key               the current cloud certificate and key (0600)
+ *   DIR/cloud-keys/retired/<kid>.{pem,key}     cloud keys replaced by `cloud keygen --rotate`
+ *   DIR/devices/<deviceId>/cert.pem            the device's current certificate
+ *   DIR/devices/<deviceId>/csr.pem             the request it was issued for
+ *   DIR/devices/<deviceId>/record.json         serial, public key, dates, enrollment mode
+ *   DIR/enroll/allow-list                      device ids allowed to enroll without a credential
+ *   DIR/enroll/rekey-allowed                   device ids an operator allows one new key
+ *   DIR/enroll/batches/<name>.secret           enrollment batch secrets (hex, 0600)
+ *
+ * Every file is written through a temporary file and a rename (a crash never leaves half a file);
+ * private keys and secrets with mode 0600, everything else 0644.
+ */
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { checkDeviceId } from '../../src/profile/topics.js';
+import { type CertificateAuthority, loadCa } from './authority.js';
+
+export const DEFAULT_DATA_DIR = './data';
+export const SECRET_MODE = 0o600;
+export const PUBLIC_MODE = 0o644;
+
+/** A problem with the data directory an operator must fix (no CA yet, a file in the way, …). */
+export class StoreError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StoreError';
+  }
+}
+
+export interface DeviceFiles {
+  dir: string;
+  certificate: string;
+  csr: string;
+  record: string;
+}
+
+export interface DataLayout {
+  root: string;
+  caCertificate: string;
+  caKey: string;
+  crl: string;
+  revoked: string;
+  cloudCertificate: string;
+  cloudKey: string;
+  retiredCloudKeys: string;
+  devices: string;
+  device(deviceId: string): DeviceFiles;
+  enroll: string;
+  allowList: string;
+  rekeyAllowed: string;
+  batches: string;
+  batchSecret(name: string): string;
+}
+
+/** Batch names: the device id alphabet (they are file names and a header value). */
+const BATCH_NAME = /^[A-Za-z0-9._-]{1,64}$/;
+
+export function checkBatchName(name: string): string {
+  if (!BATCH_NAME.test(name) || name === '.' || name === '..') {
+    throw new RangeError(`invalid batch name ${JSON.stringify(name)}: use 1–64 of A-Z a-z 0-9 . _ -`);
+  }
+  return name;
+}
+
+/** The paths of data directory `root`. */
+export function dataLayout(root: string): DataLayout {
+  if (typeof root !== 'string' || root === '') throw new RangeError('the data directory must be a non-empty path');
+  const enroll = join(root, 'enroll');
+  const devices = join(root, 'devices');
+  const batches = join(enroll, 'batches');
+  return {
+    root,
+    caCertificate: join(root, 'ca.pem'),
+    caKey: join(root, 'ca.key'),
+    crl: join(root, 'crl.pem'),
+    revoked: join(root, 'revoked.json'),
+    cloudCertificate: join(root, 'cloud.pem'),
+    cloudKey: join(root, 'cloud.key'),
+    retiredCloudKeys: join(root, 'cloud-keys', 'retired'),
+    devices,
+    device(deviceId) {
+      const dir = join(devices, checkDeviceId(deviceId));
+      return {
+        dir,
+        certificate: join(dir, 'cert.pem'),
+        csr: join(dir, 'csr.pem'),
+        record: join(dir, 'record.json'),
+      };
+    },
+    enroll,
+    allowList: join(enroll, 'allow-list'),
+    rekeyAllowed: join(enroll, 'rekey-allowed'),
+    batches,
+    batchSecret: (name) => join(batches, `${checkBatchName(name)}.secret`),
+  };
+}
+
+let tmpCounter = 0;
+
+/**
+ * Writes `data` to `path` through a temporary file in the same directory and a rename, creating
+ * the directory when needed. `mode` is applied explicitly (the umask does not widen or narrow it).
+ */
+export function writeFileAtomic(path: string, data: string | Uint8Array, mode: number = PUBLIC_MODE): void {
+  mkdirSync(dirname(path), { recursive: true });
+  const tmp = `${path}.${process.pid}.${tmpCounter++}.tmp`;
+  try {
+    writeFileSync(tmp, data, { mode });
+    chmodSync(tmp, mode);
+    renameSync(tmp, path);
+  } finally {
+    rmSync(tmp, { force: true });
+  }
+}
+
+/** A private key or secret: mode 0600. */
+export function writeSecretFile(path: string, data: string | Uint8Array): void {
+  writeFileAtomic(path, data, SECRET_MODE);
+}
+
+export function readBytes(path: string): Uint8Array {
+  const data = readFileSync(path);
+  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+}
+
+/** Reads a JSON file, or `fallback` when it does not exist; a StoreError naming the file when it is corrupt. */
+export function readJson<T>(path: string, fallback: T): T {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return fallback;
+    throw e;
+  }
+  try {
+    return JSON.parse(text) as T;
+  } catch (e) {
+    throw new StoreError(`${path} is not valid JSON (${(e as Error).message}); fix or remove it`);
+  }
+}
+
+export function writeJson(path: string, value: unknown): void {
+  writeFileAtomic(path, `${JSON.stringify(value, null, 2)}\n`, PUBLIC_MODE);
+}
+
+/** The CA of data directory `root`, ready to issue; a StoreError when there is none. */
+export async function loadCaFromDir(root: string): Promise<CertificateAuthority> {
+  const layout = dataLayout(root);
+  for (const path of [layout.caCertificate, layout.caKey]) {
+    if (!existsSync(path)) {
+      throw new StoreError(`no CA in ${root}: ${path} is missing (run \`cose-flow ca init --data-dir ${root}\`)`);
+    }
+  }
+  const key = readFileSync(layout.caKey);
+  try {
+    return await loadCa(readBytes(layout.caCertificate), new Uint8Array(key));
+  } catch (e) {
+    throw new StoreError(`cannot load the CA of ${root}: ${(e as Error).message}`);
+  } finally {
+    key.fill(0);
+  }
+}
+
+const LOCK_STALE_MS = 60_000;
+const LOCK_WAIT_MS = 15_000;
+
+/**
+ * Runs `work` holding the data directory's lock (`DIR/.lock`, a directory: made atomically), so
+ * the enrollment service and `cose-flow ca issue`/`ca revoke` run at the same time never interleave
+ * a read-modify-write of a device record or of revoked.json. A lock older than a minute is taken
+ * to be left over from a crash and broken.
+ */
+export async function withDataDirLock<T>(root: string, work: () => Promise<T> | T): Promise<T> {
+  const lock = join(root, '.lock');
+  mkdirSync(root, { recursive: true });
+  const started = Date.now();
+  for (;;) {
+    try {
+      mkdirSync(lock);
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      const stat = statSync(lock, { throwIfNoEntry: false });
+      if (stat !== undefined && Date.now() - stat.mtimeMs > LOCK_STALE_MS) {
+        rmSync(lock, { recursive: true, force: true });
+        continue;
+      }
+      if (Date.now() - started > LOCK_WAIT_MS) {
+        throw new StoreError(`${lock} is held by another cose-flow process; remove it if none is running`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+  try {
+    return await work();
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
+  }
+}
