@@ -1,10 +1,16 @@
 #!/usr/bin/env node
 // Builds the project's XS test host, native/build/xs-host, from the XS engine's C sources that
-// the npm package @agoric/xsnap ships (moddable/xs/sources, its install script is never needed)
-// and the host's own C in native/xs-host. Objects go to native/build/xs-host-obj; only what is
+// the npm package @agoric/xsnap ships (moddable/xs/sources, its install script is never needed),
+// the host's own C in native/xs-host, and the project's native modules: the XS bindings in
+// native/moddable and the crypto C in native/crypto, linked with Mbed TLS's PSA Crypto
+// (-lmbedcrypto, Debian's libmbedtls-dev). Objects go to native/build/xs-host-obj; only what is
 // out of date is compiled (a no-op when nothing changed), two compilers at a time.
 //
-//   node scripts/build-xs-host.js [--jobs N] [--force] [--quiet]
+//   node scripts/build-xs-host.js [--jobs N] [--force] [--quiet] [--sanitize]
+//
+// --sanitize builds native/build/xs-host-asan instead: the same engine objects, with the host's
+// and the native modules' C compiled with AddressSanitizer and UndefinedBehaviorSanitizer (any
+// finding aborts), for tests of the bindings' memory handling.
 //
 // Exit status 0 when the host is built and up to date. Needs `cc` (gcc or clang) on Linux.
 import { spawn } from 'node:child_process';
@@ -15,20 +21,27 @@ import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const hostDir = join(root, 'native', 'xs-host');
+const modulesDir = join(root, 'native', 'moddable');
+const cryptoDir = join(root, 'native', 'crypto');
 const buildDir = join(root, 'native', 'build');
 const objDir = join(buildDir, 'xs-host-obj');
-const output = join(buildDir, 'xs-host');
 
 const args = process.argv.slice(2);
 const force = args.includes('--force');
 const quiet = args.includes('--quiet');
+const sanitize = args.includes('--sanitize');
+const output = join(buildDir, sanitize ? 'xs-host-asan' : 'xs-host');
+/** Objects of the project's own C: beside the engine's, or apart when they are sanitized. */
+const hostObjDir = sanitize ? join(buildDir, 'xs-host-asan-obj') : objDir;
 const jobsAt = args.indexOf('--jobs');
 const jobs = jobsAt >= 0 ? Number(args[jobsAt + 1]) : 2;
 if (!Number.isInteger(jobs) || jobs < 1) fail('--jobs wants a positive integer');
 const unknown = args.filter(
-  (a, i) => !['--force', '--quiet', '--jobs'].includes(a) && !(jobsAt >= 0 && i === jobsAt + 1),
+  (a, i) => !['--force', '--quiet', '--jobs', '--sanitize'].includes(a) && !(jobsAt >= 0 && i === jobsAt + 1),
 );
-if (unknown.length > 0) fail(`unknown argument ${unknown[0]} (usage: build-xs-host.js [--jobs N] [--force] [--quiet])`);
+if (unknown.length > 0) {
+  fail(`unknown argument ${unknown[0]} (usage: build-xs-host.js [--jobs N] [--force] [--quiet] [--sanitize])`);
+}
 
 function fail(message) {
   console.error(`build-xs-host: ${message}`);
@@ -68,10 +81,11 @@ const engineSources = [
   join(text, 'encoder', 'textencoder.c'),
   join(text, 'decoder', 'textdecoder.c'),
 ];
-const hostSources = [...cFiles(hostDir), ...cFiles(join(hostDir, 'modules'))];
+const hostSources = [...cFiles(hostDir), ...cFiles(modulesDir), ...cFiles(cryptoDir)];
 
 const includes = [
   `-I${hostDir}`,
+  `-I${cryptoDir}`,
   `-isystem${join(xs, 'includes')}`,
   `-isystem${join(xs, 'platforms')}`,
   `-isystem${join(xs, 'sources')}`,
@@ -93,13 +107,15 @@ const common = [
 ];
 // The engine is third-party code: compiled as its own makefiles do, without warnings.
 const engineFlags = [...common, '-w'];
-// The host's own C is held to a strict standard.
-const hostFlags = [...common, '-Wall', '-Wextra', '-Werror'];
-const linkFlags = ['-lm', '-lpthread'];
+// The host's own C and the project's native modules are held to a strict standard.
+const sanitizers = ['-g', '-fno-omit-frame-pointer', '-fsanitize=address,undefined', '-fno-sanitize-recover=all'];
+const hostFlags = [...common, '-Wall', '-Wextra', '-Werror', ...(sanitize ? sanitizers : [])];
+const linkFlags = [...(sanitize ? ['-fsanitize=address,undefined'] : []), '-lmbedcrypto', '-lm', '-lpthread'];
 
 // Anything that can change an object: every header, this script (the flags) and the compiler.
 const dependencies = [
   ...headers(hostDir),
+  ...headers(cryptoDir),
   ...headers(join(xs, 'includes')),
   ...headers(join(xs, 'platforms')),
   ...headers(join(xs, 'sources')),
@@ -108,9 +124,9 @@ const dependencies = [
 const newestDependency = Math.max(...dependencies.map((f) => statSync(f).mtimeMs));
 
 /** One object file per source, named after a hash of its path so that equal names cannot clash. */
-function objectFor(source) {
+function objectFor(source, dir) {
   const tag = createHash('sha256').update(source).digest('hex').slice(0, 8);
-  return join(objDir, `${basename(source, '.c')}-${tag}.o`);
+  return join(dir, `${basename(source, '.c')}-${tag}.o`);
 }
 
 const mtime = (file) => (existsSync(file) ? statSync(file).mtimeMs : -1);
@@ -194,10 +210,11 @@ async function withLock(work) {
 async function main() {
   const started = Date.now();
   mkdirSync(objDir, { recursive: true });
+  mkdirSync(hostObjDir, { recursive: true });
   const units = [
-    ...engineSources.map((source) => ({ source, flags: engineFlags })),
-    ...hostSources.map((source) => ({ source, flags: hostFlags })),
-  ].map((unit) => ({ ...unit, object: objectFor(unit.source) }));
+    ...engineSources.map((source) => ({ source, flags: engineFlags, object: objectFor(source, objDir) })),
+    ...hostSources.map((source) => ({ source, flags: hostFlags, object: objectFor(source, hostObjDir) })),
+  ];
 
   const stale = units.filter((u) => force || mtime(u.object) < Math.max(statSync(u.source).mtimeMs, newestDependency));
   const objects = units.map((u) => u.object);
@@ -217,7 +234,7 @@ async function main() {
     rmSync(temporary, { force: true });
   }
   writeFileSync(
-    join(buildDir, 'xs-host.info'),
+    `${output}.info`,
     `${JSON.stringify(
       {
         xsnap: JSON.parse(readFileSync(join(xsnap, 'package.json'), 'utf8')).version,

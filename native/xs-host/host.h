@@ -4,10 +4,11 @@
  *   main.c       the program: machine, globals, script, job loop, exit status (xs.h only)
  *   platform.c   what XS asks of a platform, and the few host services that need engine
  *                internals (xsAll.h): promise job queue, fxAbort, script loading, heap size
- *   natives.c    the table that the global `native(name)` looks names up in
- *   modules/     host functions in the Moddable SDK's style (xsmc.h), listed in that table
+ *   natives.c    the tables that the globals `native(name)` and `Native(name)` look names up in
+ *   ../moddable/ the project's native modules, host functions in the Moddable SDK's style
+ *                (xsmc.h), listed in those tables
  *
- * Nothing here exposes engine internals: main.c and the modules see only xs.h / xsmc.h.
+ * Nothing here exposes engine internals: main.c and the native modules see only xs.h / xsmc.h.
  */
 #ifndef XS_HOST_H
 #define XS_HOST_H
@@ -51,5 +52,14 @@ typedef struct {
 
 /* Terminated by an entry whose name is NULL. */
 extern const xsHostNative gxHostNatives[];
+
+/* The host destructors that the global `Native(name)` builds classes on. */
+typedef struct {
+	const char* name;         /* the name JavaScript passes to Native() */
+	xsDestructor destructor;  /* called with the host data when an instance is collected */
+} xsHostDestructor;
+
+/* Terminated by an entry whose name is NULL. */
+extern const xsHostDestructor gxHostDestructors[];
 
 #endif /* XS_HOST_H */

@@ -11,7 +11,10 @@
  *
  * Globals besides the language's own:
  *   print(...values)              values as strings, separated by spaces, and a newline, on stdout
+ *   trace(text)                   the text as it is on stdout, as the Moddable SDK's trace
  *   native(name)                  the host function registered under `name` in natives.c
+ *   Native(name)                  a class whose instances are host objects with the destructor
+ *                                 registered under `name` in natives.c (`class X extends Native(…)`)
  *   crypto.getRandomValues(view)  fills an integer typed array from getrandom(2)
  *   gc()                          a full garbage collection
  *   heapUsed()                    bytes of heap in use (chunks + slots); call gc() first
@@ -35,7 +38,9 @@ extern void modInstallTextDecoder(xsMachine* the);
 #define DEFAULT_STACK_SLOTS 1024
 
 static void xs_print(xsMachine* the);
+static void xs_trace(xsMachine* the);
 static void xs_native(xsMachine* the);
+static void xs_Native(xsMachine* the);
 static void xs_gc(xsMachine* the);
 static void xs_heapUsed(xsMachine* the);
 
@@ -43,6 +48,16 @@ static const xsHostNative* findNative(const char* name)
 {
 	const xsHostNative* entry;
 	for (entry = gxHostNatives; entry->name; entry++) {
+		if (!strcmp(entry->name, name))
+			return entry;
+	}
+	return NULL;
+}
+
+static const xsHostDestructor* findDestructor(const char* name)
+{
+	const xsHostDestructor* entry;
+	for (entry = gxHostDestructors; entry->name; entry++) {
 		if (!strcmp(entry->name, name))
 			return entry;
 	}
@@ -61,6 +76,12 @@ static void xs_print(xsMachine* the)
 	fputc('\n', stdout);
 }
 
+static void xs_trace(xsMachine* the)
+{
+	if (xsToInteger(xsArgc) > 0)
+		fputs(xsToString(xsArg(0)), stdout);
+}
+
 static void xs_native(xsMachine* the)
 {
 	const xsHostNative* entry;
@@ -70,6 +91,37 @@ static void xs_native(xsMachine* the)
 	if (!entry)
 		xsReferenceError("native: no host function named \"%s\"", xsToString(xsArg(0)));
 	xsResult = xsNewHostFunction(entry->callback, entry->length);
+}
+
+/*
+ * The constructor of a Native class: a base class constructor, so only callable with `new` (or
+ * through `super()`); the instance is a host object of `new.target`'s prototype, which carries
+ * the destructor down from the Native class's prototype (fxNewHostInstance copies it). Its host
+ * data is NULL until a native function of the class sets it, as in the Moddable SDK.
+ */
+static void xs_native_constructor(xsMachine* the)
+{
+	if (xsTypeOf(xsTarget) == xsUndefinedType)
+		xsTypeError("Native: a class constructor cannot be called without new");
+	xsResult = xsGet(xsTarget, xsID("prototype"));
+	xsResult = xsNewHostInstance(xsResult);
+}
+
+/*
+ * Native(name): what xsc makes of `class @ "name" {}`, a class whose prototype is a host object
+ * with the destructor `name`, so that every instance (of it or of a class extending it) is a host
+ * object that XS calls the destructor for when it is collected.
+ */
+static void xs_Native(xsMachine* the)
+{
+	const xsHostDestructor* entry;
+	if ((xsToInteger(xsArgc) < 1) || (xsTypeOf(xsArg(0)) != xsStringType))
+		xsTypeError("Native: expected the name of a host destructor");
+	entry = findDestructor(xsToString(xsArg(0)));
+	if (!entry)
+		xsReferenceError("Native: no host destructor named \"%s\"", xsToString(xsArg(0)));
+	xsResult = xsNewHostObject(entry->destructor);
+	xsResult = xsNewHostConstructor(xs_native_constructor, 0, xsResult);
 }
 
 static void xs_gc(xsMachine* the)
@@ -120,13 +172,15 @@ static void installGlobals(xsMachine* the, int argc, char* argv[])
 	const xsHostNative* random;
 	int i;
 	defineFunction(the, &xsGlobal, "print", xs_print, 0);
+	defineFunction(the, &xsGlobal, "trace", xs_trace, 1);
 	defineFunction(the, &xsGlobal, "native", xs_native, 1);
+	defineFunction(the, &xsGlobal, "Native", xs_Native, 1);
 	defineFunction(the, &xsGlobal, "gc", xs_gc, 0);
 	defineFunction(the, &xsGlobal, "heapUsed", xs_heapUsed, 0);
 
-	random = findNative("xs_host_get_random_values");
+	random = findNative("xs_cf_get_random_values");
 	if (!random)
-		xsUnknownError("natives.c has no xs_host_get_random_values");
+		xsUnknownError("natives.c has no xs_cf_get_random_values");
 	xsVar(0) = xsNewObject();
 	defineFunction(the, &xsVar(0), "getRandomValues", random->callback, random->length);
 	xsDefine(xsGlobal, xsID("crypto"), xsVar(0), xsDontEnum);

@@ -8,6 +8,20 @@ import { nodeCrypto } from '../../cloud/crypto/node.js';
 import { concat, fromHex, toHex, utf8Encode } from '../../src/bytes.js';
 import { nobleCrypto } from '../../src/crypto/noble.js';
 import { CryptoError, type CryptoProvider, type CryptoReason } from '../../src/crypto/provider.js';
+import {
+  bytes,
+  G_HEX,
+  highSTwin,
+  invalidPeerCases,
+  invalidScalarCases,
+  malformedVerifyCases,
+  N_HEX,
+  NEG_G_HEX,
+  RFC3394,
+  RFC4231,
+  RFC6979,
+  refusalCases,
+} from './provider-checks.js';
 
 const noble = nobleCrypto();
 const node = nodeCrypto();
@@ -19,41 +33,12 @@ const pairs: [CryptoProvider, CryptoProvider][] = [
   [node, node],
 ];
 
-const N_HEX = 'ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551';
-const G_HEX =
-  '046b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c296' +
-  '4fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce33576b315ececbb6406837bf51f5';
-/** -G: same x, y' = p - y. */
-const NEG_G_HEX =
-  '046b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c296' +
-  'b01cbd1c01e58065711814b583f061e9d431cca994cea1313449bf97c840ae0a';
-
-/** RFC 6979 A.2.5 (P-256). */
-const RFC6979 = {
-  d: 'c9afa9d845ba75166b5c215767b1d6934e50c3db36e89b127b8a622b120f6721',
-  publicKey:
-    '0460fed4ba255a9d31c961eb74c6356d68c049b8923b61fa6ce669622e60f29fb6' +
-    '7903fe1008b8bc99a41ae9e95628bc64f2f1b20c2d7e9f5177a3c294d4462299',
-  sample:
-    'efd48b2aacb6a8fd1140dd9cd45e81d69d2c877b56aaf991c34d0ea84eaf3716' +
-    'f7cb1c942d657c41d436c7a1b6e29f65f3e900dbb9aff4064dc4ab2f843acda8',
-  test:
-    'f1abb023518351cd71d881567b1ea663ed3efcf6c5132b354f28d3b0b7d38367' +
-    '019f4113742a2b14bd25926b49c649155f267e60d3814b4c0cc84250e46f0083',
-};
-
 function rejects(reason: CryptoReason, fn: () => unknown, what: string): void {
   assert.throws(
     fn,
     (e: unknown) => e instanceof CryptoError && e.reason === reason,
     `${what}: expected CryptoError('${reason}')`,
   );
-}
-
-function bytes(n: number, seed = 1): Uint8Array {
-  const out = new Uint8Array(n);
-  for (let i = 0; i < n; i++) out[i] = (i * 31 + seed * 17) & 255;
-  return out;
 }
 
 /** A deterministic stand-in for a random source (xorshift32), for reproducible keys in tests. */
@@ -107,9 +92,7 @@ describe('ECDSA P-256 across providers', () => {
       assert.ok(p.ecdsaP256Verify(pub, utf8Encode('sample'), fromHex(RFC6979.sample)));
       assert.ok(p.ecdsaP256Verify(pub, utf8Encode('test'), fromHex(RFC6979.test)));
       // (r, n - s) is the same signature in the other half: both must verify (no low-S rule).
-      const sig = fromHex(RFC6979.sample);
-      const s = BigInt(`0x${toHex(sig.subarray(32))}`);
-      const twin = concat(sig.subarray(0, 32), fromHex((BigInt(`0x${N_HEX}`) - s).toString(16).padStart(64, '0')));
+      const twin = highSTwin(fromHex(RFC6979.sample));
       assert.ok(p.ecdsaP256Verify(pub, utf8Encode('sample'), twin));
       assert.equal(p.ecdsaP256Verify(pub, utf8Encode('Sample'), twin), false);
     });
@@ -118,27 +101,7 @@ describe('ECDSA P-256 across providers', () => {
       const key = p.p256Generate();
       const msg = bytes(20);
       const sig = p.ecdsaP256Sign(key, msg);
-      const pub = key.publicKey;
-      const compressed = concat(new Uint8Array([2 + (pub[64]! & 1)]), pub.subarray(1, 33));
-      const offCurve = pub.slice();
-      offCurve[64]! ^= 1;
-      const cases: [string, unknown, unknown, unknown][] = [
-        ['63-byte signature', pub, msg, sig.subarray(0, 63)],
-        ['65-byte signature', pub, msg, concat(sig, new Uint8Array(1))],
-        ['DER-sized signature', pub, msg, new Uint8Array(72)],
-        ['r = 0', pub, msg, concat(new Uint8Array(32), sig.subarray(32))],
-        ['s = 0', pub, msg, concat(sig.subarray(0, 32), new Uint8Array(32))],
-        ['r = n', pub, msg, concat(fromHex(N_HEX), sig.subarray(32))],
-        ['s = n', pub, msg, concat(sig.subarray(0, 32), fromHex(N_HEX))],
-        ['compressed key', compressed, msg, sig],
-        ['off-curve key', offCurve, msg, sig],
-        ['identity key', new Uint8Array([0]), msg, sig],
-        ['all-zero 65-byte key', concat(new Uint8Array([4]), new Uint8Array(64)), msg, sig],
-        ['null key', null, msg, sig],
-        ['string message', pub, 'hello', sig],
-        ['array signature', pub, msg, Array.from(sig)],
-        ['undefined signature', pub, msg, undefined],
-      ];
+      const cases = malformedVerifyCases(key.publicKey, msg, sig);
       for (const [what, k, m, s] of cases) {
         let result: unknown;
         assert.doesNotThrow(() => {
@@ -146,7 +109,7 @@ describe('ECDSA P-256 across providers', () => {
         }, what);
         assert.equal(result, false, what);
       }
-      assert.ok(p.ecdsaP256Verify(pub, msg, sig));
+      assert.ok(p.ecdsaP256Verify(key.publicKey, msg, sig));
     });
   }
 });
@@ -176,24 +139,7 @@ describe('ECDH P-256 across providers', () => {
     test(`${p.name} refuses invalid peer points with bad-key`, () => {
       const key = p.p256Generate();
       const pub = p.p256Generate().publicKey;
-      const offCurve = pub.slice();
-      offCurve[64]! ^= 1;
-      const xTooBig = concat(new Uint8Array([4]), new Uint8Array(32).fill(0xff), pub.subarray(33));
-      const compressed = concat(new Uint8Array([2 + (pub[64]! & 1)]), pub.subarray(1, 33));
-      const hybrid = pub.slice();
-      hybrid[0] = 6 + (pub[64]! & 1);
-      const cases: [string, unknown][] = [
-        ['off-curve', offCurve],
-        ['x ≥ p', xTooBig],
-        ['compressed', compressed],
-        ['hybrid encoding', hybrid],
-        ['identity (0x00)', new Uint8Array([0])],
-        ['zeros', concat(new Uint8Array([4]), new Uint8Array(64))],
-        ['raw x‖y without prefix', pub.subarray(1)],
-        ['empty', new Uint8Array(0)],
-        ['66 bytes', concat(pub, new Uint8Array(1))],
-        ['not bytes', Array.from(pub)],
-      ];
+      const cases = invalidPeerCases(pub);
       for (const [what, peer] of cases) rejects('bad-key', () => p.ecdhP256(key, peer as Uint8Array), what);
       assert.equal(p.ecdhP256(key, pub).length, 32);
     });
@@ -214,16 +160,7 @@ describe('P-256 keys', () => {
 
   for (const p of providers) {
     test(`${p.name} p256Import refuses scalars out of range or of the wrong length`, () => {
-      const n = fromHex(N_HEX);
-      const nPlus1 = fromHex(`${N_HEX.slice(0, 62)}52`);
-      rejects('bad-key', () => p.p256Import(new Uint8Array(32)), '0');
-      rejects('bad-key', () => p.p256Import(n), 'n');
-      rejects('bad-key', () => p.p256Import(nPlus1), 'n + 1');
-      rejects('bad-key', () => p.p256Import(new Uint8Array(32).fill(0xff)), '2^256 - 1');
-      rejects('bad-input', () => p.p256Import(new Uint8Array(31).fill(1)), '31 bytes');
-      rejects('bad-input', () => p.p256Import(new Uint8Array(33).fill(1)), '33 bytes');
-      rejects('bad-input', () => p.p256Import(new Uint8Array(0)), 'empty');
-      rejects('bad-input', () => p.p256Import('01' as unknown as Uint8Array), 'a string');
+      for (const [what, reason, d] of invalidScalarCases()) rejects(reason, () => p.p256Import(d as Uint8Array), what);
     });
 
     test(`${p.name} keys stay with their provider and keep their public key`, () => {
@@ -356,10 +293,8 @@ describe('symmetric primitives across providers', () => {
   }
 
   test('RFC 3394 §4.1 in both providers', () => {
-    const kek = fromHex('000102030405060708090a0b0c0d0e0f');
-    const data = fromHex('00112233445566778899aabbccddeeff');
     for (const p of providers) {
-      assert.equal(toHex(p.aesKeyWrap(kek, data)), '1fa68b0a8112b447aef34bd8fb5a7b829d3e862371d2cfe5', p.name);
+      assert.equal(toHex(p.aesKeyWrap(fromHex(RFC3394.kek), fromHex(RFC3394.data))), RFC3394.wrapped, p.name);
     }
   });
 
@@ -394,27 +329,11 @@ describe('symmetric primitives across providers', () => {
 describe('bad input is refused the same way by every provider', () => {
   for (const p of providers) {
     test(p.name, () => {
+      const key = p.p256Generate();
+      const foreign = providers.find((q) => q !== p)!.p256Generate();
+      for (const [what, reason, run] of refusalCases(p, key, foreign)) rejects(reason, run, what);
       const k16 = bytes(16);
       const iv = bytes(12);
-      rejects('bad-input', () => p.aesGcmEncrypt(bytes(32), iv, bytes(4), bytes(0)), 'AES-256 key');
-      rejects('bad-input', () => p.aesGcmEncrypt(bytes(15), iv, bytes(4), bytes(0)), '15-byte key');
-      rejects('bad-input', () => p.aesGcmEncrypt(k16, bytes(16), bytes(4), bytes(0)), '16-byte IV');
-      rejects('bad-input', () => p.aesGcmEncrypt(k16, iv, 'text' as unknown as Uint8Array, bytes(0)), 'string');
-      rejects('bad-input', () => p.aesGcmDecrypt(k16, bytes(8), bytes(20), bytes(0)), 'decrypt, 8-byte IV');
-      rejects('decrypt-failed', () => p.aesGcmDecrypt(k16, iv, bytes(15), bytes(0)), 'shorter than the tag');
-      rejects('bad-input', () => p.aesKeyWrap(bytes(24), bytes(16)), 'AES-192 KEK');
-      rejects('bad-input', () => p.aesKeyWrap(k16, bytes(8)), '8-byte key data');
-      rejects('bad-input', () => p.aesKeyWrap(k16, bytes(0)), 'empty key data');
-      rejects('bad-input', () => p.aesKeyWrap(k16, bytes(20)), '20-byte key data');
-      rejects('bad-input', () => p.aesKeyUnwrap(bytes(32), bytes(24)), 'unwrap, AES-256 KEK');
-      rejects('decrypt-failed', () => p.aesKeyUnwrap(k16, bytes(16)), 'wrapped 16 bytes');
-      rejects('decrypt-failed', () => p.aesKeyUnwrap(k16, bytes(25)), 'wrapped 25 bytes');
-      rejects('bad-input', () => p.hkdfSha256(bytes(8), bytes(0), bytes(0), 255 * 32 + 1), 'HKDF 8161');
-      rejects('bad-input', () => p.hkdfSha256(bytes(8), bytes(0), bytes(0), 0), 'HKDF 0');
-      rejects('bad-input', () => p.hkdfSha256(bytes(8), bytes(0), bytes(0), 1.5), 'HKDF 1.5');
-      rejects('bad-input', () => p.sha256(null as unknown as Uint8Array), 'sha256(null)');
-      const key = p.p256Generate();
-      rejects('bad-input', () => p.ecdsaP256Sign(key, 'text' as unknown as Uint8Array), 'sign a string');
       // Buffers are Uint8Arrays and must work; results are plain Uint8Arrays.
       const sealed = p.aesGcmEncrypt(Buffer.from(k16), Buffer.from(iv), Buffer.from('hi'), Buffer.alloc(0));
       assert.equal(sealed.constructor, Uint8Array);
@@ -425,26 +344,9 @@ describe('bad input is refused the same way by every provider', () => {
 
 describe('HMAC-SHA-256', () => {
   // RFC 4231 §4.2, §4.3, §4.7 (key longer than the block size).
-  const cases = [
-    {
-      key: '0b'.repeat(20),
-      data: toHex(utf8Encode('Hi There')),
-      mac: 'b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7',
-    },
-    {
-      key: toHex(utf8Encode('Jefe')),
-      data: toHex(utf8Encode('what do ya want for nothing?')),
-      mac: '5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843',
-    },
-    {
-      key: 'aa'.repeat(131),
-      data: toHex(utf8Encode('Test Using Larger Than Block-Size Key - Hash Key First')),
-      mac: '60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54',
-    },
-  ];
   for (const p of providers) {
     test(`RFC 4231 vectors [${p.name}]`, () => {
-      for (const c of cases) assert.equal(toHex(p.hmacSha256(fromHex(c.key), fromHex(c.data))), c.mac, c.key);
+      for (const c of RFC4231) assert.equal(toHex(p.hmacSha256(fromHex(c.key), c.data)), c.mac, c.key);
     });
   }
   test('providers agree on random keys and messages', () => {

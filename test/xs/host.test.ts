@@ -145,12 +145,39 @@ test('crypto.getRandomValues fills integer typed arrays from the kernel and chec
 
 test('native(name) finds host functions in the C table and refuses unknown names', async () => {
   const run = await runSourceInXs(`
-    const fill = native('xs_host_get_random_values');
+    const fill = native('xs_cf_get_random_values');
     print(typeof fill, fill.length, fill(new Uint8Array(16)).length);
     for (const name of ['xs_nope', '', 42]) { try { native(name); print('found', name); } catch (e) { print(e.name); } }
   `);
   assert.equal(run.code, 0, run.stderr);
   assert.equal(run.stdout, 'function 1 16\nReferenceError\nReferenceError\nTypeError\n');
+});
+
+test('Native(name) makes a class of host objects with that destructor, as xsc does', async () => {
+  const run = await runSourceInXs(`
+    const Base = Native('xs_cf_p256_key_destructor');
+    print(typeof Base, Base.length, Object.getPrototypeOf(Base.prototype) === Object.prototype);
+    try { Base(); print('called'); } catch (e) { print(e.name); }
+    const make = native('xs_cf_p256_key_generate');
+    class Key extends Base {
+      #publicKey;
+      constructor() { super(); this.#publicKey = new Uint8Array(make.call(this)); }
+      get publicKey() { return this.#publicKey; }
+    }
+    const key = new Key();
+    print(key instanceof Key, key instanceof Base, key.publicKey.length, key.publicKey[0]);
+    try { make.call(key); } catch (e) { print(e.name); }
+    try { make.call({}); } catch (e) { print(e.name); }
+    for (const name of ['xs_nope', 42]) { try { Native(name); print('found', name); } catch (e) { print(e.name); } }
+    let keys = []; for (let i = 0; i < 500; i++) keys.push(new Key());
+    gc(); const full = heapUsed(); keys = null; gc();
+    print(heapUsed() < full);
+  `);
+  assert.equal(run.code, 0, run.stderr);
+  assert.equal(
+    run.stdout,
+    'function 0 true\nTypeError\ntrue true 65 4\nTypeError\nTypeError\nReferenceError\nTypeError\ntrue\n',
+  );
 });
 
 test('heapUsed() after gc() follows what the program keeps', async () => {

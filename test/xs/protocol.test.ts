@@ -1,13 +1,14 @@
 /**
- * The protocol inside the real XS engine (the project's XS host, native/xs-host) with the noble
- * provider, against Node with the node:crypto provider, in both directions:
+ * The protocol inside the real XS engine (the project's XS host, native/xs-host) with each XS
+ * provider (noble; native, the C over PSA Crypto), against Node with the node:crypto provider,
+ * in both directions:
  * - the cose-wg examples verify, decrypt, unwrap and re-encrypt byte for byte in XS;
  * - a key message and data messages sealed in XS open in Node (cloud certificate verifier);
  * - a key message and data messages sealed in Node open in XS (device-side certificate verifier
  *   of src/pki), and tampered ones are refused there with the right reason.
  */
 import assert from 'node:assert/strict';
-import { before, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { nodeCrypto } from '../../cloud/crypto/node.js';
 import { deviceCertificateVerifier } from '../../cloud/pki/verify.js';
 import { equal, fromHex, toHex } from '../../src/bytes.js';
@@ -92,96 +93,102 @@ before(async () => {
     verifyCertificate: deviceCertificateVerifier({ crypto, trustAnchors: [pki.caDer] }),
     topicDeviceId: 'dev-1',
   };
-  run = await runInXs('test/xs/entries/protocol.ts', { inputs: { XS_INPUT: input } });
-  assert.equal(run.code, 0, `the XS run failed (exit ${run.code ?? run.signal}):\n${run.stderr}`);
-  assert.deepEqual(lines('done'), [[]], 'the XS run did not finish');
 });
 
-test('cose-wg examples verify, decrypt, unwrap and re-encrypt byte for byte in XS', (t) => {
-  const results = new Map(lines('cose-wg').map(([file, ...rest]) => [file!, rest]));
-  const cases = [...input.coseWg.sign1, ...input.coseWg.encrypt0, ...input.coseWg.ecdhWrap];
-  assert.ok(input.coseWg.sign1.length >= 8, 'expected the cose-wg Sign1 examples');
-  assert.ok(input.coseWg.encrypt0.length >= 10, 'expected the cose-wg Encrypt0 examples');
-  for (const c of cases) {
-    const result = results.get(c.file);
-    assert.ok(result, `${c.file}: no result from XS`);
-    const [status, detail] = result;
-    if ('reject' in c && c.reject) {
-      assert.equal(
-        status,
-        'rejected',
-        `${c.file}: must be refused with ${c.reject.join('|')}, XS: ${result.join(' ')}`,
+for (const provider of ['noble', 'native']) {
+  describe(`the protocol in XS with the ${provider} provider`, () => {
+    before(async () => {
+      run = await runInXs('test/xs/entries/protocol.ts', { inputs: { XS_INPUT: input }, args: [provider] });
+      assert.equal(run.code, 0, `the XS run failed (exit ${run.code ?? run.signal}):\n${run.stderr}`);
+      assert.deepEqual(lines('done'), [[]], 'the XS run did not finish');
+    });
+    test('cose-wg examples verify, decrypt, unwrap and re-encrypt byte for byte in XS', (t) => {
+      const results = new Map(lines('cose-wg').map(([file, ...rest]) => [file!, rest]));
+      const cases = [...input.coseWg.sign1, ...input.coseWg.encrypt0, ...input.coseWg.ecdhWrap];
+      assert.ok(input.coseWg.sign1.length >= 8, 'expected the cose-wg Sign1 examples');
+      assert.ok(input.coseWg.encrypt0.length >= 10, 'expected the cose-wg Encrypt0 examples');
+      for (const c of cases) {
+        const result = results.get(c.file);
+        assert.ok(result, `${c.file}: no result from XS`);
+        const [status, detail] = result;
+        if ('reject' in c && c.reject) {
+          assert.equal(
+            status,
+            'rejected',
+            `${c.file}: must be refused with ${c.reject.join('|')}, XS: ${result.join(' ')}`,
+          );
+          assert.ok(c.reject.includes(detail!), `${c.file}: refused as ${detail}, expected ${c.reject.join('|')}`);
+        } else {
+          const want = 'again' in c && c.again ? 'reproduced' : 'ok';
+          assert.equal(status, want, `${c.file}: XS says ${result.join(' ')}, expected ${want}`);
+        }
+      }
+      for (const must of [
+        'cose-wg/ecdh-wrap-examples/p256-wrap-128-01.json',
+        'cose-wg/aes-gcm-examples/aes-gcm-enc-01.json',
+      ]) {
+        assert.deepEqual(results.get(must), ['reproduced'], `${must} was not re-encrypted byte for byte in XS`);
+      }
+      const count = (s: string) => [...results.values()].filter(([status]) => status === s).length;
+      t.diagnostic(
+        `cose-wg in XS: ${cases.length} examples, ${count('ok') + count('reproduced')} passed ` +
+          `(${count('reproduced')} re-encrypted byte for byte), ${count('rejected')} refused as expected`,
       );
-      assert.ok(c.reject.includes(detail!), `${c.file}: refused as ${detail}, expected ${c.reject.join('|')}`);
-    } else {
-      const want = 'again' in c && c.again ? 'reproduced' : 'ok';
-      assert.equal(status, want, `${c.file}: XS says ${result.join(' ')}, expected ${want}`);
-    }
-  }
-  for (const must of [
-    'cose-wg/ecdh-wrap-examples/p256-wrap-128-01.json',
-    'cose-wg/aes-gcm-examples/aes-gcm-enc-01.json',
-  ]) {
-    assert.deepEqual(results.get(must), ['reproduced'], `${must} was not re-encrypted byte for byte in XS`);
-  }
-  const count = (s: string) => [...results.values()].filter(([status]) => status === s).length;
-  t.diagnostic(
-    `cose-wg in XS: ${cases.length} examples, ${count('ok') + count('reproduced')} passed ` +
-      `(${count('reproduced')} re-encrypted byte for byte), ${count('rejected')} refused as expected`,
-  );
-});
+    });
 
-test('a key message made in XS opens in Node, and announces the session XS made', () => {
-  const [kid, key, baseIv] = one('session');
-  const [keyMessage] = one('key-message');
-  const opened = openKeyMessage(crypto, fromHex(keyMessage!), cloudOptions);
-  assert.equal(opened.deviceId, 'dev-1');
-  assert.equal(decodeKid(opened.session.kid), BigInt(XS_KID_COUNTER));
-  assert.equal(toHex(opened.session.kid), kid);
-  assert.equal(toHex(opened.session.key), key);
-  assert.equal(toHex(opened.session.baseIv), baseIv);
-  assert.ok(equal(opened.deviceCertificate, pki.devices.get('dev-1')!.der));
-  // The randomness came from the host's getRandomValues: not a constant, not Node's session.
-  assert.notEqual(key, '00'.repeat(16));
-  assert.notEqual(key, toHex(nodeSession.key));
-  assert.notEqual(baseIv, toHex(nodeSession.baseIv));
-});
+    test('a key message made in XS opens in Node, and announces the session XS made', () => {
+      const [kid, key, baseIv] = one('session');
+      const [keyMessage] = one('key-message');
+      const opened = openKeyMessage(crypto, fromHex(keyMessage!), cloudOptions);
+      assert.equal(opened.deviceId, 'dev-1');
+      assert.equal(decodeKid(opened.session.kid), BigInt(XS_KID_COUNTER));
+      assert.equal(toHex(opened.session.kid), kid);
+      assert.equal(toHex(opened.session.key), key);
+      assert.equal(toHex(opened.session.baseIv), baseIv);
+      assert.ok(equal(opened.deviceCertificate, pki.devices.get('dev-1')!.der));
+      // The randomness came from the host's getRandomValues: not a constant, not Node's session.
+      assert.notEqual(key, '00'.repeat(16));
+      assert.notEqual(key, toHex(nodeSession.key));
+      assert.notEqual(baseIv, toHex(nodeSession.baseIv));
+    });
 
-test('data messages sealed in XS open in Node to the payloads Node encodes', () => {
-  const opened = openKeyMessage(crypto, fromHex(one('key-message')[0]!), cloudOptions);
-  const data = lines('data');
-  assert.deepEqual(
-    data.map(([seq]) => Number(seq)),
-    SEQUENCES,
-  );
-  for (const [seqText, hex] of data) {
-    const seq = Number(seqText);
-    const parsed = parseDataMessage(fromHex(hex!));
-    assert.equal(parsed.seq, seq);
-    assert.ok(equal(parsed.kid, opened.session.kid));
-    assert.equal(toHex(openData(crypto, parsed, opened.session)), toHex(encode(readingPayload(seq))), `seq ${seq}`);
-  }
-});
+    test('data messages sealed in XS open in Node to the payloads Node encodes', () => {
+      const opened = openKeyMessage(crypto, fromHex(one('key-message')[0]!), cloudOptions);
+      const data = lines('data');
+      assert.deepEqual(
+        data.map(([seq]) => Number(seq)),
+        SEQUENCES,
+      );
+      for (const [seqText, hex] of data) {
+        const seq = Number(seqText);
+        const parsed = parseDataMessage(fromHex(hex!));
+        assert.equal(parsed.seq, seq);
+        assert.ok(equal(parsed.kid, opened.session.kid));
+        assert.equal(toHex(openData(crypto, parsed, opened.session)), toHex(encode(readingPayload(seq))), `seq ${seq}`);
+      }
+    });
 
-test('a key message and data messages sealed in Node open in XS', () => {
-  assert.deepEqual(one('opened-key'), [
-    'dev-1',
-    toHex(nodeSession.kid),
-    toHex(nodeSession.key),
-    toHex(nodeSession.baseIv),
-  ]);
-  assert.deepEqual(
-    lines('opened-data'),
-    SEQUENCES.map((seq) => [String(seq), toHex(encode(readingPayload(seq)))]),
-  );
-});
+    test('a key message and data messages sealed in Node open in XS', () => {
+      assert.deepEqual(one('opened-key'), [
+        'dev-1',
+        toHex(nodeSession.kid),
+        toHex(nodeSession.key),
+        toHex(nodeSession.baseIv),
+      ]);
+      assert.deepEqual(
+        lines('opened-data'),
+        SEQUENCES.map((seq) => [String(seq), toHex(encode(readingPayload(seq)))]),
+      );
+    });
 
-test('XS refuses tampered or misdirected messages with the reason Node gives', () => {
-  const refused = Object.fromEntries(lines('refused').map(([what, reason]) => [what!, reason]));
-  assert.deepEqual(refused, {
-    'data-tag-byte': 'decrypt-failed',
-    'key-message-signature': 'bad-signature',
-    'key-message-other-device': 'device-mismatch',
-    'certificate-other-ca': 'bad-certificate',
+    test('XS refuses tampered or misdirected messages with the reason Node gives', () => {
+      const refused = Object.fromEntries(lines('refused').map(([what, reason]) => [what!, reason]));
+      assert.deepEqual(refused, {
+        'data-tag-byte': 'decrypt-failed',
+        'key-message-signature': 'bad-signature',
+        'key-message-other-device': 'device-mismatch',
+        'certificate-other-ca': 'bad-certificate',
+      });
+    });
   });
-});
+}

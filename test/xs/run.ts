@@ -18,11 +18,13 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { SourceMap } from 'node:module';
-import { basename, isAbsolute, join, relative, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { build } from 'esbuild';
 import { projectRoot } from '../vectors.js';
 
 export const xsHostPath = join(projectRoot, 'native', 'build', 'xs-host');
+/** The same host with its own C (host, bindings, crypto) under ASan and UBSan (build-xs-host.js --sanitize). */
+export const sanitizedXsHostPath = join(projectRoot, 'native', 'build', 'xs-host-asan');
 const buildScript = join(projectRoot, 'scripts', 'build-xs-host.js');
 const bundleDir = join(projectRoot, 'native', 'build', 'xs-bundles');
 
@@ -36,10 +38,17 @@ export interface RunInXsOptions {
   inputs?: Record<string, unknown>;
   /** Strings the entry sees as `scriptArgs`. */
   args?: string[];
+  /** Environment variables for the host, added to this process's (e.g. COSE_FLOW_HUK_FILE). */
+  env?: Record<string, string>;
   /** The machine's stack in slots; the host's default is the device application's 1024. */
   stackSlots?: number;
   /** `esm` (default): an ES module bundle the host imports; `iife`: a script bundle. */
   format?: 'esm' | 'iife';
+  /**
+   * Run the sanitized host (native/build/xs-host-asan): any AddressSanitizer, LeakSanitizer or
+   * UndefinedBehaviorSanitizer finding in the project's C aborts the run. Default false.
+   */
+  sanitized?: boolean;
   /** Kill the host after this long (default 60 s). */
   timeoutMs?: number;
   /**
@@ -62,37 +71,45 @@ export interface XsRun {
   ms: number;
 }
 
-let hostReady = false;
+const hostsReady = new Set<string>();
 
 /**
- * Builds the XS host unless it is up to date (the build script is a no-op then). Throws with the
- * compiler's output when the build fails.
+ * Builds the XS host (or its sanitized variant) unless it is up to date (the build script is a
+ * no-op then). Throws with the compiler's output when the build fails.
  */
-export function ensureXsHost(): string {
-  if (hostReady) return xsHostPath;
-  const result = spawnSync(process.execPath, [buildScript, '--quiet'], { cwd: projectRoot, encoding: 'utf8' });
+export function ensureXsHost(sanitized = false): string {
+  const path = sanitized ? sanitizedXsHostPath : xsHostPath;
+  if (hostsReady.has(path)) return path;
+  const result = spawnSync(process.execPath, [buildScript, '--quiet', ...(sanitized ? ['--sanitize'] : [])], {
+    cwd: projectRoot,
+    encoding: 'utf8',
+  });
   if (result.status !== 0) {
     throw new Error(
       `could not build the XS host (node scripts/build-xs-host.js exited ${result.status ?? result.signal}):\n` +
         `${result.stdout}${result.stderr}\nIt needs \`cc\` and the devDependency @agoric/xsnap (npm install).`,
     );
   }
-  hostReady = true;
-  return xsHostPath;
+  hostsReady.add(path);
+  return path;
 }
 
 let bundles = 0;
 
-/** Bundles `entry` (a path from the project root, or absolute) into a script for the XS host. */
+/**
+ * Bundles `entry` (a path from the project root, or absolute) into a script for the XS host, or
+ * into `outfile` (e.g. a bundle for the device's XS, which has the same needs).
+ */
 export async function bundleForXs(
   entry: string,
   inputs: Record<string, unknown> = {},
   format: 'esm' | 'iife' = 'esm',
+  outfile?: string,
 ): Promise<string> {
   const entryPath = isAbsolute(entry) ? entry : resolve(projectRoot, entry);
-  mkdirSync(bundleDir, { recursive: true });
   const name = `${basename(entryPath).replace(/\.[cm]?[jt]s$/, '')}-${process.pid}-${++bundles}`;
-  const outfile = join(bundleDir, `${name}.${format === 'esm' ? 'mjs' : 'js'}`);
+  outfile ??= join(bundleDir, `${name}.${format === 'esm' ? 'mjs' : 'js'}`);
+  mkdirSync(dirname(outfile), { recursive: true });
   await build({
     entryPoints: [entryPath],
     outfile,
@@ -119,7 +136,7 @@ export async function bundleForXs(
 
 /** Bundles `entry` and runs it in the XS host. Resolves when the host exits; never rejects for a failed run. */
 export async function runInXs(entry: string, options: RunInXsOptions = {}): Promise<XsRun> {
-  ensureXsHost();
+  ensureXsHost(options.sanitized);
   const format = options.format ?? 'esm';
   return runHost(await bundleForXs(entry, options.inputs, format), format, options);
 }
@@ -129,7 +146,7 @@ export async function runInXs(entry: string, options: RunInXsOptions = {}): Prom
  * `format: 'esm'`. For tests of the host itself.
  */
 export async function runSourceInXs(source: string, options: Omit<RunInXsOptions, 'inputs'> = {}): Promise<XsRun> {
-  ensureXsHost();
+  ensureXsHost(options.sanitized);
   const format = options.format ?? 'iife';
   mkdirSync(bundleDir, { recursive: true });
   const file = join(bundleDir, `source-${process.pid}-${++bundles}.${format === 'esm' ? 'mjs' : 'js'}`);
@@ -147,7 +164,11 @@ async function runHost(bundle: string, format: 'esm' | 'iife', options: RunInXsO
   ];
   const started = Date.now();
   const result = await new Promise<Omit<XsRun, 'bundle' | 'ms'>>((done, fail) => {
-    const child = spawn(xsHostPath, hostArgs, { cwd: projectRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(options.sanitized ? sanitizedXsHostPath : xsHostPath, hostArgs, {
+      cwd: projectRoot,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...options.env },
+    });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (chunk: Buffer) => out.push(chunk));

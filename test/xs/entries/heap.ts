@@ -1,18 +1,19 @@
 /**
  * XS side of the heap check in test/xs/heap.test.ts: seals `scriptArgs[0]` (default 10,000) data
- * messages, each with a fresh payload, as a device does, and prints the heap in use after a full
- * collection (`heap COUNT BYTES`) before the first and after 1,000, 2,000, 5,000 and the last.
+ * messages with the provider `scriptArgs[1]` (noble or native, default noble), each with a fresh
+ * payload, as a device does, and prints the heap in use after a full collection
+ * (`heap COUNT BYTES`) before the first and after 1,000, 2,000, 5,000 and the last.
  */
 import { encode } from '../../../src/cbor/index.js';
-import { nobleCrypto } from '../../../src/crypto/noble.js';
 import { newSessionKey, sealData } from '../../../src/profile/index.js';
 import { emit, host, runMain } from './host.js';
 import { readingPayload } from './protocol-input.js';
+import { providerNamed } from './providers.js';
 
 runMain(() => {
   const total = Number(host.scriptArgs[0] ?? 10000);
   const checkpoints = new Set([1000, 2000, 5000, total]);
-  const crypto = nobleCrypto();
+  const crypto = providerNamed(host.scriptArgs[1]);
   const session = newSessionKey(crypto, 1);
   let bytes = 0;
   host.gc();

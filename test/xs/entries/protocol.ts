@@ -1,6 +1,7 @@
 /**
- * XS side of test/xs/protocol.test.ts: the protocol code of src/ with the noble provider, inside
- * the XS engine, its randomness from the host's crypto.getRandomValues (getrandom(2)).
+ * XS side of test/xs/protocol.test.ts: the protocol code of src/ inside the XS engine, with the
+ * provider `scriptArgs[0]`: noble (its randomness from the host's crypto.getRandomValues,
+ * getrandom(2)) or native (the C over PSA Crypto linked into the host).
  *
  * Prints one line per result (parsed by the Node test):
  *   cose-wg FILE ok|reproduced|rejected REASON|error MESSAGE
@@ -29,7 +30,6 @@ import {
   unwrapEcdhEsA128kw,
   verifySign1,
 } from '../../../src/cose/index.js';
-import { nobleCrypto } from '../../../src/crypto/noble.js';
 import type { CryptoProvider, P256PrivateKey } from '../../../src/crypto/provider.js';
 import { certificateVerifier } from '../../../src/pki/certificate.js';
 import {
@@ -41,12 +41,13 @@ import {
   parseDataMessage,
   sealData,
 } from '../../../src/profile/index.js';
-import { emit, runMain } from './host.js';
+import { emit, host, runMain } from './host.js';
 import { type ProtocolInput, readingPayload } from './protocol-input.js';
+import { providerNamed } from './providers.js';
 
 declare const XS_INPUT: string; // JSON, from test/xs/protocol.test.ts (see test/xs/run.ts `inputs`)
 const input = JSON.parse(XS_INPUT) as ProtocolInput;
-const crypto = nobleCrypto(); // globalThis.crypto.getRandomValues: the host's getrandom(2)
+const crypto = providerNamed(host.scriptArgs[0]);
 
 function reasonOf(e: unknown): string {
   if (e instanceof CoseError) return e.reason;
