@@ -19,8 +19,16 @@
 import { type DatabaseError, Pool, type PoolClient, type PoolConfig, types } from 'pg';
 import { DEFAULT_WINDOW_SIZE, ReplayWindow } from '../session/replay-window.js';
 import {
+  DEVICE_SELECT,
+  type DeviceRow,
+  deviceRecord,
+  type PayloadRow,
+  payloadRecord,
+  type SessionRow,
+  sessionRecord,
+} from './rows.js';
+import {
   batchSessions,
-  bytes,
   checkItem,
   checkListQuery,
   checkNewSession,
@@ -104,84 +112,8 @@ const typeParsers = {
       : types.getTypeParser(oid, format)) as typeof types.getTypeParser,
 };
 
-interface DeviceRow {
-  device_id: string;
-  epoch: number;
-  kid_floor: Uint8Array | null;
-  created_at: number;
-  floor_reset_at: number | null;
-  sessions: number;
-}
-
-interface SessionRow {
-  device_id: string;
-  epoch: number;
-  kid: Uint8Array;
-  wrapped_key: Uint8Array;
-  key_message_digest: Uint8Array;
-  created_at: number;
-  win_size: number;
-  win_highest: number | null;
-  win_bitmap: Uint8Array;
-  accepted: number;
-  last_received_at: number | null;
-}
-
-interface PayloadRow {
-  id: number;
-  device_id: string;
-  epoch: number;
-  kid: Uint8Array;
-  seq: number;
-  received_at: number;
-  stored_at: number;
-  payload: Uint8Array;
-}
-
-const DEVICE_SELECT = `
-  SELECT d.*, (SELECT count(*) FROM sessions s WHERE s.device_id = d.device_id AND s.epoch = d.epoch) AS sessions
-  FROM devices d`;
-
 const SESSION_SELECT = `
   SELECT s.* FROM sessions s JOIN devices d ON d.device_id = s.device_id AND d.epoch = s.epoch`;
-
-function deviceRecord(r: DeviceRow): DeviceRecord {
-  return {
-    deviceId: r.device_id,
-    kidFloor: r.kid_floor === null ? null : bytes(r.kid_floor),
-    epoch: r.epoch,
-    sessions: r.sessions,
-    createdAt: r.created_at,
-    floorResetAt: r.floor_reset_at,
-  };
-}
-
-function sessionRecord(r: SessionRow): SessionRecord {
-  return {
-    deviceId: r.device_id,
-    kid: bytes(r.kid),
-    epoch: r.epoch,
-    wrappedKey: bytes(r.wrapped_key),
-    keyMessageDigest: bytes(r.key_message_digest),
-    createdAt: r.created_at,
-    window: { size: r.win_size, highest: r.win_highest, bitmap: bytes(r.win_bitmap) },
-    accepted: r.accepted,
-    lastReceivedAt: r.last_received_at,
-  };
-}
-
-function payloadRecord(r: PayloadRow): StoredPayload {
-  return {
-    id: r.id,
-    deviceId: r.device_id,
-    epoch: r.epoch,
-    kid: bytes(r.kid),
-    seq: r.seq,
-    receivedAt: r.received_at,
-    storedAt: r.stored_at,
-    payload: bytes(r.payload),
-  };
-}
 
 /** Deadlock (40P01) or serialization failure (40001): the transaction may simply be run again. */
 function retryable(e: unknown): boolean {

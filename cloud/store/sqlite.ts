@@ -14,8 +14,16 @@
 import Database from 'better-sqlite3';
 import { DEFAULT_WINDOW_SIZE, ReplayWindow } from '../session/replay-window.js';
 import {
+  DEVICE_SELECT,
+  type DeviceRow,
+  deviceRecord,
+  type PayloadRow,
+  payloadRecord,
+  type SessionRow,
+  sessionRecord,
+} from './rows.js';
+import {
   batchSessions,
-  bytes,
   checkItem,
   checkListQuery,
   checkNewSession,
@@ -85,82 +93,6 @@ const MIGRATIONS: readonly string[] = [
   CREATE INDEX payloads_by_device ON payloads (device_id, id);
   `,
 ];
-
-interface DeviceRow {
-  device_id: string;
-  epoch: number;
-  kid_floor: Uint8Array | null;
-  created_at: number;
-  floor_reset_at: number | null;
-  sessions: number;
-}
-
-interface SessionRow {
-  device_id: string;
-  epoch: number;
-  kid: Uint8Array;
-  wrapped_key: Uint8Array;
-  key_message_digest: Uint8Array;
-  created_at: number;
-  win_size: number;
-  win_highest: number | null;
-  win_bitmap: Uint8Array;
-  accepted: number;
-  last_received_at: number | null;
-}
-
-interface PayloadRow {
-  id: number;
-  device_id: string;
-  epoch: number;
-  kid: Uint8Array;
-  seq: number;
-  received_at: number;
-  stored_at: number;
-  payload: Uint8Array;
-}
-
-const DEVICE_SELECT = `
-  SELECT d.*, (SELECT count(*) FROM sessions s WHERE s.device_id = d.device_id AND s.epoch = d.epoch) AS sessions
-  FROM devices d`;
-
-function deviceRecord(r: DeviceRow): DeviceRecord {
-  return {
-    deviceId: r.device_id,
-    kidFloor: r.kid_floor === null ? null : bytes(r.kid_floor),
-    epoch: r.epoch,
-    sessions: r.sessions,
-    createdAt: r.created_at,
-    floorResetAt: r.floor_reset_at,
-  };
-}
-
-function sessionRecord(r: SessionRow): SessionRecord {
-  return {
-    deviceId: r.device_id,
-    kid: bytes(r.kid),
-    epoch: r.epoch,
-    wrappedKey: bytes(r.wrapped_key),
-    keyMessageDigest: bytes(r.key_message_digest),
-    createdAt: r.created_at,
-    window: { size: r.win_size, highest: r.win_highest, bitmap: bytes(r.win_bitmap) },
-    accepted: r.accepted,
-    lastReceivedAt: r.last_received_at,
-  };
-}
-
-function payloadRecord(r: PayloadRow): StoredPayload {
-  return {
-    id: r.id,
-    deviceId: r.device_id,
-    epoch: r.epoch,
-    kid: bytes(r.kid),
-    seq: r.seq,
-    receivedAt: r.received_at,
-    storedAt: r.stored_at,
-    payload: bytes(r.payload),
-  };
-}
 
 export class SqliteStore implements Store {
   readonly kind = 'sqlite';
