@@ -8,12 +8,14 @@ import { cloudCommand } from './cloud.js';
 import { type CliIo, type Command, processIo, UsageError } from './command.js';
 import { demoCommand } from './demo.js';
 import { inspectCommand } from './inspect.js';
+import { simCommand } from './sim.js';
 
 export const commands: Record<string, Command> = {
   ca: caCommand,
   cloud: cloudCommand,
   demo: demoCommand,
   inspect: inspectCommand,
+  sim: simCommand,
 };
 
 function version(): string {

@@ -2,12 +2,16 @@
  * The device MQTT interface (`src/platform/mqtt.ts`) on Node, over MQTT.js: what the host
  * simulator's devices use where the firmware uses the Moddable SDK's client.
  *
+ * - `HostMqttLink`: the `MqttLink` the device application drives (one MQTT.js client per
+ *   connection, no reconnects of its own: the application reconnects with backoff and jitter);
+ * - `connectDeviceMqtt`: a plain auto-reconnecting `MqttConnection` for single flows:
+ *
  *   const mqtt = await connectDeviceMqtt('mqtt://127.0.0.1:1883', { clientId: 'dev-1' });
  *   await enrollDevice({ mqtt, … });
  *   await mqtt.close();
  */
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
-import type { MessageHandler, MqttConnection } from '../src/platform/mqtt.js';
+import type { LinkDown, MessageHandler, MqttConnection, MqttLink, QoS } from '../src/platform/mqtt.js';
 
 export interface HostMqttConnection extends MqttConnection {
   readonly client: MqttClient;
@@ -53,4 +57,179 @@ export function deviceMqtt(client: MqttClient): HostMqttConnection {
 export async function connectDeviceMqtt(url: string, options: IClientOptions = {}): Promise<HostMqttConnection> {
   const client = await mqtt.connectAsync(url, { reconnectPeriod: 500, ...options });
   return deviceMqtt(client);
+}
+
+export interface HostMqttLinkOptions {
+  /** MQTT.js options (clientId, username, password, TLS, keepalive, connectTimeout, …). */
+  mqtt?: IClientOptions;
+}
+
+/**
+ * `MqttLink` over MQTT.js, with the contract of src/platform/mqtt.ts: each `connect()` makes a new
+ * MQTT.js client (clean session, `reconnectPeriod: 0`) that lives for one connection. When it
+ * closes, its unacknowledged publishes reject and the client is thrown away, so nothing is ever
+ * re-sent behind the application's back; subscriptions are made again on the next connection.
+ */
+export class HostMqttLink implements MqttLink {
+  readonly url: string;
+  readonly #options: IClientOptions;
+  readonly #handlers = new Set<MessageHandler>();
+  readonly #up = new Set<() => void>();
+  readonly #down = new Set<(down: LinkDown) => void>();
+  readonly #subscriptions = new Map<string, QoS>();
+  readonly #pending = new Set<(error: Error) => void>();
+  #client: MqttClient | undefined;
+  #connected = false;
+  #attempt: Promise<void> | undefined;
+
+  constructor(url: string, options: HostMqttLinkOptions = {}) {
+    this.url = url;
+    this.#options = options.mqtt ?? {};
+  }
+
+  get connected(): boolean {
+    return this.#connected;
+  }
+
+  /** The MQTT.js client of the current connection (undefined between connections). */
+  get client(): MqttClient | undefined {
+    return this.#client;
+  }
+
+  connect(): Promise<void> {
+    if (this.#connected) return Promise.resolve();
+    if (this.#attempt !== undefined) return this.#attempt;
+    const attempt = new Promise<void>((resolve, reject) => {
+      const client = mqtt.connect(this.url, {
+        connectTimeout: 10_000,
+        ...this.#options,
+        clean: true,
+        reconnectPeriod: 0,
+        resubscribe: false,
+      });
+      this.#client = client;
+      let settled = false;
+      const fail = (error: Error) => {
+        if (settled) return;
+        settled = true;
+        this.#attempt = undefined;
+        if (this.#client === client) this.#client = undefined;
+        client.end(true);
+        reject(error);
+        for (const handler of [...this.#down]) handler({ reason: error.message });
+      };
+      client.on('message', (name, payload) => {
+        if (this.#client !== client) return;
+        for (const handler of [...this.#handlers]) {
+          try {
+            handler(name, new Uint8Array(payload)); // a plain Uint8Array copy, as on the device
+          } catch {
+            // a handler's failure is its own; the others still get the message
+          }
+        }
+      });
+      client.on('error', (error) => {
+        if (!settled) fail(error);
+      });
+      client.on('close', () => {
+        if (!settled) {
+          fail(new Error('the connection closed before the broker accepted it'));
+          return;
+        }
+        this.#lost(client, 'the connection to the broker was lost');
+      });
+      client.on('connect', () => {
+        void (async () => {
+          try {
+            for (const [name, qos] of this.#subscriptions) await this.#subscribeOn(client, name, qos);
+          } catch (e) {
+            fail(e instanceof Error ? e : new Error(String(e)));
+            return;
+          }
+          if (settled || this.#client !== client) return;
+          settled = true;
+          this.#attempt = undefined;
+          this.#connected = true;
+          resolve();
+          for (const handler of [...this.#up]) handler();
+        })();
+      });
+    });
+    this.#attempt = attempt;
+    return attempt;
+  }
+
+  #lost(client: MqttClient, reason: string): void {
+    if (this.#client !== client) return;
+    this.#client = undefined;
+    const wasConnected = this.#connected;
+    this.#connected = false;
+    client.end(true);
+    this.#rejectPending(new Error(reason));
+    if (wasConnected) for (const handler of [...this.#down]) handler({ reason });
+  }
+
+  #rejectPending(error: Error): void {
+    const pending = [...this.#pending];
+    this.#pending.clear();
+    for (const reject of pending) reject(error);
+  }
+
+  publish(name: string, payload: Uint8Array, { qos }: { qos: QoS }): Promise<void> {
+    const client = this.#client;
+    if (!this.#connected || client === undefined) return Promise.reject(new Error('not connected to the broker'));
+    return new Promise<void>((resolve, reject) => {
+      let done = false;
+      const fail = (error: Error) => {
+        if (done) return;
+        done = true;
+        this.#pending.delete(fail);
+        reject(error);
+      };
+      this.#pending.add(fail);
+      client.publish(name, Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength), { qos }, (error) => {
+        if (done) return;
+        done = true;
+        this.#pending.delete(fail);
+        if (error) reject(error);
+        else resolve();
+      });
+    });
+  }
+
+  async subscribe(name: string, { qos }: { qos: QoS }): Promise<void> {
+    const client = this.#client;
+    if (!this.#connected || client === undefined) throw new Error('not connected to the broker');
+    await this.#subscribeOn(client, name, qos);
+    this.#subscriptions.set(name, qos);
+  }
+
+  async #subscribeOn(client: MqttClient, name: string, qos: QoS): Promise<void> {
+    const granted = await client.subscribeAsync(name, { qos });
+    if (granted.some((g) => g.qos === 128)) throw new Error(`the broker refused the subscription to ${name}`);
+  }
+
+  onMessage(handler: MessageHandler): () => void {
+    this.#handlers.add(handler);
+    return () => this.#handlers.delete(handler);
+  }
+
+  onUp(handler: () => void): () => void {
+    this.#up.add(handler);
+    return () => this.#up.delete(handler);
+  }
+
+  onDown(handler: (down: LinkDown) => void): () => void {
+    this.#down.add(handler);
+    return () => this.#down.delete(handler);
+  }
+
+  async close(): Promise<void> {
+    const client = this.#client;
+    this.#client = undefined;
+    this.#connected = false;
+    this.#attempt = undefined;
+    this.#rejectPending(new Error('the link was closed'));
+    if (client !== undefined) await client.endAsync(true);
+  }
 }

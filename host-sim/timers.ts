@@ -1,5 +1,5 @@
-/** Node's timers in the shape the device code takes them (`src/device/enrollment.ts` `Timers`). */
-import type { Timers } from '../src/device/enrollment.js';
+/** Node's timers in the shape the device code takes them (`src/platform/timers.ts`). */
+import type { Timers } from '../src/platform/timers.js';
 
 export const hostTimers: Timers = {
   setTimeout: (callback, ms) => setTimeout(callback, ms),

@@ -31,6 +31,7 @@ function testFiles(dir) {
 
 run('build', bin('tsc'), ['-p', 'tsconfig.json']);
 run('runtime-neutral src/ (no Node types)', bin('tsc'), ['-p', 'tsconfig.src.json']);
+run('device app on the Moddable SDK typings', bin('tsc'), ['-p', 'tsconfig.moddable.json', '--noEmit']);
 run('lint', bin('biome'), ['check', '.']);
 
 const selected = process.argv.slice(2).filter((a) => !a.startsWith('-'));

@@ -37,6 +37,7 @@ import type { CryptoProvider, P256PrivateKey } from '../crypto/provider.js';
 import { certificateVerifier, verifyCloudCertificate } from '../pki/certificate.js';
 import { makeCsr } from '../pki/csr.js';
 import type { MqttConnection } from '../platform/mqtt.js';
+import type { Timers } from '../platform/timers.js';
 import {
   type EnrollCredential,
   type EnrollResult,
@@ -60,10 +61,7 @@ const REQUEST_ID_BYTES = 16;
 const SHA256_BYTES = 32;
 
 /** `setTimeout`/`clearTimeout`, injected (Moddable's Timer, Node's globals, or a test clock). */
-export interface Timers {
-  setTimeout(callback: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
+export type { Timers } from '../platform/timers.js';
 
 export interface RetryPolicy {
   /** Requests sent in all, the first included (default 10). */

@@ -1,0 +1,189 @@
+/**
+ * `cose-flow sim`: one or many simulated devices (host-sim/fleet.ts) against a real broker, with
+ * a live progress line and a final summary. Every flag can also come from the environment
+ * (COSE_FLOW_BROKER, COSE_FLOW_DATA_DIR, COSE_FLOW_DEVICES, COSE_FLOW_RATE, COSE_FLOW_QOS, …).
+ */
+import { createWriteStream } from 'node:fs';
+import { type FleetTotals, startFleet } from '../host-sim/fleet.js';
+import { jsonLogger } from '../host-sim/log.js';
+import type { DeviceConfig, RekeyPolicy } from '../src/device/config.js';
+import { DEFAULT_CONFIG } from '../src/device/config.js';
+import { type CliIo, type Command, parseFlags, UsageError } from './command.js';
+
+export const SIM_USAGE = `Usage: cose-flow sim --broker URL [options]
+
+Runs N simulated devices, each the device application exactly as the firmware runs it (its own
+key from its own HUK, certificate, kid counter and MQTT connection), until Ctrl-C or --duration.
+Devices without a certificate enroll over MQTT with the CA in the data directory, which this
+command serves itself (a data directory without a CA gets a new CA and cloud key first).
+
+Options (environment variable in brackets):
+  --broker URL          mqtt://host:port or mqtts://host:port            [COSE_FLOW_BROKER]
+  --data-dir DIR        the CA data directory; devices live in DIR/sim/   [COSE_FLOW_DATA_DIR] (default ./data)
+  --devices N           simulated devices (default 1)                     [COSE_FLOW_DEVICES]
+  --rate R              messages per second per device (default 1)        [COSE_FLOW_RATE]
+  --qos Q               QoS of data messages, 0 or 1 (default 1)          [COSE_FLOW_QOS]
+  --duration S          stop after S seconds (default: until Ctrl-C)      [COSE_FLOW_DURATION]
+  --id-prefix P         device ids P0001, P0002, … (default sim-)
+  --prefix P            topic prefix (default cose-flow/v1)
+  --username U, --password P   broker credentials                         [COSE_FLOW_USERNAME, COSE_FLOW_PASSWORD]
+  --crypto noble|node   the devices' crypto: noble as on the device (default), node:crypto for large fleets
+  --rekey-messages N    re-key after N messages per session (default: never for this reason)
+  --rekey-age S         re-key when a session is S seconds old (default ${DEFAULT_CONFIG.rekey.afterMs / 1000})
+  --no-enroll-service   do not serve enrollments (a \`cose-flow ca serve\` runs elsewhere)
+  --log FILE            write every device's log lines (JSON) to FILE
+  --json                print the final summary as JSON
+  -h, --help            print this help
+
+Exit status: 0 when the run ended without errors, 1 when devices reported errors, 2 for a usage error.
+`;
+
+const FLAGS = {
+  broker: { type: 'string' },
+  'data-dir': { type: 'string' },
+  devices: { type: 'string' },
+  rate: { type: 'string' },
+  qos: { type: 'string' },
+  duration: { type: 'string' },
+  'id-prefix': { type: 'string' },
+  prefix: { type: 'string' },
+  username: { type: 'string' },
+  password: { type: 'string' },
+  crypto: { type: 'string' },
+  'rekey-messages': { type: 'string' },
+  'rekey-age': { type: 'string' },
+  'no-enroll-service': { type: 'boolean' },
+  log: { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+function env(name: string): string | undefined {
+  const v = process.env[`COSE_FLOW_${name}`];
+  return v === undefined || v === '' ? undefined : v;
+}
+
+function number(value: string | undefined, name: string, fallback: number, check: (n: number) => boolean): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n) || !check(n)) throw new UsageError(`--${name} ${JSON.stringify(value)} is out of range`);
+  return n;
+}
+
+export function formatTotals(t: FleetTotals, elapsedS: number, rate?: number): string {
+  return (
+    `${t.sending}/${t.devices} sending · ${t.connected} connected · sent ${t.sent} · ack ${t.acknowledged}` +
+    (rate === undefined ? '' : ` · ${rate.toFixed(1)} msg/s`) +
+    ` · queued ${t.queued} · re-keys ${t.rekeys} · dropped ${t.dropped} · errors ${t.errors} · ${elapsedS.toFixed(0)} s`
+  );
+}
+
+async function run(args: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parseFlags(args, FLAGS);
+  if (positionals.length > 0) throw new UsageError(`unexpected argument ${positionals[0]}`);
+  const broker = values.broker ?? env('BROKER');
+  if (broker === undefined) throw new UsageError('give --broker mqtt://host:port (or COSE_FLOW_BROKER)');
+  if (!/^mqtts?:\/\/./.test(broker)) throw new UsageError(`--broker ${broker}: an mqtt:// or mqtts:// URL`);
+  const devices = number(
+    values.devices ?? env('DEVICES'),
+    'devices',
+    1,
+    (n) => Number.isInteger(n) && n >= 1 && n <= 100_000,
+  );
+  const rate = number(values.rate ?? env('RATE'), 'rate', 1, (n) => n > 0 && n <= 1000);
+  const qos = number(values.qos ?? env('QOS'), 'qos', 1, (n) => n === 0 || n === 1) as 0 | 1;
+  const durationS = values.duration ?? env('DURATION');
+  const duration = durationS === undefined ? undefined : number(durationS, 'duration', 0, (n) => n > 0);
+  const cryptoChoice = values.crypto ?? 'noble';
+  if (cryptoChoice !== 'noble' && cryptoChoice !== 'node') throw new UsageError('--crypto is noble or node');
+  const rekey: Partial<RekeyPolicy> = {};
+  if (values['rekey-messages'] !== undefined) {
+    rekey.afterMessages = number(values['rekey-messages'], 'rekey-messages', 0, (n) => Number.isInteger(n) && n >= 0);
+  }
+  if (values['rekey-age'] !== undefined)
+    rekey.afterMs = number(values['rekey-age'], 'rekey-age', 0, (n) => n >= 0) * 1000;
+  const config: Partial<DeviceConfig> = { rekey: { ...DEFAULT_CONFIG.rekey, ...rekey } };
+  if (values.prefix !== undefined) config.prefix = values.prefix;
+  const logFile = values.log === undefined ? undefined : createWriteStream(values.log, { flags: 'a' });
+  const username = values.username ?? env('USERNAME');
+  const password = values.password ?? env('PASSWORD');
+  const dataDir = values['data-dir'] ?? env('DATA_DIR') ?? './data';
+
+  const interactive = process.stderr.isTTY === true;
+  const began = Date.now();
+  const fleet = await startFleet({
+    broker,
+    dataDir,
+    devices,
+    rate,
+    qos,
+    crypto: cryptoChoice,
+    enrollService: !values['no-enroll-service'],
+    config,
+    ...(values['id-prefix'] === undefined ? {} : { idPrefix: values['id-prefix'] }),
+    ...(username === undefined ? {} : { username }),
+    ...(password === undefined ? {} : { password }),
+    ...(logFile === undefined ? {} : { log: jsonLogger((line) => logFile.write(line), 'info') }),
+    note: (line) => io.stderr(`${line}\n`),
+  });
+  io.stderr(
+    `${devices} device(s) × ${rate} msg/s at QoS ${qos} on ${broker}${duration ? ` for ${duration} s` : ' until Ctrl-C'}\n`,
+  );
+
+  let last = { at: Date.now(), acknowledged: 0 };
+  const progress = setInterval(() => {
+    const t = fleet.totals();
+    const now = Date.now();
+    const msgRate = ((t.acknowledged - last.acknowledged) * 1000) / Math.max(1, now - last.at);
+    last = { at: now, acknowledged: t.acknowledged };
+    const line = formatTotals(t, (now - began) / 1000, msgRate);
+    if (interactive) io.stderr(`\r\x1b[2K${line}`);
+    else io.stderr(`${line}\n`);
+  }, 1000);
+
+  await new Promise<void>((resolve) => {
+    const done = () => {
+      process.off('SIGINT', done);
+      process.off('SIGTERM', done);
+      resolve();
+    };
+    process.once('SIGINT', done);
+    process.once('SIGTERM', done);
+    if (duration !== undefined) setTimeout(done, duration * 1000).unref();
+  });
+  clearInterval(progress);
+  if (interactive) io.stderr('\n');
+  const totals = await fleet.stop();
+  logFile?.end();
+  const elapsed = (Date.now() - began) / 1000;
+  const summary = {
+    devices: totals.devices,
+    seconds: Math.round(elapsed * 10) / 10,
+    sealed: totals.sealed,
+    sent: totals.sent,
+    acknowledged: totals.acknowledged,
+    resent: totals.resent,
+    dropped: totals.dropped,
+    skipped: totals.skipped,
+    queuedAtStop: totals.queued,
+    sessions: totals.sessions,
+    rekeys: totals.rekeys,
+    reconnects: totals.connects > totals.devices ? totals.connects - totals.devices : 0,
+    errors: totals.errors,
+  };
+  if (values.json) io.stdout(`${JSON.stringify(summary)}\n`);
+  else {
+    io.stdout(
+      `summary: ${summary.devices} device(s), ${summary.seconds} s: sent ${summary.sent}, acknowledged ${summary.acknowledged}` +
+        ` (${(summary.acknowledged / Math.max(elapsed, 0.001)).toFixed(1)} msg/s), re-keys ${summary.rekeys}, errors ${summary.errors}` +
+        `; resent ${summary.resent}, dropped ${summary.dropped}, skipped ${summary.skipped}, queued at stop ${summary.queuedAtStop}\n`,
+    );
+  }
+  return summary.errors > 0 ? 1 : 0;
+}
+
+export const simCommand: Command = {
+  summary: 'run simulated devices against an MQTT broker (the firmware on Node)',
+  usage: SIM_USAGE,
+  run,
+};

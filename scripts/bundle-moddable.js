@@ -1,0 +1,64 @@
+#!/usr/bin/env node
+// Bundles the device application (src/moddable/sdk/main.ts and everything it imports, npm
+// packages included) into one ES module per target, for the Moddable SDK's mcconfig and the
+// project's manifest.json:
+//   dist/moddable/sim/main.js     desktop simulator: noble crypto (+ the platform RNG in C), a stored HUK
+//   dist/moddable/esp32/main.js   ESP32: native crypto (PSA, native/crypto) and the hardware HUK
+// The SDK's own modules (mqtt/js, preference, timer, …, embedded:*) stay imports: mcconfig links them.
+// This builds nothing of the SDK; build the app with it afterwards, e.g.
+//   node scripts/bundle-moddable.js && mcconfig -m -p lin ./manifest.json          (desktop simulator)
+//   node scripts/bundle-moddable.js && mcconfig -m -p esp32/esp32_c3_devkitm_1 ./manifest.json
+import { mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const sdkModules = [
+  'mqtt/js',
+  'preference',
+  'timer',
+  'time',
+  'instrumentation',
+  'mc/config',
+  'text/encoder',
+  'text/decoder',
+];
+
+/** The platform choice: which provider and HUK source each target links. */
+const targets = {
+  sim: {},
+  esp32: {
+    'platform-crypto.js': join(root, 'src/moddable/native-crypto.ts'),
+    'identity-stored.js': join(root, 'src/moddable/identity-native.ts'),
+  },
+};
+
+for (const [target, swaps] of Object.entries(targets)) {
+  const outfile = join(root, 'dist', 'moddable', target, 'main.js');
+  mkdirSync(dirname(outfile), { recursive: true });
+  await build({
+    entryPoints: [join(root, 'src/moddable/sdk/main.ts')],
+    outfile,
+    bundle: true,
+    format: 'esm',
+    platform: 'neutral',
+    target: 'es2022',
+    mainFields: ['module', 'main'],
+    conditions: ['import', 'default'],
+    external: [...sdkModules, 'embedded:*'],
+    logLevel: 'warning',
+    plugins: [
+      {
+        name: 'cose-flow-target',
+        setup(b) {
+          b.onResolve({ filter: /^\.\.\/(platform-crypto|identity-stored)\.js$/ }, (args) => {
+            const swap = swaps[args.path.slice(3)];
+            return swap === undefined ? undefined : { path: swap };
+          });
+        },
+      },
+    ],
+  });
+  console.log(`bundled ${target}: ${outfile}`);
+}

@@ -1,0 +1,204 @@
+/**
+ * The device application's configuration: defaults, checks, and one reader for flat settings
+ * (`{ broker: "mqtt://…", qos: 1, rate: 0.2, … }`), the same on every platform: the Moddable
+ * manifest's `config` (mc/config) on the device, CLI flags and the environment in the host
+ * simulator. Runtime-neutral.
+ */
+import { fromHex } from '../bytes.js';
+import type { EnrollCredential } from '../profile/enrollment.js';
+import { DEFAULT_PREFIX, MAX_SEQ } from '../profile/limits.js';
+import { checkDeviceId, checkPrefix } from '../profile/topics.js';
+import { type BackoffPolicy, checkBackoff, DEFAULT_RECONNECT } from './backoff.js';
+import type { RetryPolicy } from './enrollment.js';
+import { DEFAULT_KID_BLOCK } from './kid-allocator.js';
+
+export interface RekeyPolicy {
+  /** Start a new session after this many data messages (0: never for this reason). */
+  afterMessages: number;
+  /** … or when the session is this old, in milliseconds (0: never for this reason). */
+  afterMs: number;
+  /** … or before the sequence number would pass this (at most 2^32 − 1, the profile's limit). */
+  seqLimit: number;
+  /** Re-keys the cloud asks for are honoured at most once per this many milliseconds. */
+  minIntervalMs: number;
+}
+
+export interface EnrollSettings {
+  credential?: EnrollCredential;
+  /** The CA certificate (DER) pinned in the firmware, or its SHA-256; with neither: trust on first use. */
+  ca?: Uint8Array;
+  caFingerprint?: Uint8Array;
+  retry?: Partial<RetryPolicy>;
+}
+
+export interface DeviceConfig {
+  /** The device id (certificate CN, topic level); default derived from the HUK (`cf-<hex>`). */
+  deviceId?: string;
+  prefix: string;
+  /** Milliseconds between readings. */
+  intervalMs: number;
+  /** QoS of data messages. */
+  dataQos: 0 | 1;
+  rekey: RekeyPolicy;
+  /** Session kids reserved per store write (src/device/kid-allocator.ts). */
+  kidBlock: number;
+  /** Data messages the offline queue holds. */
+  outboxCapacity: number;
+  /** Data messages published and not yet acknowledged at most. */
+  maxInFlight: number;
+  /** The key message is sent again when its QoS 2 flow has not completed in this time. */
+  keyAckTimeoutMs: number;
+  reconnect: BackoffPolicy;
+  /** Waits before trying a failed session start or enrollment again. */
+  retry: BackoffPolicy;
+  enroll: EnrollSettings;
+}
+
+export const DEFAULT_CONFIG: Readonly<DeviceConfig> = {
+  prefix: DEFAULT_PREFIX,
+  intervalMs: 5000,
+  dataQos: 1,
+  rekey: { afterMessages: 0, afterMs: 24 * 3600_000, seqLimit: MAX_SEQ, minIntervalMs: 60_000 },
+  kidBlock: DEFAULT_KID_BLOCK,
+  outboxCapacity: 64,
+  maxInFlight: 8,
+  keyAckTimeoutMs: 20_000,
+  reconnect: DEFAULT_RECONNECT,
+  retry: { initialMs: 2000, multiplier: 2, maxMs: 300_000, jitter: 0.5 },
+  enroll: {},
+};
+
+/** `DEFAULT_CONFIG` overlaid with `partial` (nested objects merged one level deep), checked. */
+export function deviceConfig(partial: Partial<DeviceConfig> = {}): DeviceConfig {
+  const config: DeviceConfig = {
+    ...DEFAULT_CONFIG,
+    ...partial,
+    rekey: { ...DEFAULT_CONFIG.rekey, ...partial.rekey },
+    reconnect: { ...DEFAULT_CONFIG.reconnect, ...partial.reconnect },
+    retry: { ...DEFAULT_CONFIG.retry, ...partial.retry },
+    enroll: { ...DEFAULT_CONFIG.enroll, ...partial.enroll },
+  };
+  return checkConfig(config);
+}
+
+export function checkConfig(c: DeviceConfig): DeviceConfig {
+  if (c.deviceId !== undefined) checkDeviceId(c.deviceId);
+  checkPrefix(c.prefix);
+  const positive = (name: string, v: number, min = 1) => {
+    if (!Number.isFinite(v) || v < min) throw new RangeError(`${name} must be a number ≥ ${min}, got ${v}`);
+  };
+  positive('intervalMs', c.intervalMs);
+  if (c.dataQos !== 0 && c.dataQos !== 1) throw new RangeError(`data QoS must be 0 or 1, got ${String(c.dataQos)}`);
+  positive('rekey.afterMessages', c.rekey.afterMessages, 0);
+  positive('rekey.afterMs', c.rekey.afterMs, 0);
+  positive('rekey.minIntervalMs', c.rekey.minIntervalMs, 0);
+  if (!Number.isInteger(c.rekey.seqLimit) || c.rekey.seqLimit < 1 || c.rekey.seqLimit > MAX_SEQ) {
+    throw new RangeError(`rekey.seqLimit must be 1 … ${MAX_SEQ}`);
+  }
+  positive('kidBlock', c.kidBlock);
+  positive('outboxCapacity', c.outboxCapacity);
+  positive('maxInFlight', c.maxInFlight);
+  positive('keyAckTimeoutMs', c.keyAckTimeoutMs, 100);
+  checkBackoff(c.reconnect, 'reconnect');
+  checkBackoff(c.retry, 'retry');
+  return c;
+}
+
+/** Flat settings, as a manifest's config or a command line gives them. Unknown keys are ignored. */
+export type Settings = Record<string, string | number | boolean | undefined>;
+
+export interface ConnectionSettings {
+  /** mqtt://host[:port] or mqtts://host[:port]. */
+  broker: string;
+  username?: string;
+  password?: string;
+  clientId?: string;
+  /** MQTT keepalive in seconds. */
+  keepalive?: number;
+}
+
+/**
+ * Reads `settings` (numbers may be given as text):
+ *   broker, username, password, clientId, keepalive          the MQTT connection
+ *   deviceId, prefix                                         names
+ *   rate (messages per second) or interval (ms), qos (0|1)  data
+ *   rekeyMessages, rekeyAge (s), rekeyMinInterval (s)        re-key policy
+ *   kidBlock, outbox, inFlight, keyAckTimeout (ms)           tuning
+ *   ca (DER, hex), caFingerprint (SHA-256, hex)              the pinned CA
+ *   batch, enrollKey (hex)                                   the enrollment credential
+ */
+export function readSettings(settings: Settings): { config: DeviceConfig; connection: ConnectionSettings } {
+  const text = (key: string): string | undefined => {
+    const v = settings[key];
+    if (v === undefined || v === '') return undefined;
+    return String(v);
+  };
+  const number = (key: string): number | undefined => {
+    const v = text(key);
+    if (v === undefined) return undefined;
+    const n = Number(v);
+    if (!Number.isFinite(n)) throw new RangeError(`setting ${key}: ${JSON.stringify(v)} is not a number`);
+    return n;
+  };
+  const hex = (key: string): Uint8Array | undefined => {
+    const v = text(key);
+    return v === undefined ? undefined : fromHex(v.replace(/[\s:]/g, ''));
+  };
+  const broker = text('broker');
+  if (broker === undefined) throw new RangeError('setting broker (mqtt://host:port) is required');
+  if (!/^mqtts?:\/\/[^/\s]+/.test(broker))
+    throw new RangeError(`setting broker ${JSON.stringify(broker)}: mqtt:// or mqtts:// URL`);
+
+  const partial: Partial<DeviceConfig> = {};
+  const deviceId = text('deviceId');
+  if (deviceId !== undefined) partial.deviceId = deviceId;
+  const prefix = text('prefix');
+  if (prefix !== undefined) partial.prefix = prefix;
+  const rate = number('rate');
+  const interval = number('interval');
+  if (rate !== undefined) {
+    if (rate <= 0) throw new RangeError('setting rate must be > 0 messages per second');
+    partial.intervalMs = 1000 / rate;
+  } else if (interval !== undefined) partial.intervalMs = interval;
+  const qos = number('qos');
+  if (qos !== undefined) partial.dataQos = qos as 0 | 1;
+  const rekey: Partial<RekeyPolicy> = {};
+  const rekeyMessages = number('rekeyMessages');
+  if (rekeyMessages !== undefined) rekey.afterMessages = rekeyMessages;
+  const rekeyAge = number('rekeyAge');
+  if (rekeyAge !== undefined) rekey.afterMs = rekeyAge * 1000;
+  const rekeyMin = number('rekeyMinInterval');
+  if (rekeyMin !== undefined) rekey.minIntervalMs = rekeyMin * 1000;
+  partial.rekey = { ...DEFAULT_CONFIG.rekey, ...rekey };
+  const kidBlock = number('kidBlock');
+  if (kidBlock !== undefined) partial.kidBlock = kidBlock;
+  const outbox = number('outbox');
+  if (outbox !== undefined) partial.outboxCapacity = outbox;
+  const inFlight = number('inFlight');
+  if (inFlight !== undefined) partial.maxInFlight = inFlight;
+  const keyAckTimeout = number('keyAckTimeout');
+  if (keyAckTimeout !== undefined) partial.keyAckTimeoutMs = keyAckTimeout;
+
+  const enroll: EnrollSettings = {};
+  const ca = hex('ca');
+  if (ca !== undefined) enroll.ca = ca;
+  const caFingerprint = hex('caFingerprint');
+  if (caFingerprint !== undefined) enroll.caFingerprint = caFingerprint;
+  const batch = text('batch');
+  const enrollKey = hex('enrollKey');
+  if ((batch === undefined) !== (enrollKey === undefined))
+    throw new RangeError('settings batch and enrollKey go together');
+  if (batch !== undefined && enrollKey !== undefined) enroll.credential = { batchId: batch, key: enrollKey };
+  partial.enroll = enroll;
+
+  const connection: ConnectionSettings = { broker };
+  const username = text('username');
+  if (username !== undefined) connection.username = username;
+  const password = text('password');
+  if (password !== undefined) connection.password = password;
+  const clientId = text('clientId');
+  if (clientId !== undefined) connection.clientId = clientId;
+  const keepalive = number('keepalive');
+  if (keepalive !== undefined) connection.keepalive = keepalive;
+  return { config: deviceConfig(partial), connection };
+}
