@@ -58,28 +58,7 @@ static const uint8_t gxKeyWrapIV[CF_KEY_WRAP_SEMIBLOCK] = { 0xA6, 0xA6, 0xA6, 0x
 
 /* ---- status, init, helpers ---- */
 
-const char* cf_status_name(cf_status status)
-{
-	switch (status) {
-	case CF_OK:
-		return "ok";
-	case CF_ERR_BAD_INPUT:
-		return "bad-input";
-	case CF_ERR_BAD_KEY:
-		return "bad-key";
-	case CF_ERR_DECRYPT_FAILED:
-		return "decrypt-failed";
-	case CF_ERR_BAD_SIGNATURE:
-		return "bad-signature";
-	case CF_ERR_UNAVAILABLE:
-		return "unavailable";
-	case CF_ERR_NO_MEMORY:
-		return "no-memory";
-	case CF_ERR_INTERNAL:
-		return "internal";
-	}
-	return "unknown";
-}
+/* cf_status_name is in cf_random.c, which every build links (the simulator links no PSA). */
 
 /* The statuses that mean the same whatever the operation; callers map the others themselves. */
 static cf_status fromPsa(psa_status_t status)

@@ -13,6 +13,34 @@
  */
 #include "cf_crypto.h"
 
+/*
+ * Here, not in cf_crypto.c: xs_cf_random.c uses it, and the desktop simulator links this file
+ * without cf_crypto.c (an undefined symbol in mc.so makes mcsim's dlopen fail, and mcsim then
+ * quits silently).
+ */
+const char* cf_status_name(cf_status status)
+{
+	switch (status) {
+	case CF_OK:
+		return "ok";
+	case CF_ERR_BAD_INPUT:
+		return "bad-input";
+	case CF_ERR_BAD_KEY:
+		return "bad-key";
+	case CF_ERR_DECRYPT_FAILED:
+		return "decrypt-failed";
+	case CF_ERR_BAD_SIGNATURE:
+		return "bad-signature";
+	case CF_ERR_UNAVAILABLE:
+		return "unavailable";
+	case CF_ERR_NO_MEMORY:
+		return "no-memory";
+	case CF_ERR_INTERNAL:
+		return "internal";
+	}
+	return "unknown";
+}
+
 #if defined(ESP_PLATFORM)
 
 #include "esp_random.h"

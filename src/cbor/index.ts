@@ -29,13 +29,15 @@ const encoder = new Encoder(encoderOptions);
 const decoder = new Decoder(decoderOptions);
 
 export class CborError extends Error {
+  // A field (defined), not `this.name = …` (assigned): XS freezes Error.prototype, where an
+  // assignment to the inherited read-only `name` throws "set name: not writable".
+  override name = 'CborError';
   /** Byte offset where the problem was found. */
   readonly offset: number;
   /** `unexpected-tag` when the bytes are well-formed but carry a tag the caller did not allow. */
   readonly kind: 'malformed' | 'unexpected-tag';
   constructor(message: string, offset: number, kind: 'malformed' | 'unexpected-tag' = 'malformed') {
     super(`${message} (at byte ${offset})`);
-    this.name = 'CborError';
     this.offset = offset;
     this.kind = kind;
   }

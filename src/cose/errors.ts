@@ -42,10 +42,12 @@ export type CoseReason =
   | 'seq-exhausted';
 
 export class CoseError extends Error {
+  // A field (defined), not `this.name = …` (assigned): XS freezes Error.prototype, where an
+  // assignment to the inherited read-only `name` throws "set name: not writable".
+  override name = 'CoseError';
   readonly reason: CoseReason;
   constructor(reason: CoseReason, message: string) {
     super(`${reason}: ${message}`);
-    this.name = 'CoseError';
     this.reason = reason;
   }
 }

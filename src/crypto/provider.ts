@@ -75,10 +75,12 @@ export interface P256PrivateKey {
 export type CryptoReason = 'bad-input' | 'bad-key' | 'decrypt-failed';
 
 export class CryptoError extends Error {
+  // A field (defined), not `this.name = …` (assigned): XS freezes Error.prototype, where an
+  // assignment to the inherited read-only `name` throws "set name: not writable".
+  override name = 'CryptoError';
   readonly reason: CryptoReason;
   constructor(reason: CryptoReason, message: string) {
     super(message);
-    this.name = 'CryptoError';
     this.reason = reason;
   }
 }

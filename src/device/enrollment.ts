@@ -136,12 +136,14 @@ export interface Enrolled {
  * `invalid-result` or a transient refusal code such as `unavailable`. Try again later.
  */
 export class EnrollmentError extends Error {
+  // A field (defined), not `this.name = …` (assigned): XS freezes Error.prototype, where an
+  // assignment to the inherited read-only `name` throws "set name: not writable".
+  override name = 'EnrollmentError';
   readonly code: string;
   readonly final: boolean;
   readonly attempts: number;
   constructor(code: string, message: string, final: boolean, attempts: number) {
     super(`${code}: ${message}`);
-    this.name = 'EnrollmentError';
     this.code = code;
     this.final = final;
     this.attempts = attempts;

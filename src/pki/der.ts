@@ -15,11 +15,13 @@ import { concat, utf8Decode, utf8Encode } from '../bytes.js';
 
 /** The input is not the DER this code accepts, or not the structure the caller expected. */
 export class DerError extends Error {
+  // A field (defined), not `this.name = …` (assigned): XS freezes Error.prototype, where an
+  // assignment to the inherited read-only `name` throws "set name: not writable".
+  override name = 'DerError';
   /** Byte offset of the problem in the bytes given to the reader (or to `readDer` of a nested value). */
   readonly offset: number;
   constructor(message: string, offset: number) {
     super(`${message} (at byte ${offset})`);
-    this.name = 'DerError';
     this.offset = offset;
   }
 }

@@ -9,8 +9,10 @@ import Resolver from 'embedded:network/dns/resolver/udp';
 import MQTTClient from 'embedded:network/mqtt/client';
 
 const g = globalThis as { device?: { network?: Record<string, unknown> } & Record<string, unknown> };
-const freeze = Object.freeze as <T>(o: T, deep?: boolean) => Readonly<T>;
-g.device = freeze(
+// XS's Object.freeze(o, true) freezes deeply by calling this.isFrozen / this.freeze: it must be
+// called on Object (an unbound `freeze(o, true)` throws "cannot coerce undefined to object").
+const XSObject = Object as unknown as { freeze<T>(o: T, deep?: boolean): Readonly<T> };
+g.device = XSObject.freeze(
   {
     ...g.device,
     network: {
