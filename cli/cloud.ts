@@ -1,15 +1,30 @@
 /**
- * `cose-flow cloud keygen`: the cloud's key pair and certificate (issued by the CA of the data
- * directory), and its rotation. Thin: the work is `cloudKeygen` in cloud/pki/cloud-keys.ts.
+ * `cose-flow cloud keygen | run | reset-kid`: the cloud's key pair and certificate (and their
+ * rotation), the cloud service, and the operator's kid-floor reset. Thin: the work is
+ * `cloudKeygen` (cloud/pki/cloud-keys.ts), `startCloudService` (cloud/service/service.ts) and the
+ * store's `resetKidFloor`; configuration resolution is cloud/service/config.ts.
  */
 import { nodeCrypto } from '../cloud/crypto/node.js';
 import { cloudKeygen, DEFAULT_CLOUD_NAME } from '../cloud/pki/cloud-keys.js';
 import { DEFAULT_DATA_DIR, dataLayout } from '../cloud/pki/store.js';
+import { ConfigError, resolveRunConfig, resolveStoreUrl, runFlagTable, SETTINGS } from '../cloud/service/config.js';
+import { checkDeviceId } from '../src/profile/topics.js';
 import { operatorErrors } from './ca.js';
 import { type CliIo, type Command, parseFlags, UsageError } from './command.js';
 
-export const CLOUD_USAGE = `Usage: cose-flow cloud keygen [--rotate] [--days N] [--name CN] [--data-dir DIR]
+function settingLines(): string {
+  return SETTINGS.map((s) => {
+    const flag = `  --${s.flag} ${s.kind === 'int' ? 'N' : 'VALUE'}`;
+    return `${flag.padEnd(34)}${s.help}\n${''.padEnd(34)}(${s.env}; "${s.key}" in --config)`;
+  }).join('\n');
+}
 
+export const CLOUD_USAGE = `Usage: cose-flow cloud keygen [--rotate] [--days N] [--name CN] [--data-dir DIR]
+       cose-flow cloud run --broker URL [--data-dir DIR] [--store sqlite:FILE|postgres://…]
+                           [--out FILE] [--http [HOST:]PORT] [--share GROUP] [options]
+       cose-flow cloud reset-kid DEVICE_ID [--store URL] [--data-dir DIR] [--config FILE]
+
+keygen
 Makes the cloud's P-256 key and its certificate (keyUsage keyAgreement, default 365 days, CN
 "${DEFAULT_CLOUD_NAME}"), issued by the CA of DIR (default ${DEFAULT_DATA_DIR}; run \`cose-flow ca init\`
 first): DIR/cloud.pem and DIR/cloud.key (PKCS#8 PEM, mode 0600). Prints the cloud key id (hex),
@@ -18,6 +33,24 @@ the id devices put in the recipient header of their key messages.
 An existing key is kept unless --rotate: then it moves to DIR/cloud-keys/retired/<kid>.{pem,key},
 where the cloud service still finds it (sessions sealed to it keep opening), and the new key
 becomes the one enrollment hands to devices.
+
+run
+Runs the cloud service until SIGINT or SIGTERM: takes every device's messages from the broker
+({prefix}/+/session and {prefix}/+/data), verifies and decrypts them with the CA and cloud keys of
+DIR, and stores each data payload exactly once (acknowledging it to the broker only after the
+commit); --out appends each stored payload to FILE as a JSON line. Logs one JSON object per line
+on standard output. Settings come from flags, then the environment, then --config FILE (JSON):
+  --config FILE                   a JSON file of the settings below (COSE_FLOW_CONFIG)
+${settingLines()}
+  The storage key can also be given as 64 hex digits in COSE_FLOW_STORAGE_KEY, the broker password
+  in COSE_FLOW_MQTT_PASSWORD (or in the URL). Several instances: the same --share GROUP, one
+  PostgreSQL --store, the same storage key, and each its own --client-id. See docs/CLOUD.md.
+
+reset-kid
+For a re-flashed device whose kid counter starts at 1 again: resets the device's kid floor (a new
+epoch), so its next key message is accepted instead of refused as kid-rollback. Stored payloads
+stay. Uses the same store as \`cloud run\` (--store, COSE_FLOW_STORE, --config, or
+sqlite:DIR/cose-flow.db).
 
 Exit status: 0 done; 1 failed (the reason on stderr); 2 usage error.
 `;
@@ -56,14 +89,97 @@ async function keygen(args: string[], io: CliIo): Promise<number> {
   return 0;
 }
 
+async function runService(args: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parseFlags(args, runFlagTable());
+  if (positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
+  let config: ReturnType<typeof resolveRunConfig>;
+  try {
+    config = resolveRunConfig(values);
+  } catch (e) {
+    if (e instanceof ConfigError) throw new UsageError(e.message);
+    throw e;
+  }
+  const [{ startCloudService }, { createLogger }] = await Promise.all([
+    import('../cloud/service/service.js'),
+    import('../cloud/service/log.js'),
+  ]);
+  const logger = createLogger({ level: config.logLevel });
+  let service: Awaited<ReturnType<typeof startCloudService>>;
+  try {
+    service = await startCloudService({ ...config.options, logger });
+  } catch (e) {
+    if (e instanceof RangeError) throw e; // a bad setting: usage error
+    io.stderr(`cose-flow cloud run: ${(e as Error).message}\n`);
+    return 1;
+  }
+  await new Promise<void>((resolve) => {
+    const stop = (signal: NodeJS.Signals) => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      logger.info({ event: 'signal', signal }, 'stopping: finishing in-flight messages (signal again to exit at once)');
+      process.once(signal, () => process.exit(130));
+      resolve();
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+  await service.stop();
+  return 0;
+}
+
+async function resetKid(args: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parseFlags(args, {
+    store: { type: 'string' },
+    'data-dir': { type: 'string' },
+    config: { type: 'string' },
+  });
+  if (positionals.length !== 1) throw new UsageError('give exactly one device id: cose-flow cloud reset-kid DEVICE_ID');
+  const deviceId = checkDeviceId(positionals[0]!);
+  let url: string;
+  try {
+    url = resolveStoreUrl(values);
+  } catch (e) {
+    if (e instanceof ConfigError) throw new UsageError(e.message);
+    throw e;
+  }
+  const { openStore } = await import('../cloud/store/index.js');
+  const store = await openStore(url);
+  try {
+    const before = await store.getDevice(deviceId);
+    if (!(await store.resetKidFloor(deviceId))) {
+      io.stderr(
+        `cose-flow cloud reset-kid: device ${deviceId} is not in the store (no key message was ever accepted for it)\n`,
+      );
+      return 1;
+    }
+    const after = await store.getDevice(deviceId);
+    const floor = before?.kidFloor ? Buffer.from(before.kidFloor).toString('hex') : 'none';
+    io.stdout(
+      `device ${deviceId}: kid floor reset (was ${floor}, epoch ${before?.epoch ?? 0} → ${after?.epoch ?? '?'}); ` +
+        'its next key message is accepted from kid 1, earlier sessions no longer match\n',
+    );
+    return 0;
+  } finally {
+    await store.close();
+  }
+}
+
+const SUBCOMMANDS: Record<string, (args: string[], io: CliIo) => Promise<number>> = {
+  keygen,
+  run: runService,
+  'reset-kid': resetKid,
+};
+
 async function run(args: string[], io: CliIo): Promise<number> {
   const [sub, ...rest] = args;
-  if (sub !== 'keygen') throw new UsageError(`expected "keygen", got ${JSON.stringify(sub ?? '')}`);
-  return operatorErrors('cloud keygen', io, () => keygen(rest, io));
+  const fn = sub !== undefined && Object.hasOwn(SUBCOMMANDS, sub) ? SUBCOMMANDS[sub] : undefined;
+  if (fn === undefined)
+    throw new UsageError(`expected "keygen", "run" or "reset-kid", got ${JSON.stringify(sub ?? '')}`);
+  return operatorErrors(`cloud ${sub}`, io, () => fn(rest, io));
 }
 
 export const cloudCommand: Command = {
-  summary: 'cloud keygen [--rotate]: the cloud key and certificate (and key rotation)',
+  summary: "cloud keygen | run | reset-kid: the cloud key, the cloud service, a device's kid floor reset",
   usage: CLOUD_USAGE,
   run,
 };

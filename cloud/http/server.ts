@@ -1,0 +1,91 @@
+/**
+ * The service's HTTP endpoint (node:http, no framework):
+ *
+ *   GET /metrics          Prometheus text exposition (0.0.4)
+ *   GET /health, /healthz 200 {"status":"ok",…} when connected to the broker and the store works,
+ *                         503 {"status":"degraded"|"stopping",…} otherwise
+ *
+ * Anything else is 404; methods other than GET and HEAD are 405.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export interface HealthReport {
+  status: 'ok' | 'degraded' | 'stopping';
+  [field: string]: unknown;
+}
+
+export interface HttpEndpointOptions {
+  port: number;
+  /** Default 127.0.0.1; 0.0.0.0 (or ::) for a scraper on another host. */
+  host?: string;
+  metrics: () => Promise<string>;
+  metricsContentType: string;
+  health: () => HealthReport;
+}
+
+export interface HttpEndpoint {
+  readonly host: string;
+  readonly port: number;
+  /** http://host:port */
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+export async function startHttpEndpoint(options: HttpEndpointOptions): Promise<HttpEndpoint> {
+  const server: Server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { Allow: 'GET, HEAD', 'Content-Type': 'text/plain' }).end('method not allowed\n');
+      return;
+    }
+    if (path === '/metrics') {
+      options.metrics().then(
+        (text) => {
+          res.writeHead(200, { 'Content-Type': options.metricsContentType, 'Cache-Control': 'no-store' });
+          res.end(req.method === 'HEAD' ? undefined : text);
+        },
+        (e: Error) => {
+          res.writeHead(500, { 'Content-Type': 'text/plain' }).end(`metrics failed: ${e.message}\n`);
+        },
+      );
+      return;
+    }
+    if (path === '/health' || path === '/healthz') {
+      let report: HealthReport;
+      try {
+        report = options.health();
+      } catch (e) {
+        report = { status: 'degraded', error: (e as Error).message };
+      }
+      res.writeHead(report.status === 'ok' ? 200 : 503, {
+        'Content-Type': 'application/json',
+        'Cache-Control': 'no-store',
+      });
+      res.end(req.method === 'HEAD' ? undefined : `${JSON.stringify(report)}\n`);
+      return;
+    }
+    res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found: try /metrics or /health\n');
+  });
+  server.keepAliveTimeout = 5000;
+  const host = options.host ?? '127.0.0.1';
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return {
+    host: address.address,
+    port: address.port,
+    url: `http://${shownHost}:${address.port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}

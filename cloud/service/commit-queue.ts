@@ -1,0 +1,131 @@
+/**
+ * Group commit: decrypted data items wait here and go to `store.commitBatch` together, so one
+ * transaction (and one fsync) covers many messages. One batch commits at a time; while it does,
+ * the next one fills up, so batches grow with the load by themselves and no timer delays a
+ * lone message. Each `add` resolves with its item's result once its batch has committed.
+ *
+ * A batch that fails (the database is down, a lock timeout) is retried with backoff, as a whole,
+ * until it commits or `abort` is called; its messages stay unacknowledged meanwhile. Nothing is
+ * acknowledged that is not committed.
+ */
+import type { CommitResult, DataItem, Store } from '../store/store.js';
+
+export const DEFAULT_MAX_BATCH = 1000;
+
+interface Waiting {
+  item: DataItem;
+  resolve: (r: CommitResult) => void;
+  reject: (e: Error) => void;
+}
+
+export interface CommitQueueOptions {
+  /** Most items per transaction (default 1000). */
+  maxBatch?: number;
+  retryMinMs?: number;
+  retryMaxMs?: number;
+  /** After every successful commit: its size and duration in ms. */
+  onCommit?: (size: number, ms: number) => void;
+  /** After every failed attempt. */
+  onError?: (error: Error, attempt: number, size: number) => void;
+}
+
+export class CommitQueue {
+  readonly #store: Store;
+  readonly #max: number;
+  readonly #o: CommitQueueOptions;
+  #queue: Waiting[] = [];
+  #running: Waiting[] | undefined;
+  #scheduled = false;
+  #failures = 0;
+  #aborted: Error | undefined;
+  #retryTimer: NodeJS.Timeout | undefined;
+  #wakeRetry: (() => void) | undefined;
+  #idle: (() => void)[] = [];
+
+  constructor(store: Store, options: CommitQueueOptions = {}) {
+    this.#store = store;
+    this.#max = options.maxBatch ?? DEFAULT_MAX_BATCH;
+    if (!Number.isInteger(this.#max) || this.#max < 1) throw new RangeError('maxBatch must be an integer ≥ 1');
+    this.#o = options;
+  }
+
+  /** Items waiting or committing. */
+  get depth(): number {
+    return this.#queue.length + (this.#running?.length ?? 0);
+  }
+
+  /** True while the last commit attempt failed. */
+  get failing(): boolean {
+    return this.#failures > 0;
+  }
+
+  add(item: DataItem): Promise<CommitResult> {
+    if (this.#aborted) return Promise.reject(this.#aborted);
+    return new Promise<CommitResult>((resolve, reject) => {
+      this.#queue.push({ item, resolve, reject });
+      this.#schedule();
+    });
+  }
+
+  /** Resolves when nothing waits or commits. */
+  idle(): Promise<void> {
+    if (this.depth === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idle.push(resolve));
+  }
+
+  /** Rejects everything waiting or retrying (their messages stay unacknowledged). */
+  abort(error: Error): void {
+    this.#aborted = error;
+    if (this.#retryTimer) clearTimeout(this.#retryTimer);
+    this.#wakeRetry?.();
+    const all = [...this.#queue, ...(this.#running ?? [])];
+    this.#queue = [];
+    for (const w of all) w.reject(error);
+  }
+
+  #schedule(): void {
+    if (this.#scheduled || this.#running) return;
+    this.#scheduled = true;
+    setImmediate(() => {
+      this.#scheduled = false;
+      void this.#flush();
+    });
+  }
+
+  async #flush(): Promise<void> {
+    if (this.#running || this.#queue.length === 0) return;
+    const batch = this.#queue.splice(0, this.#max);
+    this.#running = batch;
+    const items = batch.map((w) => w.item);
+    for (let attempt = 1; ; attempt++) {
+      if (this.#aborted) break;
+      const started = performance.now();
+      try {
+        const results = await this.#store.commitBatch(items);
+        this.#failures = 0;
+        this.#o.onCommit?.(items.length, performance.now() - started);
+        this.#running = undefined;
+        for (const [i, w] of batch.entries()) w.resolve(results[i]!);
+        break;
+      } catch (e) {
+        this.#failures++;
+        const error = e instanceof Error ? e : new Error(String(e));
+        this.#o.onError?.(error, attempt, items.length);
+        if (this.#aborted) break;
+        const min = this.#o.retryMinMs ?? 100;
+        const delay = Math.min(this.#o.retryMaxMs ?? 5000, min * 2 ** Math.min(attempt - 1, 10));
+        await new Promise<void>((resolve) => {
+          this.#wakeRetry = resolve;
+          this.#retryTimer = setTimeout(resolve, delay);
+        });
+        this.#wakeRetry = undefined;
+      }
+    }
+    this.#running = undefined;
+    if (this.#queue.length > 0 && !this.#aborted) {
+      void this.#flush();
+      return;
+    }
+    if (this.depth === 0) for (const resolve of this.#idle.splice(0)) resolve();
+  }
+}

@@ -1,0 +1,542 @@
+/**
+ * The receiver of docs/PROTOCOL.md §6: what happens to each message the broker hands the service.
+ *
+ *   {prefix}/{id}/session  openKeyMessage (size, CBOR, headers, certificate chain + validity + key
+ *                          usage + revocation, CN = topic id, ES256, cloud key by recipient kid,
+ *                          ECDH + HKDF + unwrap, session COSE_Key) → seal the key at rest →
+ *                          store.putSession (§6.2: stored / duplicate / kid-reused / kid-rollback)
+ *                          → ack (PUBREC) → run the pending data of that session
+ *   {prefix}/{id}/data     parseDataMessage → session (memory, else store) → none: pending buffer
+ *                          (kid above the floor) or unknown-kid + re-key request → window pre-check
+ *                          (duplicate / replay without decrypting) → openData → commit queue
+ *                          (store.commitBatch: window + insert, atomically) → accepted: handlers →
+ *                          ack (PUBACK)
+ *
+ * Every refusal is counted by reason, logged with device id, kid and sequence number, and
+ * acknowledged (a refused message is dropped: redelivering it would change nothing). What is not
+ * acknowledged: messages whose store operation has not completed (retried while the store is down),
+ * pending data (acknowledged once handled or expired), and whatever arrives while stopping — the
+ * broker redelivers those. Key messages of one device are handled one at a time, in arrival order.
+ */
+import { equal, toHex } from '../../src/bytes.js';
+import { CborError } from '../../src/cbor/index.js';
+import { CoseError } from '../../src/cose/errors.js';
+import { decodeSign1, sign1ToBeSigned } from '../../src/cose/sign1.js';
+import { CryptoError, type CryptoProvider } from '../../src/crypto/provider.js';
+import { compareKids } from '../../src/profile/counter.js';
+import { openData, type ParsedDataMessage, parseDataMessage } from '../../src/profile/data-message.js';
+import type { OpenedKeyMessage } from '../../src/profile/key-message.js';
+import { parseTopic } from '../../src/profile/topics.js';
+import type { InboundMessage } from '../mqtt/consumer.js';
+import type { Store } from '../store/store.js';
+import { AtRestError, type SessionSealer } from './at-rest.js';
+import type { CommitQueue } from './commit-queue.js';
+import type { Logger } from './log.js';
+import type { MessageKind, ServiceMetrics } from './metrics.js';
+import type { DeliveredPayload } from './payload.js';
+import type { PendingBuffer } from './pending-buffer.js';
+import type { RekeyRequester } from './rekey.js';
+import type { LiveSession, SessionTable } from './session-table.js';
+
+/** Refusal codes: the codec's `CoseReason`s, the cloud's of §6.4, and the service's own. */
+export type RejectReason =
+  | CoseError['reason']
+  | 'kid-reused'
+  | 'kid-rollback'
+  | 'replay'
+  | 'unknown-kid'
+  /** Not `{prefix}/{valid device id}/session|data`. */
+  | 'bad-topic'
+  /** A bug: an exception the code did not expect (logged at error level). */
+  | 'internal-error';
+
+export interface ReceiverOptions {
+  crypto: CryptoProvider;
+  store: Store;
+  sessions: SessionTable;
+  pending: PendingBuffer<PendingData>;
+  commits: CommitQueue;
+  rekey: RekeyRequester;
+  sealer: SessionSealer;
+  /** openKeyMessage with the service's cloud keys and certificate verifier. */
+  openKeyMessage: (bytes: Uint8Array, topicDeviceId: string) => OpenedKeyMessage;
+  /** Runs the registered handlers for an accepted payload (before its ack). */
+  deliver: (payload: DeliveredPayload) => Promise<void>;
+  metrics: ServiceMetrics;
+  log: Logger;
+  prefix: string;
+  maxMessageBytes: number;
+  /** Store retry backoff bounds, ms. */
+  retryMinMs?: number;
+  retryMaxMs?: number;
+  /** After each commit that accepted payloads (the --out file follows the store). */
+  onAccepted?: () => void;
+  now?: () => number;
+}
+
+/** A data message waiting in the pending buffer. */
+export interface PendingData {
+  message: InboundMessage;
+  parsed: ParsedDataMessage;
+}
+
+/** Thrown through a flow when the service stops: the message stays unacknowledged. */
+class Stopping extends Error {}
+
+interface Context {
+  kind: MessageKind;
+  deviceId?: string;
+  kid?: Uint8Array;
+  seq?: number;
+}
+
+export function reasonOf(e: unknown): RejectReason {
+  if (e instanceof CoseError) return e.reason;
+  if (e instanceof CryptoError)
+    return e.reason === 'bad-input' ? 'bad-structure' : e.reason === 'bad-key' ? 'bad-key' : 'decrypt-failed';
+  if (e instanceof CborError) return 'bad-cbor';
+  return 'internal-error';
+}
+
+export class Receiver {
+  readonly #o: ReceiverOptions;
+  readonly #now: () => number;
+  readonly #keyChains = new Map<string, Promise<void>>();
+  #inFlight = 0;
+  #unreadable = 0;
+  #idleWaiters: (() => void)[] = [];
+  #stopping = false;
+  #sweeping = false;
+
+  constructor(options: ReceiverOptions) {
+    this.#o = options;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** Messages left unacknowledged because their stored session did not open (wrong storage key). */
+  get unreadable(): number {
+    return this.#unreadable;
+  }
+
+  /** Messages being handled now (not counting the pending buffer). */
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  /** Takes one message from the broker. Never throws. */
+  handle(message: InboundMessage): void {
+    if (this.#stopping) return;
+    const where = parseTopic(message.topic, this.#o.prefix);
+    const kind: MessageKind = where?.kind === 'session' || where?.kind === 'data' ? where.kind : 'other';
+    this.#o.metrics.received.inc({ kind });
+    if (where === undefined || kind === 'other') {
+      this.#reject(message, { kind: 'other' }, 'bad-topic', `not a ${this.#o.prefix}/{deviceId}/session|data topic`, {
+        topic: message.topic.slice(0, 200),
+      });
+      return;
+    }
+    const flow =
+      kind === 'session' ? this.#keyMessage(where.deviceId, message) : this.#dataMessage(where.deviceId, message);
+    this.#track(flow, message, { kind, deviceId: where.deviceId });
+  }
+
+  /** Resolves when no message is being handled (pending ones wait in the buffer). */
+  idle(): Promise<void> {
+    if (this.#inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  /** Stops taking messages; flows waiting for the store give up (their messages stay unacked). */
+  stop(): void {
+    this.#stopping = true;
+    this.#o.pending.clear();
+  }
+
+  /**
+   * Looks for the sessions of pending data in the store (another instance may have stored them),
+   * and drops what waited too long (as `unknown-kid`, asking the device to re-key). Call it every
+   * few hundred milliseconds.
+   */
+  async sweep(): Promise<void> {
+    if (this.#sweeping || this.#stopping) return;
+    this.#sweeping = true;
+    try {
+      const now = this.#now();
+      const expired = this.#o.pending.expire(now);
+      const asked = new Set<string>();
+      for (const e of expired) {
+        this.#reject(
+          e.value.message,
+          { kind: 'data', deviceId: e.deviceId, kid: e.kid, seq: e.seq },
+          'unknown-kid',
+          `no key message for this kid within ${this.#o.pending.limits.ttlMs} ms`,
+        );
+        const key = `${e.deviceId}\u0000${toHex(e.kid)}`;
+        if (!asked.has(key)) {
+          asked.add(key);
+          void this.#o.rekey.request(e.deviceId, e.kid);
+        }
+      }
+      for (const group of this.#o.pending.groups()) {
+        if (now - group.checkedAt < 200) continue;
+        group.checkedAt = now;
+        let live: LiveSession | undefined;
+        try {
+          live = await this.#o.sessions.load(group.deviceId, group.kid);
+        } catch (e) {
+          if (!(e instanceof AtRestError)) this.#storeError(e, 'getSession');
+          continue;
+        }
+        if (live !== undefined) this.#drainPending(group.deviceId, group.kid);
+      }
+    } finally {
+      this.#sweeping = false;
+    }
+  }
+
+  // -------------------------------------------------------------------------------- key messages
+
+  #keyMessage(deviceId: string, message: InboundMessage): Promise<void> {
+    const previous = this.#keyChains.get(deviceId) ?? Promise.resolve();
+    const run = previous.then(() => this.#openAndStore(deviceId, message));
+    const tail = run.catch(() => {});
+    this.#keyChains.set(deviceId, tail);
+    void tail.then(() => {
+      if (this.#keyChains.get(deviceId) === tail) this.#keyChains.delete(deviceId);
+    });
+    return run;
+  }
+
+  async #openAndStore(deviceId: string, message: InboundMessage): Promise<void> {
+    const ctx: Context = { kind: 'session', deviceId };
+    let opened: OpenedKeyMessage;
+    try {
+      opened = this.#o.openKeyMessage(message.payload, deviceId);
+    } catch (e) {
+      this.#rejectError(message, ctx, e);
+      return;
+    }
+    const { session } = opened;
+    ctx.kid = session.kid;
+    // §6.2: compare the signed content (protected bytes + payload), not the whole message.
+    const sign1 = decodeSign1(message.payload, { requireTag: true, maxBytes: this.#o.maxMessageBytes });
+    const digest = this.#o.crypto.sha256(sign1ToBeSigned(sign1.protectedBytes, new Uint8Array(0), sign1.payload!));
+    const sealed = this.#o.sealer.seal(deviceId, session);
+    const result = await this.#withStore('putSession', () =>
+      this.#o.store.putSession({
+        deviceId,
+        kid: session.kid,
+        wrappedKey: sealed,
+        keyMessageDigest: digest,
+        createdAt: this.#now(),
+      }),
+    );
+    const fields = { deviceId, kid: toHex(session.kid) };
+    switch (result) {
+      case 'stored':
+        this.#o.sessions.remember(deviceId, session, sealed);
+        this.#o.metrics.accepted.inc({ kind: 'session' });
+        this.#o.log.info({ event: 'session', ...fields }, 'session stored');
+        message.ack();
+        this.#drainPending(deviceId, session.kid);
+        return;
+      case 'duplicate':
+        session.key.fill(0);
+        this.#o.metrics.duplicates.inc({ kind: 'session' });
+        this.#o.log.info({ event: 'duplicate', kind: 'session', ...fields }, 'key message already accepted');
+        message.ack();
+        this.#drainPending(deviceId, session.kid); // another instance may have stored it
+        return;
+      default:
+        session.key.fill(0);
+        this.#reject(
+          message,
+          ctx,
+          result,
+          result === 'kid-reused'
+            ? 'a different key message was accepted under this kid'
+            : 'the kid is not above the highest kid accepted for this device (cose-flow cloud reset-kid resets it)',
+        );
+    }
+  }
+
+  // ------------------------------------------------------------------------------- data messages
+
+  async #dataMessage(deviceId: string, message: InboundMessage): Promise<void> {
+    let parsed: ParsedDataMessage;
+    try {
+      parsed = parseDataMessage(message.payload, this.#o.maxMessageBytes);
+    } catch (e) {
+      this.#rejectError(message, { kind: 'data', deviceId }, e);
+      return;
+    }
+    await this.#sessionData(deviceId, message, parsed, false);
+  }
+
+  async #sessionData(deviceId: string, message: InboundMessage, parsed: ParsedDataMessage, retried: boolean) {
+    const { kid, seq } = parsed;
+    const ctx: Context = { kind: 'data', deviceId, kid, seq };
+    const keyChain = this.#keyChains.get(deviceId);
+    if (keyChain !== undefined) await keyChain; // a key message of this device is being stored
+    let live = this.#o.sessions.cached(deviceId, kid);
+    let fromCache = live !== undefined;
+    if (live === undefined) {
+      // An AtRestError (the session does not open) goes up to #track: left unacknowledged.
+      live = await this.#withStore('getSession', () => this.#o.sessions.load(deviceId, kid));
+    }
+    if (live === undefined) {
+      live = await this.#noSession(deviceId, message, parsed, ctx);
+      if (live === undefined) return;
+      fromCache = false;
+    }
+    const pre = live.window.check(seq);
+    if (pre === 'too-old') {
+      // A broker redelivery (DUP) after a restart of the service is, most likely, a message stored
+      // before the restart: still `replay` (the window cannot tell), but not worth a warning.
+      this.#reject(
+        message,
+        ctx,
+        'replay',
+        message.dup
+          ? `redelivered by the broker and older than the replay window (W = ${live.window.size}): most likely stored before`
+          : `sequence number is older than the replay window (W = ${live.window.size})`,
+        {},
+        message.dup ? 'info' : 'warn',
+      );
+      return;
+    }
+    if (pre === 'duplicate') {
+      this.#duplicate(message, ctx);
+      return;
+    }
+    let payload: Uint8Array;
+    try {
+      payload = openData(this.#o.crypto, parsed, live.key);
+    } catch (e) {
+      if (fromCache && reasonOf(e) === 'decrypt-failed') {
+        // The cached session may be stale (the operator reset the kid floor and the device
+        // started over): look in the store once.
+        const stale = live;
+        try {
+          live = await this.#withStore('getSession', () => this.#o.sessions.load(deviceId, kid));
+        } catch (e) {
+          if (!(e instanceof Stopping)) throw e;
+          live = undefined;
+        }
+        fromCache = false;
+        if (live !== undefined && !equal(live.sealed, stale.sealed)) {
+          await this.#sessionData(deviceId, message, parsed, retried);
+          return;
+        }
+      }
+      this.#rejectError(message, ctx, e);
+      return;
+    }
+    const result = await this.#o.commits
+      .add({ deviceId, kid, seq, receivedAt: message.receivedAt, payload })
+      .catch((e: Error) => {
+        throw new Stopping(e.message);
+      });
+    switch (result) {
+      case 'accepted': {
+        if (live.window.check(seq) === 'new') live.window.accept(seq);
+        this.#o.metrics.accepted.inc({ kind: 'data' });
+        this.#o.onAccepted?.();
+        await this.#o.deliver({
+          deviceId,
+          kid,
+          kidHex: live.kidHex,
+          seq,
+          receivedAt: new Date(message.receivedAt),
+          payload,
+        });
+        message.ack();
+        this.#o.metrics.latency.observe((Date.now() - message.receivedAt) / 1000);
+        if (this.#o.log.isLevelEnabled('debug'))
+          this.#o.log.debug({ event: 'accepted', deviceId, kid: live.kidHex, seq }, 'payload stored');
+        return;
+      }
+      case 'duplicate':
+        this.#duplicate(message, ctx);
+        return;
+      case 'replay':
+        this.#reject(
+          message,
+          ctx,
+          'replay',
+          'sequence number is older than the replay window',
+          {},
+          message.dup ? 'info' : 'warn',
+        );
+        return;
+      case 'unknown-session':
+        // The store holds no such session in the device's current epoch (its kid floor was reset).
+        this.#o.sessions.forget(deviceId, kid);
+        if (!retried) {
+          await this.#sessionData(deviceId, message, parsed, true);
+          return;
+        }
+        this.#reject(message, ctx, 'unknown-kid', 'the session is gone from the store');
+        return;
+    }
+  }
+
+  /**
+   * No session for the kid: hold the message when the kid is above the device's floor (its key
+   * message may still come), else refuse it as unknown-kid and ask the device to re-key. Returns
+   * the session if it turned up meanwhile (stored between the two lookups).
+   */
+  async #noSession(
+    deviceId: string,
+    message: InboundMessage,
+    parsed: ParsedDataMessage,
+    ctx: Context,
+  ): Promise<LiveSession | undefined> {
+    const device = await this.#withStore('getDevice', () => this.#o.store.getDevice(deviceId));
+    const floor = device?.kidFloor ?? null;
+    if (floor === null || compareKids(parsed.kid, floor) > 0) {
+      const held = this.#o.pending.add({
+        deviceId,
+        kid: parsed.kid,
+        seq: parsed.seq,
+        addedAt: this.#now(),
+        value: { message, parsed },
+      });
+      if (held === 'held') {
+        if (this.#o.log.isLevelEnabled('debug'))
+          this.#o.log.debug(
+            { event: 'pending', deviceId, kid: toHex(parsed.kid), seq: parsed.seq },
+            'data before its key message: held',
+          );
+        return undefined;
+      }
+      this.#reject(message, ctx, 'unknown-kid', `no session yet and the pending buffer is full (${held})`);
+      return undefined;
+    }
+    // The floor reached this kid: its session may have been stored since the first lookup.
+    const live = await this.#withStore('getSession', () => this.#o.sessions.load(deviceId, parsed.kid));
+    if (live !== undefined) return live;
+    this.#reject(message, ctx, 'unknown-kid', 'no session for this kid, which is not above the kid floor');
+    void this.#o.rekey.request(deviceId, parsed.kid);
+    return undefined;
+  }
+
+  #drainPending(deviceId: string, kid: Uint8Array): void {
+    for (const entry of this.#o.pending.take(deviceId, kid)) {
+      const { message, parsed } = entry.value;
+      this.#track(this.#sessionData(deviceId, message, parsed, false), message, {
+        kind: 'data',
+        deviceId,
+        kid,
+        seq: parsed.seq,
+      });
+    }
+  }
+
+  // ------------------------------------------------------------------------------------ outcomes
+
+  #duplicate(message: InboundMessage, ctx: Context): void {
+    this.#o.metrics.duplicates.inc({ kind: ctx.kind });
+    if (this.#o.log.isLevelEnabled('debug'))
+      this.#o.log.debug(
+        { event: 'duplicate', kind: ctx.kind, deviceId: ctx.deviceId, kid: ctx.kid && toHex(ctx.kid), seq: ctx.seq },
+        'already accepted: acknowledged, not delivered again',
+      );
+    message.ack();
+  }
+
+  #rejectError(message: InboundMessage, ctx: Context, e: unknown): void {
+    const reason = reasonOf(e);
+    const detail = e instanceof Error ? e.message : String(e);
+    if (reason === 'internal-error')
+      this.#o.log.error(
+        {
+          event: 'internal-error',
+          kind: ctx.kind,
+          deviceId: ctx.deviceId,
+          error: e instanceof Error ? e.stack : detail,
+        },
+        'unexpected error while handling a message',
+      );
+    this.#reject(message, ctx, reason, detail);
+  }
+
+  #reject(
+    message: InboundMessage,
+    ctx: Context,
+    reason: RejectReason,
+    detail: string,
+    extra: object = {},
+    level: 'warn' | 'info' = 'warn',
+  ): void {
+    this.#o.metrics.rejected.inc({ kind: ctx.kind, reason });
+    this.#o.log[level](
+      {
+        event: 'rejected',
+        kind: ctx.kind,
+        reason,
+        deviceId: ctx.deviceId,
+        kid: ctx.kid === undefined ? undefined : toHex(ctx.kid),
+        seq: ctx.seq,
+        detail,
+        ...extra,
+      },
+      'message refused',
+    );
+    message.ack();
+  }
+
+  // ----------------------------------------------------------------------------------- plumbing
+
+  #storeError(e: unknown, what: string): void {
+    this.#o.metrics.storeErrors.inc();
+    this.#o.log.error({ event: 'store-error', operation: what, error: e instanceof Error ? e.message : String(e) });
+  }
+
+  /** Runs a store call, retrying with backoff while it fails (the store is down) unless stopping. */
+  async #withStore<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      if (this.#stopping) throw new Stopping(`stopping during ${what}`);
+      try {
+        return await fn();
+      } catch (e) {
+        if (e instanceof AtRestError) throw e;
+        this.#storeError(e, what);
+        const min = this.#o.retryMinMs ?? 100;
+        await new Promise((r) =>
+          setTimeout(r, Math.min(this.#o.retryMaxMs ?? 5000, min * 2 ** Math.min(attempt - 1, 10))),
+        );
+      }
+    }
+  }
+
+  #track(flow: Promise<void>, message: InboundMessage, ctx: Context): void {
+    this.#inFlight++;
+    flow
+      .catch((e: unknown) => {
+        if (e instanceof Stopping) return; // unacknowledged: the broker redelivers it
+        if (e instanceof AtRestError) {
+          // A configuration problem, not bad input: dropping the message would lose data that
+          // another instance (with the right storage key) or a fixed restart can still store.
+          this.#unreadable++;
+          this.#o.log.error(
+            {
+              event: 'session-unreadable',
+              kind: ctx.kind,
+              deviceId: ctx.deviceId,
+              kid: ctx.kid && toHex(ctx.kid),
+              error: e.message,
+            },
+            'a stored session does not open: message left unacknowledged (does every instance have the same storage key?)',
+          );
+          return;
+        }
+        // A bug, not bad input: log it loudly, and drop the message like any refused one.
+        this.#rejectError(message, ctx, e instanceof CoseError ? new Error(e.message) : e);
+      })
+      .finally(() => {
+        this.#inFlight--;
+        if (this.#inFlight === 0) for (const resolve of this.#idleWaiters.splice(0)) resolve();
+      });
+  }
+}
