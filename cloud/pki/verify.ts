@@ -14,6 +14,7 @@
 import { equal, toHex } from '../../src/bytes.js';
 import { CoseError } from '../../src/cose/errors.js';
 import type { CryptoProvider } from '../../src/crypto/provider.js';
+import { OID } from '../../src/pki/oids.js';
 import type { CertifiedDevice, DeviceCertificateVerifier } from '../../src/profile/key-message.js';
 import { isValidDeviceId } from '../../src/profile/topics.js';
 import { ecdsaSha256Signature, type ParsedCertificate, parseCertificate } from './certificate.js';
@@ -42,15 +43,15 @@ export interface DeviceCertificateVerifierOptions {
   cacheSize?: number;
 }
 
-const OID = {
-  basicConstraints: '2.5.29.19',
-  keyUsage: '2.5.29.15',
-  extKeyUsage: '2.5.29.37',
-  subjectKeyIdentifier: '2.5.29.14',
-  authorityKeyIdentifier: '2.5.29.35',
-  subjectAltName: '2.5.29.17',
-} as const;
-const KNOWN_EXTENSIONS: readonly string[] = Object.values(OID);
+/** The extensions this profile understands; any other marked critical is refused. */
+const KNOWN_EXTENSIONS: readonly string[] = [
+  OID.basicConstraints,
+  OID.keyUsage,
+  OID.extKeyUsage,
+  OID.subjectKeyIdentifier,
+  OID.authorityKeyIdentifier,
+  OID.subjectAltName,
+];
 
 export const DEFAULT_CERTIFICATE_CACHE_SIZE = 10_000;
 

@@ -429,13 +429,7 @@ export class DeviceApp {
   /** The cloud certificate checked against the stored CA, or undefined (logged) when it fails. */
   #verifyCloud(certificate: Uint8Array): TrustedCloud | undefined {
     try {
-      const publicKey = verifyCloudCertificate(
-        this.#p.crypto,
-        certificate,
-        this.#credentials!.caCertificate,
-        this.#p.clock.now(),
-      );
-      return { certificate, publicKey };
+      return this.#checkCloud(certificate);
     } catch (e) {
       this.#fail('cloud-certificate-untrusted', e, {
         action: 'refusing to send anything: the cloud certificate does not verify against the CA',
@@ -679,7 +673,7 @@ export class DeviceApp {
         return;
       }
       try {
-        announced = this.#checkNewCloud(peeked.cloudCertificate);
+        announced = this.#checkCloud(peeked.cloudCertificate);
         opened = openControlMessage(this.#p.crypto, payload, {
           cloudPublicKeys: [announced.publicKey],
           deviceId: this.#deviceId,
@@ -708,7 +702,7 @@ export class DeviceApp {
     // "cloud-certificate": checked against the CA, stored, used from the next session on.
     let next: TrustedCloud;
     try {
-      next = announced ?? this.#checkNewCloud(opened.cloudCertificate!);
+      next = announced ?? this.#checkCloud(opened.cloudCertificate!);
     } catch (e) {
       this.#ignoreControl('cloud-certificate', describeError(e));
       return;
@@ -728,7 +722,7 @@ export class DeviceApp {
     this.#accepted('cloud-certificate', 'used from the next session on');
   }
 
-  #checkNewCloud(certificate: Uint8Array): TrustedCloud {
+  #checkCloud(certificate: Uint8Array): TrustedCloud {
     const publicKey = verifyCloudCertificate(
       this.#p.crypto,
       certificate,

@@ -39,6 +39,7 @@ import { makeCsr } from '../pki/csr.js';
 import type { MqttConnection } from '../platform/mqtt.js';
 import type { Timers } from '../platform/timers.js';
 import {
+  ENROLL_REFUSAL_CODES,
   type EnrollCredential,
   type EnrollResult,
   makeEnrollRequest,
@@ -48,14 +49,7 @@ import { DEFAULT_PREFIX } from '../profile/limits.js';
 import { checkDeviceId, checkPrefix, topic } from '../profile/topics.js';
 
 /** Refusal codes after which asking again is pointless: an operator must act. */
-export const FINAL_REFUSALS: readonly string[] = [
-  'not-allowed',
-  'bad-credential',
-  'bad-csr',
-  'key-conflict',
-  'device-mismatch',
-  'revoked',
-];
+export const FINAL_REFUSALS: readonly string[] = ENROLL_REFUSAL_CODES;
 
 const REQUEST_ID_BYTES = 16;
 const SHA256_BYTES = 32;

@@ -20,6 +20,33 @@ import { decodeMac0, type Mac0, makeMac0, verifyMac0 } from '../cose/mac0.js';
 import type { CryptoProvider } from '../crypto/provider.js';
 import { checkDeviceId } from './topics.js';
 
+/**
+ * The stable codes a refused enrollment result starts its reason with ("key-conflict: …"). Each
+ * is final for the device: asking again changes nothing until an operator acts.
+ */
+export type EnrollRefusalCode =
+  /** The device id is not on the allow-list and the request carries no credential. */
+  | 'not-allowed'
+  /** The enrollment credential is malformed, names an unknown batch, or its MAC does not verify. */
+  | 'bad-credential'
+  /** The CSR is malformed, its self-signature (proof of possession) does not verify, or its subject or key is not of this profile. */
+  | 'bad-csr'
+  /** The device id is enrolled with another key; an operator must allow a re-key. */
+  | 'key-conflict'
+  /** The CSR's device id (CN) differs from the device id of the topic. */
+  | 'device-mismatch'
+  /** The device's certificate for this key has been revoked. */
+  | 'revoked';
+
+export const ENROLL_REFUSAL_CODES: readonly EnrollRefusalCode[] = [
+  'not-allowed',
+  'bad-credential',
+  'bad-csr',
+  'key-conflict',
+  'device-mismatch',
+  'revoked',
+];
+
 export const ENROLL_MAX_BYTES = 16 * 1024;
 const REQUEST_ID_MIN = 8;
 const REQUEST_ID_MAX = 16;
