@@ -4,10 +4,11 @@
  *   GET /metrics          Prometheus text exposition (0.0.4)
  *   GET /health, /healthz 200 {"status":"ok",…} when connected to the broker and the store works,
  *                         503 {"status":"degraded"|"stopping",…} otherwise
+ *   …                     whatever the `routes` handle (the live dashboard, cloud/dashboard/routes.ts)
  *
  * Anything else is 404; methods other than GET and HEAD are 405.
  */
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 export interface HealthReport {
@@ -22,7 +23,11 @@ export interface HttpEndpointOptions {
   metrics: () => Promise<string>;
   metricsContentType: string;
   health: () => HealthReport;
+  /** Tried first; returns true when it answered the request. */
+  routes?: HttpRoute;
 }
+
+export type HttpRoute = (req: IncomingMessage, res: ServerResponse, path: string) => boolean;
 
 export interface HttpEndpoint {
   readonly host: string;
@@ -34,7 +39,8 @@ export interface HttpEndpoint {
 
 export async function startHttpEndpoint(options: HttpEndpointOptions): Promise<HttpEndpoint> {
   const server: Server = createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    if (options.routes?.(req, res, path)) return;
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { Allow: 'GET, HEAD', 'Content-Type': 'text/plain' }).end('method not allowed\n');
       return;
@@ -65,7 +71,9 @@ export async function startHttpEndpoint(options: HttpEndpointOptions): Promise<H
       res.end(req.method === 'HEAD' ? undefined : `${JSON.stringify(report)}\n`);
       return;
     }
-    res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found: try /metrics or /health\n');
+    res
+      .writeHead(404, { 'Content-Type': 'text/plain' })
+      .end(`not found: try ${options.routes === undefined ? '' : '/ (the dashboard), '}/metrics or /health\n`);
   });
   server.keepAliveTimeout = 5000;
   const host = options.host ?? '127.0.0.1';

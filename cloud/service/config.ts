@@ -63,7 +63,14 @@ export const SETTINGS: readonly Setting[] = [
     env: 'COSE_FLOW_HTTP',
     key: 'http',
     kind: 'string',
-    help: '[HOST:]PORT for /metrics and /health (default host 127.0.0.1)',
+    help: '[HOST:]PORT for /metrics, /health and the live dashboard at / (default host 127.0.0.1)',
+  },
+  {
+    flag: 'dashboard',
+    env: 'COSE_FLOW_DASHBOARD',
+    key: 'dashboard',
+    kind: 'string',
+    help: 'on (default) or off: serve the live dashboard, which shows decrypted readings, on --http',
   },
   {
     flag: 'prefix',
@@ -336,6 +343,10 @@ export function resolveRunConfig(flags: FlagValues, env: NodeJS.ProcessEnv = pro
       throw new ConfigError(`--http must be [HOST:]PORT, got ${JSON.stringify(http)}`);
     options.http = { port: Number(m[2]), ...(m[1] === undefined ? {} : { host: m[1].replace(/^\[(.*)\]$/, '$1') }) };
   }
+  const page = str('dashboard');
+  if (page !== undefined && page !== 'on' && page !== 'off')
+    throw new ConfigError(`--dashboard must be on or off, got ${JSON.stringify(page)}`);
+  if (page === 'off' && options.http !== undefined) options.http.dashboard = false;
   set('prefix', str('prefix'));
   set('shareGroup', str('share'));
   set('clientId', str('clientId'));

@@ -31,6 +31,7 @@ import type { InboundMessage } from '../mqtt/consumer.js';
 import type { Store } from '../store/store.js';
 import { AtRestError, type SessionSealer } from './at-rest.js';
 import type { CommitQueue } from './commit-queue.js';
+import type { ServiceEvent } from './events.js';
 import type { Logger } from './log.js';
 import type { MessageKind, ServiceMetrics } from './metrics.js';
 import type { DeliveredPayload } from './payload.js';
@@ -71,6 +72,8 @@ export interface ReceiverOptions {
   retryMaxMs?: number;
   /** After each commit that accepted payloads (the --out file follows the store). */
   onAccepted?: () => void;
+  /** Sessions stored, refusals, duplicates (never throws into the receiver). */
+  observe?: (event: ServiceEvent) => void;
   now?: () => number;
 }
 
@@ -237,6 +240,7 @@ export class Receiver {
         this.#o.sessions.remember(deviceId, session, sealed);
         this.#o.metrics.accepted.inc({ kind: 'session' });
         this.#o.log.info({ event: 'session', ...fields }, 'session stored');
+        this.#observe({ type: 'session', deviceId, kidHex: fields.kid, at: this.#now() });
         message.ack();
         this.#drainPending(deviceId, session.kid);
         return;
@@ -435,8 +439,25 @@ export class Receiver {
 
   // ------------------------------------------------------------------------------------ outcomes
 
+  #observe(event: ServiceEvent): void {
+    if (this.#o.observe === undefined) return;
+    try {
+      this.#o.observe(event);
+    } catch (e) {
+      this.#o.log.error({ event: 'observer-failed', error: String(e) }, 'an event observer threw');
+    }
+  }
+
   #duplicate(message: InboundMessage, ctx: Context): void {
     this.#o.metrics.duplicates.inc({ kind: ctx.kind });
+    this.#observe({
+      type: 'duplicate',
+      kind: ctx.kind,
+      ...(ctx.deviceId === undefined ? {} : { deviceId: ctx.deviceId }),
+      ...(ctx.kid === undefined ? {} : { kidHex: toHex(ctx.kid) }),
+      ...(ctx.seq === undefined ? {} : { seq: ctx.seq }),
+      at: this.#now(),
+    });
     if (this.#o.log.isLevelEnabled('debug'))
       this.#o.log.debug(
         { event: 'duplicate', kind: ctx.kind, deviceId: ctx.deviceId, kid: ctx.kid && toHex(ctx.kid), seq: ctx.seq },
@@ -470,6 +491,16 @@ export class Receiver {
     level: 'warn' | 'info' = 'warn',
   ): void {
     this.#o.metrics.rejected.inc({ kind: ctx.kind, reason });
+    this.#observe({
+      type: 'rejected',
+      kind: ctx.kind,
+      reason,
+      ...(ctx.deviceId === undefined ? {} : { deviceId: ctx.deviceId }),
+      ...(ctx.kid === undefined ? {} : { kidHex: toHex(ctx.kid) }),
+      ...(ctx.seq === undefined ? {} : { seq: ctx.seq }),
+      detail,
+      at: this.#now(),
+    });
     this.#o.log[level](
       {
         event: 'rejected',

@@ -22,6 +22,8 @@ import { type OpenedKeyMessage, openKeyMessage } from '../../src/profile/key-mes
 import { DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_PREFIX } from '../../src/profile/limits.js';
 import { checkPrefix, topicFilter } from '../../src/profile/topics.js';
 import { nodeCrypto } from '../crypto/node.js';
+import { LiveState } from '../dashboard/live-state.js';
+import { type Dashboard, dashboard } from '../dashboard/routes.js';
 import { type HealthReport, type HttpEndpoint, startHttpEndpoint } from '../http/server.js';
 import { MqttConsumer, type MqttConsumerOptions } from '../mqtt/consumer.js';
 import { type CloudKey, cloudKeyLookup, loadCloudKeys } from '../pki/cloud-keys.js';
@@ -41,6 +43,7 @@ import {
   DEFAULT_SHARED_WINDOW_SIZE,
   DEFAULT_STORE_FILE,
 } from './defaults.js';
+import type { ServiceEventHandler } from './events.js';
 import { createLogger, type Logger } from './log.js';
 import { CONTENT_TYPE, ServiceMetrics } from './metrics.js';
 import { OutFile } from './out-file.js';
@@ -64,8 +67,16 @@ export interface CloudServiceOptions {
   store?: string | Store;
   /** Append every stored payload as a JSON line to this file (docs/CLOUD.md). */
   out?: string;
-  /** Serve /metrics and /health (port 0: any free port). */
-  http?: { port: number; host?: string };
+  /**
+   * Serve /metrics, /health and the live dashboard (/; port 0: any free port). `dashboard: false`
+   * leaves the page out; `attack` is the demo's action behind the page's attack button.
+   */
+  http?: {
+    port: number;
+    host?: string;
+    dashboard?: boolean;
+    attack?: () => Promise<Record<string, number>>;
+  };
   /** Topic prefix (default cose-flow/v1). */
   prefix?: string;
   /** MQTT 5 shared subscription group: N instances with the same group split the messages. */
@@ -110,6 +121,8 @@ export interface CloudServiceOptions {
    * the service connects: a handler added with `onPayload` after the start misses those.)
    */
   onPayload?: PayloadHandler | PayloadHandler[];
+  /** Event handlers (sessions stored, refusals, duplicates) from the first message on. */
+  onEvent?: ServiceEventHandler;
 }
 
 export interface CloudService {
@@ -118,6 +131,8 @@ export interface CloudService {
   readonly clientId: string;
   /** The /metrics and /health endpoint, when `http` was given. */
   readonly http: HttpEndpoint | undefined;
+  /** What the dashboard shows (also when only the terminal shows it): fed from the first message. */
+  readonly live: LiveState;
   /** The --out file, when `out` was given. */
   readonly outFile: OutFile | undefined;
   readonly logger: Logger;
@@ -127,6 +142,8 @@ export interface CloudService {
    * the `onPayload` option instead.
    */
   onPayload(handler: PayloadHandler): () => void;
+  /** Calls `handler` for each session stored, message refused and duplicate from now on. */
+  onEvent(handler: ServiceEventHandler): () => void;
   health(): HealthReport;
   /** Resolves when no message is being handled (messages waiting for their key message aside). */
   idle(): Promise<void>;
@@ -242,9 +259,17 @@ export async function startCloudService(options: CloudServiceOptions): Promise<C
     }
     const sessions = new SessionTable(store, sealer);
     const pending = new PendingBuffer<PendingData>(pendingLimits);
-    const handlers = new Set<PayloadHandler>(
-      options.onPayload === undefined ? [] : Array.isArray(options.onPayload) ? options.onPayload : [options.onPayload],
-    );
+    const live = new LiveState();
+    const handlers = new Set<PayloadHandler>([
+      (p) => live.recordPayload(p),
+      ...(options.onPayload === undefined
+        ? []
+        : Array.isArray(options.onPayload)
+          ? options.onPayload
+          : [options.onPayload]),
+    ]);
+    const eventHandlers = new Set<ServiceEventHandler>([(e) => live.record(e)]);
+    if (options.onEvent !== undefined) eventHandlers.add(options.onEvent);
     let consumer: MqttConsumer | undefined;
     let outFile: OutFile | undefined;
     let commits: CommitQueue | undefined;
@@ -326,10 +351,14 @@ export async function startCloudService(options: CloudServiceOptions): Promise<C
       prefix,
       maxMessageBytes,
       ...(outFile === undefined ? {} : { onAccepted: () => outFile!.kick() }),
+      observe: (event) => {
+        for (const handler of eventHandlers) handler(event);
+      },
     });
 
     let stopping: Promise<void> | undefined;
     let http: HttpEndpoint | undefined;
+    let page: Dashboard | undefined;
     const health = (): HealthReport => {
       const connected = consumer?.connected ?? false;
       const failing = commits!.failing;
@@ -344,7 +373,15 @@ export async function startCloudService(options: CloudServiceOptions): Promise<C
       };
     };
     if (options.http !== undefined) {
+      if (options.http.dashboard !== false) {
+        page = dashboard({
+          state: live,
+          ...(options.http.attack === undefined ? {} : { attack: options.http.attack }),
+        });
+      }
+      const p = page;
       http = await startHttpEndpoint({
+        ...(p === undefined ? {} : { routes: p.route }),
         port: options.http.port,
         ...(options.http.host === undefined ? {} : { host: options.http.host }),
         metrics: () => metrics.registry.text(),
@@ -352,7 +389,10 @@ export async function startCloudService(options: CloudServiceOptions): Promise<C
         health,
       });
       const h = http;
-      cleanUp.push(() => h.close());
+      cleanUp.push(async () => {
+        p?.close();
+        await h.close();
+      });
     }
 
     const share = (filter: string) =>
@@ -450,10 +490,15 @@ export async function startCloudService(options: CloudServiceOptions): Promise<C
       clientId,
       http,
       outFile,
+      live,
       logger: log,
       onPayload(handler) {
         handlers.add(handler);
         return () => handlers.delete(handler);
+      },
+      onEvent(handler) {
+        eventHandlers.add(handler);
+        return () => eventHandlers.delete(handler);
       },
       health,
       idle: () => receiver.idle(),

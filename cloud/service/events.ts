@@ -1,0 +1,24 @@
+/**
+ * What the service tells observers besides delivered payloads (those go to `onPayload`): a session
+ * stored, a message refused (with its reason code), a duplicate acknowledged. The live dashboard
+ * (cloud/dashboard/) and the demo's terminal view are built on these; the same facts are in the
+ * log and the metrics.
+ */
+import type { MessageKind } from './metrics.js';
+
+export type ServiceEvent =
+  | { type: 'session'; deviceId: string; kidHex: string; at: number }
+  | {
+      type: 'rejected';
+      kind: MessageKind;
+      /** A reason code of docs/PROTOCOL.md §6.4 (`decrypt-failed`, `bad-certificate`, `replay`, …). */
+      reason: string;
+      deviceId?: string;
+      kidHex?: string;
+      seq?: number;
+      detail: string;
+      at: number;
+    }
+  | { type: 'duplicate'; kind: MessageKind; deviceId?: string; kidHex?: string; seq?: number; at: number };
+
+export type ServiceEventHandler = (event: ServiceEvent) => void;
