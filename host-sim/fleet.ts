@@ -17,7 +17,7 @@ import { cloudKeygen } from '../cloud/pki/cloud-keys.js';
 import { readCertificates } from '../cloud/pki/files.js';
 import { initCa } from '../cloud/pki/setup.js';
 import { dataLayout } from '../cloud/pki/store.js';
-import { DeviceApp, type DeviceStats } from '../src/device/app.js';
+import { DeviceApp, type DeviceEvent, type DeviceStats } from '../src/device/app.js';
 import { type DeviceConfig, deviceConfig } from '../src/device/config.js';
 import type { Logger } from '../src/platform/log.js';
 import { silentLogger } from '../src/platform/log.js';
@@ -48,6 +48,16 @@ export interface FleetOptions {
   log?: Logger;
   /** Notes for the operator (made a CA, started the enrollment service, …). */
   note?: (line: string) => void;
+  /** Every device's events (sessions, sealed and acknowledged messages, …). */
+  onEvent?: (deviceId: string, event: DeviceEvent) => void;
+}
+
+export interface FleetStopOptions {
+  /**
+   * First stop taking readings and wait up to this many milliseconds for every queued message to
+   * be acknowledged (default 0: stop at once, leaving queued messages unsent).
+   */
+  drainMs?: number;
 }
 
 export interface FleetDevice {
@@ -69,7 +79,7 @@ export interface Fleet {
   totals(): FleetTotals;
   /** Resolves when every device has been started (not necessarily connected). */
   started: Promise<void>;
-  stop(): Promise<FleetTotals>;
+  stop(options?: FleetStopOptions): Promise<FleetTotals>;
 }
 
 export function deviceIds(count: number, prefix = 'sim-'): string[] {
@@ -147,7 +157,13 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
         retry: { maxAttempts: 10, responseTimeoutMs: 5000, initialDelayMs: 500, maxDelayMs: 10_000 },
       },
     });
-    return { deviceId, app: new DeviceApp(platform, config) };
+    const onEvent = options.onEvent;
+    const app = new DeviceApp(
+      platform,
+      config,
+      onEvent === undefined ? {} : { onEvent: (event) => onEvent(deviceId, event) },
+    );
+    return { deviceId, app };
   });
 
   const rampMs = options.rampMs ?? Math.min(options.devices * 20, 10_000);
@@ -184,9 +200,13 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
     devices,
     totals,
     started,
-    async stop() {
+    async stop(stopOptions: FleetStopOptions = {}) {
       stopping = true;
       await started;
+      if (stopOptions.drainMs !== undefined && stopOptions.drainMs > 0) {
+        const drainMs = stopOptions.drainMs;
+        await Promise.all(devices.map((d) => d.app.drain(drainMs)));
+      }
       await Promise.all(devices.map((d) => d.app.stop()));
       await Promise.allSettled(starts);
       if (service !== undefined) await service.close();

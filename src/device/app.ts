@@ -137,6 +137,8 @@ export class DeviceApp {
   readonly #kids: KidAllocator;
   readonly #credentialStore: CredentialStore;
   readonly #outbox: Outbox;
+  #draining = false;
+  readonly #drainWaiters = new Set<() => void>();
   readonly #reconnect: Backoff;
   readonly #retry: Backoff;
   readonly #timers = new Set<unknown>();
@@ -256,7 +258,35 @@ export class DeviceApp {
     this.#timers.clear();
     for (const remove of this.#removers.splice(0)) remove();
     for (const wake of this.#waitingForLink.splice(0)) wake();
+    for (const settle of [...this.#drainWaiters]) settle();
     await this.#p.mqtt.close();
+  }
+
+  /**
+   * Stops taking readings and waits until every queued data message has been acknowledged (true),
+   * or `timeoutMs` has passed (false); then `stop()`. For a clean end of a run (the demo, tests):
+   * what was sealed is delivered rather than left in the queue.
+   */
+  drain(timeoutMs: number): Promise<boolean> {
+    this.#draining = true;
+    const deadline = this.#p.clock.uptimeMs() + timeoutMs;
+    return new Promise((resolve) => {
+      let settled = false;
+      const settle = (drained: boolean) => {
+        if (settled) return;
+        settled = true;
+        this.#drainWaiters.delete(stopped);
+        resolve(drained);
+      };
+      const stopped = () => settle(false);
+      this.#drainWaiters.add(stopped);
+      const check = () => {
+        if (this.#outbox.size === 0) settle(true);
+        else if (this.#stopped || this.#p.clock.uptimeMs() >= deadline) settle(false);
+        else this.#after(20, check);
+      };
+      check();
+    });
   }
 
   /** Starts a new session now (for tools and tests; the cloud's way is the control topic). */
@@ -571,7 +601,7 @@ export class DeviceApp {
 
   #takeReading(): void {
     let session = this.#session;
-    if (session === undefined) return;
+    if (session === undefined || this.#draining) return;
     const qos = this.config.dataQos;
     if (!this.#outbox.hasRoom(qos)) {
       this.stats.skipped++;
