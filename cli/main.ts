@@ -9,6 +9,7 @@ import { type CliIo, type Command, processIo, UsageError } from './command.js';
 import { demoCommand } from './demo.js';
 import { inspectCommand } from './inspect.js';
 import { simCommand } from './sim.js';
+import { tourCommand } from './tour.js';
 
 export const commands: Record<string, Command> = {
   ca: caCommand,
@@ -16,6 +17,7 @@ export const commands: Record<string, Command> = {
   demo: demoCommand,
   inspect: inspectCommand,
   sim: simCommand,
+  tour: tourCommand,
 };
 
 function version(): string {

@@ -1,4 +1,4 @@
-/** `cose-flow demo` (npm start) run as a child process, and its files checked with `cose-flow inspect` and openssl. */
+/** `cose-flow tour` run as a child process, and its files checked with `cose-flow inspect` and openssl. */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -21,7 +21,7 @@ function cli(args: string[], cwd: string = dir): Run {
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-/** The kid counter the demo printed in step 2. */
+/** The kid counter the tour printed in step 2. */
 function printedKidCounter(stdout: string): number {
   const m = /^\[2\/6\] .*kid counter ([0-9]+) → session kid ([0-9a-f]+)/m.exec(stdout);
   assert.ok(m, `step 2 names the kid counter:\n${stdout}`);
@@ -40,13 +40,13 @@ let demoDir: string;
 let first: Run;
 
 before(() => {
-  dir = mkdtempSync(join(tmpdir(), 'cose-flow-demo-'));
-  demoDir = join(dir, 'out', 'demo');
-  first = cli(['demo', '--data-dir', join(dir, 'out')]);
+  dir = mkdtempSync(join(tmpdir(), 'cose-flow-tour-'));
+  demoDir = join(dir, 'out', 'tour');
+  first = cli(['tour', '--data-dir', join(dir, 'out')]);
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-describe('cose-flow demo', () => {
+describe('cose-flow tour', () => {
   test('runs every step and exits 0', () => {
     assert.equal(first.status, 0, first.stderr);
     assert.equal(first.stderr, '');
@@ -132,7 +132,7 @@ describe('cose-flow demo', () => {
   test('a second run reuses the keys and takes a larger kid; fewer messages leave no stale files', () => {
     assert.equal(first.status, 0, first.stderr);
     const deviceKey = readFileSync(join(demoDir, 'device.key'), 'utf8');
-    const second = cli(['demo', '--data-dir', join(dir, 'out'), '--messages', '2']);
+    const second = cli(['tour', '--data-dir', join(dir, 'out'), '--messages', '2']);
     assert.equal(second.status, 0, second.stderr);
     assert.match(second.stdout, /^\[1\/6\] PKI: reusing /m);
     assert.ok(printedKidCounter(second.stdout) > printedKidCounter(first.stdout));
@@ -160,42 +160,42 @@ describe('cose-flow demo', () => {
 
   test('unusable key files are replaced; the kid counter still grows', () => {
     const out = join(dir, 'broken');
-    assert.equal(cli(['demo', '--data-dir', out, '--messages', '1']).status, 0);
-    writeFileSync(join(out, 'demo', 'device.key'), 'not a key');
-    const again = cli(['demo', '--data-dir', out, '--messages', '1']);
+    assert.equal(cli(['tour', '--data-dir', out, '--messages', '1']).status, 0);
+    writeFileSync(join(out, 'tour', 'device.key'), 'not a key');
+    const again = cli(['tour', '--data-dir', out, '--messages', '1']);
     assert.equal(again.status, 0, again.stderr);
     assert.match(again.stdout, /^\[1\/6\] PKI: made a throwaway CA .*unusable/m);
     assert.equal(printedKidCounter(again.stdout), 2);
-    assert.equal(statSync(join(out, 'demo', 'device.key')).mode & 0o777, 0o600);
+    assert.equal(statSync(join(out, 'tour', 'device.key')).mode & 0o777, 0o600);
   });
 
   test('the default data directory is ./data', () => {
     const cwd = mkdtempSync(join(dir, 'cwd-'));
-    const r = cli(['demo', '--messages', '1'], cwd);
+    const r = cli(['tour', '--messages', '1'], cwd);
     assert.equal(r.status, 0, r.stderr);
-    assert.ok(existsSync(join(cwd, 'data', 'demo', 'session.cbor')));
-    assert.ok(existsSync(join(cwd, 'data', 'demo', 'data-000.cbor')));
+    assert.ok(existsSync(join(cwd, 'data', 'tour', 'session.cbor')));
+    assert.ok(existsSync(join(cwd, 'data', 'tour', 'data-000.cbor')));
   });
 
   test('a corrupt kid counter is an error (exit 1), never a reset', () => {
     const out = join(dir, 'corrupt');
-    assert.equal(cli(['demo', '--data-dir', out, '--messages', '1']).status, 0);
-    writeFileSync(join(out, 'demo', 'kid-counter'), 'seven\n');
-    const r = cli(['demo', '--data-dir', out, '--messages', '1']);
+    assert.equal(cli(['tour', '--data-dir', out, '--messages', '1']).status, 0);
+    writeFileSync(join(out, 'tour', 'kid-counter'), 'seven\n');
+    const r = cli(['tour', '--data-dir', out, '--messages', '1']);
     assert.equal(r.status, 1);
-    assert.match(r.stderr, /^cose-flow demo: FAILED at step 2 .*kid-counter does not hold a kid counter/m);
+    assert.match(r.stderr, /^cose-flow tour: FAILED at step 2 .*kid-counter does not hold a kid counter/m);
     assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
-    assert.equal(readFileSync(join(out, 'demo', 'kid-counter'), 'utf8'), 'seven\n');
+    assert.equal(readFileSync(join(out, 'tour', 'kid-counter'), 'utf8'), 'seven\n');
   });
 
   test('usage errors exit 2; --help exits 0', () => {
     for (const args of [['--messages', '0'], ['--messages', 'x'], ['--messages', '1001'], ['--bogus'], ['extra']]) {
-      const r = cli(['demo', '--data-dir', join(dir, 'usage'), ...args]);
+      const r = cli(['tour', '--data-dir', join(dir, 'usage'), ...args]);
       assert.equal(r.status, 2, args.join(' '));
-      assert.match(r.stderr, /cose-flow demo: /);
+      assert.match(r.stderr, /cose-flow tour: /);
     }
     assert.ok(!existsSync(join(dir, 'usage')), 'nothing written on a usage error');
-    const help = cli(['demo', '--help']);
+    const help = cli(['tour', '--help']);
     assert.equal(help.status, 0);
     assert.match(help.stdout, /--data-dir DIR/);
     assert.match(help.stdout, /--messages N/);

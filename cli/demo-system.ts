@@ -1,0 +1,329 @@
+/**
+ * The whole system in one process, for `cose-flow demo` (npm start): an MQTT broker (embedded
+ * aedes on 127.0.0.1, or the one given), the CA, cloud key and certificates in the data directory
+ * (made on the first run, reused after: the layout a real deployment uses), the cloud service on
+ * its store with the live dashboard, N simulated devices (the firmware's application on Node) that
+ * enroll and send readings, and, on request, the attacker of host-sim/attacker.ts.
+ *
+ * It also keeps a ledger: what every device sealed and had acknowledged, and what the service
+ * delivered. `stop()` drains the devices, waits for the service, and checks the ledger against the
+ * store: every acknowledged QoS 1 message stored exactly once, nothing stored that no device sent.
+ */
+import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { nodeCrypto } from '../cloud/crypto/node.js';
+import type { LiveSnapshot } from '../cloud/dashboard/live-state.js';
+import { readCertificates } from '../cloud/pki/files.js';
+import { dataLayout } from '../cloud/pki/store.js';
+import { createLogger } from '../cloud/service/log.js';
+import { type CloudService, startCloudService } from '../cloud/service/service.js';
+import { redactUrl } from '../cloud/store/postgres.js';
+import { Attacker, type AttackKind, type AttackReport } from '../host-sim/attacker.js';
+import { type EmbeddedBroker, startEmbeddedBroker } from '../host-sim/broker.js';
+import { ensureCa, type Fleet, type FleetTotals, startFleet } from '../host-sim/fleet.js';
+import { jsonLogger } from '../host-sim/log.js';
+import type { CryptoChoice } from '../host-sim/platform.js';
+import { toHex } from '../src/bytes.js';
+import type { DeviceEvent } from '../src/device/app.js';
+import { encodeKid } from '../src/profile/counter.js';
+
+export const DEFAULT_DASHBOARD_PORT = 8080;
+
+export interface DemoOptions {
+  dataDir: string;
+  devices: number;
+  rate: number;
+  qos: 0 | 1;
+  /** An external broker; default: the embedded one. */
+  broker?: string;
+  /** Port of the embedded broker (default any free port). */
+  mqttPort?: number;
+  /** sqlite:FILE or postgres://… (default sqlite:DATA_DIR/cose-flow.db). */
+  store?: string;
+  /** The dashboard; undefined: no dashboard. Port DEFAULT_DASHBOARD_PORT falls back to a free one when taken. */
+  http?: { host: string; port: number };
+  crypto?: CryptoChoice;
+  note?: (line: string) => void;
+}
+
+export interface DeviceLedger {
+  deviceId: string;
+  /** Kids (hex) of the sessions the device started in this run. */
+  kids: string[];
+  sealed: number;
+  acknowledged: number;
+  /** Acknowledged QoS 1 messages found in the store once / not at all. */
+  stored: number;
+  missing: number;
+}
+
+export interface DemoSummary {
+  seconds: number;
+  broker: string;
+  store: string;
+  qos: 0 | 1;
+  devices: DeviceLedger[];
+  totals: FleetTotals;
+  /** Payloads the service delivered in this run, and those delivered more than once. */
+  delivered: number;
+  deliveredTwice: number;
+  /** Payloads of this run's sessions in the store that no device sealed (an attacker's success). */
+  unexpected: number;
+  /** Every device started a session that the cloud stored. */
+  allSessions: boolean;
+  /** QoS 1: every acknowledged message stored exactly once and nothing else stored. */
+  exactlyOnce: boolean;
+  duplicates: number;
+  rejected: Record<string, number>;
+  attack: AttackReport | null;
+  latency: LiveSnapshot['latency'];
+  /** Devices that had messages left in their queue when the drain timed out. */
+  undrained: number;
+}
+
+export interface DemoSystem {
+  readonly brokerUrl: string;
+  readonly embeddedBroker: boolean;
+  readonly storeUrl: string;
+  /** http://host:port/ of the dashboard, when served. */
+  readonly dashboardUrl: string | undefined;
+  readonly logFiles: { cloud: string; devices: string };
+  readonly service: CloudService;
+  readonly fleet: Fleet;
+  snapshot(): LiveSnapshot;
+  /** One attack round (starts the attacker on first use). */
+  attack(): Promise<Partial<Record<AttackKind, number>>>;
+  stop(options?: { drainMs?: number }): Promise<DemoSummary>;
+}
+
+interface Ledger {
+  kids: Set<string>;
+  sealed: Set<string>;
+  acknowledged: Set<string>;
+}
+
+const key = (kidHex: string, seq: number) => `${kidHex}/${seq}`;
+
+/** `preferred` when it can be listened on now, else 0 (any free port). */
+async function portOrAny(host: string, preferred: number): Promise<number> {
+  if (preferred === 0) return 0;
+  return new Promise((resolve) => {
+    const probe = createServer();
+    probe.once('error', () => resolve(0));
+    probe.listen(preferred, host, () => probe.close(() => resolve(preferred)));
+  });
+}
+
+export async function startDemoSystem(options: DemoOptions): Promise<DemoSystem> {
+  const note = options.note ?? (() => {});
+  const began = Date.now();
+  const crypto = nodeCrypto();
+  await ensureCa(options.dataDir, note);
+  const logDir = join(options.dataDir, 'logs');
+  mkdirSync(logDir, { recursive: true });
+  const logFiles = { cloud: join(logDir, 'cloud.log'), devices: join(logDir, 'devices.log') };
+  const streams: WriteStream[] = [];
+  const stopAll: (() => Promise<void>)[] = [];
+  const cleanUp = async () => {
+    for (const fn of stopAll.splice(0).reverse()) await fn().catch(() => {});
+  };
+
+  try {
+    let broker: EmbeddedBroker | undefined;
+    if (options.broker === undefined) {
+      broker = await startEmbeddedBroker(options.mqttPort === undefined ? {} : { port: options.mqttPort });
+      const b = broker;
+      stopAll.push(() => b.close());
+    }
+    const brokerUrl = options.broker ?? broker!.url;
+    const storeUrl = options.store ?? `sqlite:${join(options.dataDir, 'cose-flow.db')}`;
+
+    const ledgers = new Map<string, Ledger>();
+    const ledger = (deviceId: string): Ledger => {
+      let l = ledgers.get(deviceId);
+      if (l === undefined) {
+        l = { kids: new Set(), sealed: new Set(), acknowledged: new Set() };
+        ledgers.set(deviceId, l);
+      }
+      return l;
+    };
+    const delivered = new Map<string, number>();
+
+    // The attacker listens from the start (it can only replay what it has seen) and injects
+    // nothing until asked.
+    const attacker = await Attacker.start({
+      broker: brokerUrl,
+      cloudCertificate: readCertificates(dataLayout(options.dataDir).cloudCertificate)[0]!,
+      crypto,
+    });
+    stopAll.push(() => attacker.close());
+    let attacks = 0;
+    const attack = () => {
+      attacks++;
+      return attacker.round();
+    };
+
+    const cloudLog = createWriteStream(logFiles.cloud, { flags: 'a' });
+    streams.push(cloudLog);
+    const http =
+      options.http === undefined
+        ? undefined
+        : {
+            host: options.http.host,
+            port:
+              options.http.port === DEFAULT_DASHBOARD_PORT
+                ? await portOrAny(options.http.host, DEFAULT_DASHBOARD_PORT)
+                : options.http.port,
+            attack: async () => (await attack()) as Record<string, number>,
+          };
+    const service = await startCloudService({
+      brokerUrl,
+      dataDir: options.dataDir,
+      store: storeUrl,
+      logger: createLogger({ destination: cloudLog }),
+      ...(http === undefined ? {} : { http }),
+      onPayload: (p) => {
+        const k = `${p.deviceId}|${key(p.kidHex, p.seq)}`;
+        delivered.set(k, (delivered.get(k) ?? 0) + 1);
+      },
+    });
+    stopAll.push(() => service.stop());
+    service.live.setExtra(() => ({
+      demo: {
+        broker: redactUrl(brokerUrl),
+        store: redactUrl(storeUrl),
+        devices: options.devices,
+        rate: options.rate,
+        qos: options.qos,
+      },
+      attack: attacker.report(),
+    }));
+
+    const deviceLog = createWriteStream(logFiles.devices, { flags: 'a' });
+    streams.push(deviceLog);
+    const onEvent = (deviceId: string, event: DeviceEvent) => {
+      if (event.type === 'session') ledger(deviceId).kids.add(toHex(encodeKid(event.kid)));
+      else if (event.type === 'sealed') ledger(deviceId).sealed.add(key(toHex(encodeKid(event.kid)), event.seq));
+      else if (event.type === 'acknowledged')
+        ledger(deviceId).acknowledged.add(key(toHex(encodeKid(event.kid)), event.seq));
+    };
+    const fleet = await startFleet({
+      broker: brokerUrl,
+      dataDir: options.dataDir,
+      devices: options.devices,
+      rate: options.rate,
+      qos: options.qos,
+      crypto: options.crypto ?? 'noble',
+      log: jsonLogger((line) => deviceLog.write(line), 'info'),
+      note,
+      onEvent,
+    });
+    stopAll.push(async () => {
+      await fleet.stop();
+    });
+
+    const checkStore = async (): Promise<{ per: Map<string, Map<string, number>>; unexpected: number }> => {
+      const per = new Map<string, Map<string, number>>();
+      let unexpected = 0;
+      for (const [deviceId, l] of ledgers) {
+        const counts = new Map<string, number>();
+        per.set(deviceId, counts);
+        if (l.kids.size === 0) continue;
+        for (let after = 0; ; ) {
+          const page = await service.store.listPayloads({ deviceId, after, limit: 10_000 });
+          for (const p of page) {
+            const kidHex = toHex(p.kid);
+            if (!l.kids.has(kidHex)) continue;
+            const k = key(kidHex, p.seq);
+            counts.set(k, (counts.get(k) ?? 0) + 1);
+            if (!l.sealed.has(k)) unexpected++;
+          }
+          if (page.length < 10_000) break;
+          after = page[page.length - 1]!.id;
+        }
+      }
+      return { per, unexpected };
+    };
+
+    let stopping: Promise<DemoSummary> | undefined;
+    const stop = async (stopOptions: { drainMs?: number } = {}): Promise<DemoSummary> => {
+      const drainMs = stopOptions.drainMs ?? 5000;
+      await fleet.started;
+      const totals = await fleet.stop({ drainMs });
+      const left = fleet.devices.filter((d) => d.app.queued > 0).length;
+      await service.idle();
+      // Data held for a key message still on its way gets a moment to arrive.
+      for (let i = 0; i < 50 && service.pendingCount() > 0; i++) await new Promise((r) => setTimeout(r, 100));
+      const { per, unexpected } = await checkStore();
+      const snapshot = service.live.snapshot();
+      const attackReport = attacks > 0 ? attacker.report() : null;
+      await cleanUp();
+      for (const s of streams) s.end();
+      const devices: DeviceLedger[] = fleet.devices.map(({ deviceId }) => {
+        const l = ledger(deviceId);
+        const counts = per.get(deviceId) ?? new Map<string, number>();
+        let stored = 0;
+        let missing = 0;
+        for (const k of l.acknowledged) {
+          if ((counts.get(k) ?? 0) >= 1) stored++;
+          else missing++;
+        }
+        return {
+          deviceId,
+          kids: [...l.kids],
+          sealed: l.sealed.size,
+          acknowledged: l.acknowledged.size,
+          stored,
+          missing,
+        };
+      });
+      let storedTwice = 0;
+      for (const counts of per.values()) for (const n of counts.values()) if (n > 1) storedTwice++;
+      let deliveredTwice = 0;
+      for (const n of delivered.values()) if (n > 1) deliveredTwice++;
+      const sessionsStored = new Set(snapshot.devices.filter((d) => d.sessions > 0).map((d) => d.deviceId));
+      const allSessions = devices.every((d) => d.kids.length > 0 && sessionsStored.has(d.deviceId));
+      const missing = devices.reduce((n, d) => n + d.missing, 0);
+      return {
+        seconds: Math.round((Date.now() - began) / 100) / 10,
+        broker: redactUrl(brokerUrl),
+        store: redactUrl(storeUrl),
+        qos: options.qos,
+        devices,
+        totals,
+        delivered: delivered.size,
+        deliveredTwice,
+        unexpected,
+        allSessions,
+        exactlyOnce:
+          storedTwice === 0 && deliveredTwice === 0 && unexpected === 0 && (options.qos === 0 || missing === 0),
+        duplicates: snapshot.totals.duplicates,
+        rejected: snapshot.rejections,
+        attack: attackReport,
+        latency: snapshot.latency,
+        undrained: left,
+      };
+    };
+
+    return {
+      brokerUrl,
+      embeddedBroker: broker !== undefined,
+      storeUrl,
+      dashboardUrl: service.http === undefined ? undefined : `${service.http.url}/`,
+      logFiles,
+      service,
+      fleet,
+      snapshot: () => service.live.snapshot(),
+      attack,
+      stop: (o) => {
+        stopping ??= stop(o);
+        return stopping;
+      },
+    };
+  } catch (e) {
+    await cleanUp();
+    for (const s of streams) s.end();
+    throw e;
+  }
+}

@@ -1,0 +1,162 @@
+/**
+ * What `cose-flow demo` prints: the live screen (redrawn once a second on a terminal), the status
+ * line (once every two seconds otherwise) and the summary at the end. Pure functions of the
+ * service's LiveSnapshot and the demo's summary, so tests can call them.
+ */
+import type { LiveDevice, LiveSnapshot } from '../cloud/dashboard/live-state.js';
+import type { DemoSummary } from './demo-system.js';
+
+export interface ScreenInfo {
+  brokerUrl: string;
+  embeddedBroker: boolean;
+  storeUrl: string;
+  dashboardUrl: string | undefined;
+  attack: { rounds: number; injected: Record<string, number> } | undefined;
+  /** Rows available for the device table. */
+  maxDevices?: number;
+}
+
+export function age(ms: number | null | undefined, now: number): string {
+  if (ms === null || ms === undefined) return '—';
+  const s = Math.max(0, Math.round((now - ms) / 1000));
+  if (s < 120) return `${s} s`;
+  if (s < 7200) return `${Math.round(s / 60)} min`;
+  return `${Math.round(s / 3600)} h`;
+}
+
+/** A reading in a few characters: temperature, free heap, uptime; else compact JSON. */
+export function readingText(reading: unknown): string {
+  if (reading === undefined) return '—';
+  if (reading !== null && typeof reading === 'object' && !Array.isArray(reading)) {
+    const r = reading as Record<string, unknown>;
+    const parts: string[] = [];
+    if (typeof r.temp === 'number') parts.push(`${r.temp.toFixed(2)} °C`);
+    if (typeof r.heap === 'number') parts.push(`heap ${r.heap}`);
+    if (typeof r.up === 'number') parts.push(`up ${r.up} s`);
+    if (parts.length > 0) return parts.join(' · ');
+  }
+  const text = JSON.stringify(reading);
+  return text.length > 40 ? `${text.slice(0, 39)}…` : text;
+}
+
+function latencyText(latency: LiveSnapshot['latency']): string {
+  return latency === null
+    ? 'latency —'
+    : `latency p50 ${latency.p50Ms.toFixed(0)} ms · p95 ${latency.p95Ms.toFixed(0)} ms (device clock → stored)`;
+}
+
+function rejectionsText(rejections: Record<string, number>): string {
+  const entries = Object.entries(rejections).sort((a, b) => b[1] - a[1]);
+  return entries.length === 0 ? 'none' : entries.map(([reason, n]) => `${reason} ${n}`).join(' · ');
+}
+
+function deviceRow(d: LiveDevice, now: number): string {
+  return [
+    d.deviceId.padEnd(12),
+    (d.kid ?? '—').padStart(6),
+    String(d.seq ?? '—').padStart(6),
+    age(d.sessionAt, now).padStart(8),
+    String(d.messages).padStart(6),
+    `  ${readingText(d.reading)}`,
+  ].join(' ');
+}
+
+/** The whole screen, one string (no escape codes). */
+export function renderScreen(s: LiveSnapshot, info: ScreenInfo): string {
+  const lines: string[] = [];
+  lines.push(
+    `cose-flow demo · broker ${info.brokerUrl}${info.embeddedBroker ? ' (embedded)' : ''} · store ${info.storeUrl}`,
+  );
+  lines.push(
+    info.dashboardUrl === undefined
+      ? 'dashboard off'
+      : `dashboard ${info.dashboardUrl}  ·  Ctrl-C stops and prints a summary`,
+  );
+  lines.push('');
+  lines.push(
+    `up ${age(s.startedAt, s.at)} · sessions ${s.totals.sessions} · stored ${s.totals.accepted} · ` +
+      `${s.perSecond.toFixed(1)} msg/s · duplicates ${s.totals.duplicates} · rejected ${s.totals.rejected}`,
+  );
+  lines.push(latencyText(s.latency));
+  lines.push('');
+  lines.push(
+    `${'device'.padEnd(12)} ${'kid'.padStart(6)} ${'seq'.padStart(6)} ${'session'.padStart(8)} ${'msgs'.padStart(6)}   last reading (decrypted)`,
+  );
+  const max = info.maxDevices ?? 20;
+  for (const d of s.devices.slice(0, max)) lines.push(deviceRow(d, s.at));
+  if (s.devices.length > max) lines.push(`… and ${s.devices.length - max} more devices (see the dashboard)`);
+  if (s.devices.length === 0) lines.push('(no device has sent a message yet: enrolling, starting sessions…)');
+  lines.push('');
+  lines.push(`rejected by reason: ${rejectionsText(s.rejections)}`);
+  for (const r of s.recentRejections.slice(-3).reverse()) {
+    const where = [
+      r.deviceId,
+      r.kid === undefined ? undefined : `kid ${r.kid}`,
+      r.seq === undefined ? undefined : `seq ${r.seq}`,
+    ]
+      .filter((x) => x !== undefined)
+      .join(' ');
+    const detail = r.detail.length > 70 ? `${r.detail.slice(0, 69)}…` : r.detail;
+    lines.push(`  ${new Date(r.at).toISOString().slice(11, 19)} ${r.reason} ${where} — ${detail}`);
+  }
+  if (info.attack !== undefined) {
+    const injected = Object.entries(info.attack.injected).filter(([, n]) => n > 0);
+    const total = injected.reduce((n, [, v]) => n + v, 0);
+    lines.push(
+      `attack: ${info.attack.rounds} round(s), ${total} message(s) injected` +
+        (injected.length === 0 ? '' : ` (${injected.map(([k, n]) => `${k} ${n}`).join(', ')})`),
+    );
+  }
+  return lines.join('\n');
+}
+
+/** One line for logs and non-terminal output. */
+export function statusLine(s: LiveSnapshot, devices: number): string {
+  const withSession = s.devices.filter((d) => d.sessions > 0).length;
+  return (
+    `${age(s.startedAt, s.at)} · ${withSession}/${devices} devices with a session · stored ${s.totals.accepted} · ` +
+    `${s.perSecond.toFixed(1)} msg/s · duplicates ${s.totals.duplicates} · rejected ${s.totals.rejected}` +
+    (s.totals.rejected > 0 ? ` (${rejectionsText(s.rejections)})` : '') +
+    ` · ${latencyText(s.latency).replace(' (device clock → stored)', '')}`
+  );
+}
+
+export function formatSummary(sum: DemoSummary): string {
+  const lines: string[] = [];
+  const t = sum.totals;
+  lines.push(`summary: ${sum.devices.length} device(s), ${sum.seconds} s, broker ${sum.broker}, store ${sum.store}`);
+  for (const d of sum.devices) {
+    lines.push(
+      `  ${d.deviceId}: session kid ${d.kids.length === 0 ? 'none' : d.kids.join(', ')}; sealed ${d.sealed}, ` +
+        `acknowledged ${d.acknowledged}, stored ${d.stored}${d.missing > 0 ? `, MISSING ${d.missing}` : ''}`,
+    );
+  }
+  lines.push(
+    `  sessions: ${sum.allSessions ? 'every device established one' : 'NOT every device established one'} ` +
+      `(${t.sessions} started, ${t.rekeys} re-keys)`,
+  );
+  const acked = sum.devices.reduce((n, d) => n + d.acknowledged, 0);
+  const stored = sum.devices.reduce((n, d) => n + d.stored, 0);
+  lines.push(
+    sum.qos === 1
+      ? `  exactly once: ${sum.exactlyOnce ? 'yes' : 'NO'} — ${stored} of ${acked} acknowledged QoS 1 messages stored, ` +
+          `${sum.deliveredTwice} delivered twice, ${sum.unexpected} stored that no device sent`
+      : `  at most once (QoS 0): ${sum.exactlyOnce ? 'yes' : 'NO'} — ${stored} of ${acked} sent messages stored, ` +
+          `${sum.deliveredTwice} delivered twice, ${sum.unexpected} stored that no device sent`,
+  );
+  lines.push(`  refused: ${rejectionsText(sum.rejected)}; duplicates acknowledged without storing: ${sum.duplicates}`);
+  if (sum.attack !== null) {
+    const total = Object.values(sum.attack.injected).reduce((a, b) => a + b, 0);
+    lines.push(
+      `  attack: ${total} message(s) injected in ${sum.attack.rounds} round(s) ` +
+        `(${Object.entries(sum.attack.injected)
+          .filter(([, n]) => n > 0)
+          .map(([k, n]) => `${k} ${n}`)
+          .join(', ')}); stored: ${sum.unexpected}`,
+    );
+  }
+  lines.push(`  ${latencyText(sum.latency)}`);
+  if (sum.undrained > 0) lines.push(`  ${sum.undrained} device(s) still had queued messages when the demo stopped`);
+  if (t.errors > 0) lines.push(`  device errors: ${t.errors} (see the device log)`);
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,211 @@
+/** The live view (LiveState) and the dashboard's HTTP routes, without a browser. */
+import assert from 'node:assert/strict';
+import { request } from 'node:http';
+import { after, before, describe, test } from 'node:test';
+import { LiveState } from '../../cloud/dashboard/live-state.js';
+import { type Dashboard, dashboard } from '../../cloud/dashboard/routes.js';
+import { type HttpEndpoint, startHttpEndpoint } from '../../cloud/http/server.js';
+import type { DeliveredPayload } from '../../cloud/service/payload.js';
+import { encode } from '../../src/cbor/index.js';
+import { encodeReading } from '../../src/device/reading.js';
+
+function payload(deviceId: string, kidHex: string, seq: number, bytes: Uint8Array): DeliveredPayload {
+  return {
+    deviceId,
+    kid: Uint8Array.from(Buffer.from(kidHex, 'hex')),
+    kidHex,
+    seq,
+    receivedAt: new Date(),
+    payload: bytes,
+  };
+}
+
+describe('LiveState', () => {
+  test('devices, sessions, readings, per-second counts, rejections and latency', () => {
+    let now = 1_000_000;
+    const live = new LiveState({ now: () => now, seconds: 10 });
+    live.record({ type: 'session', deviceId: 'b', kidHex: '01', at: now });
+    live.record({ type: 'session', deviceId: 'a', kidHex: '07', at: now });
+    for (let i = 0; i < 3; i++)
+      live.recordPayload(payload('a', '07', i, encodeReading({ uptime: i, temperature: 21.5, time: now - 40 })));
+    now += 1000;
+    live.recordPayload(payload('b', '01', 0, encodeReading({ uptime: 1, time: now - 10 })));
+    live.recordPayload(payload('b', '01', 5, new Uint8Array([0xff]))); // not CBOR: no reading
+    live.record({ type: 'duplicate', kind: 'data', deviceId: 'a', kidHex: '07', seq: 1, at: now });
+    live.record({
+      type: 'rejected',
+      kind: 'data',
+      reason: 'decrypt-failed',
+      deviceId: 'a',
+      kidHex: '07',
+      seq: 9,
+      detail: 'x',
+      at: now,
+    });
+    live.record({ type: 'rejected', kind: 'session', reason: 'bad-certificate', deviceId: 'zz', detail: 'y', at: now });
+    live.record({ type: 'rejected', kind: 'data', reason: 'decrypt-failed', detail: 'z', at: now });
+    now += 1000;
+    const s = live.snapshot();
+    assert.deepEqual(s.totals, { sessions: 2, accepted: 5, duplicates: 1, rejected: 3 });
+    assert.deepEqual(
+      s.devices.map((d) => [d.deviceId, d.kid, d.seq, d.messages, d.rejected]),
+      [
+        ['a', '07', 2, 3, 1],
+        ['b', '01', 5, 2, 0],
+      ],
+      'sorted by id; an unknown device id in a refusal adds no device',
+    );
+    assert.deepEqual(s.devices[0]!.reading, { t: 1_000_000 - 40, temp: 21.5, up: 2 });
+    assert.equal(s.devices[1]!.reading, undefined);
+    assert.equal(s.rate.length, 10);
+    assert.deepEqual(s.rate.slice(-2), [3, 2]);
+    assert.deepEqual(s.rejections, { 'decrypt-failed': 2, 'bad-certificate': 1 });
+    assert.equal(s.recentRejections.length, 3);
+    assert.deepEqual(s.latency && [s.latency.samples, s.latency.maxMs], [4, 40]);
+    // Seconds without traffic read as zero, also after the ring wrapped around.
+    now += 15_000;
+    assert.deepEqual(live.snapshot().rate, new Array(10).fill(0));
+    assert.equal(live.snapshot().perSecond, 0);
+  });
+
+  test('stays bounded: devices, recent refusals, latency samples', () => {
+    const live = new LiveState({ maxDevices: 3, maxRecent: 2, maxLatencySamples: 5 });
+    for (let i = 0; i < 10; i++) {
+      live.recordPayload(payload(`d${i}`, '01', 0, encode(new Map([['t', Date.now() - i]]))));
+      live.record({ type: 'rejected', kind: 'data', reason: 'replay', detail: String(i), at: i });
+    }
+    const s = live.snapshot();
+    assert.deepEqual(
+      s.devices.map((d) => d.deviceId),
+      ['d7', 'd8', 'd9'],
+      'the least recently heard of are forgotten',
+    );
+    assert.equal(s.devicesDropped, 7);
+    assert.deepEqual(
+      s.recentRejections.map((r) => r.detail),
+      ['8', '9'],
+    );
+    assert.equal(s.latency?.samples, 5);
+  });
+});
+
+describe('dashboard routes', () => {
+  const live = new LiveState();
+  let page: Dashboard;
+  let http: HttpEndpoint;
+  let attacks = 0;
+  before(async () => {
+    page = dashboard({
+      state: live,
+      intervalMs: 50,
+      attack: async () => {
+        attacks++;
+        return { replay: 1 };
+      },
+    });
+    http = await startHttpEndpoint({
+      port: 0,
+      metrics: async () => '',
+      metricsContentType: 'text/plain',
+      health: () => ({ status: 'ok' }),
+      routes: page.route,
+    });
+  });
+  after(async () => {
+    page.close();
+    await http.close();
+  });
+
+  async function get(path: string, init: RequestInit = {}) {
+    return fetch(`${http.url}${path}`, init);
+  }
+
+  test('the page and its files, with a strict CSP', async () => {
+    for (const [path, type] of [
+      ['/', /text\/html/],
+      ['/dashboard.js', /javascript/],
+      ['/dashboard.css', /text\/css/],
+    ] as const) {
+      const r = await get(path);
+      assert.equal(r.status, 200, path);
+      assert.match(r.headers.get('content-type') ?? '', type);
+      assert.match(r.headers.get('content-security-policy') ?? '', /default-src 'self'/);
+      assert.ok((await r.text()).length > 100);
+    }
+    assert.equal((await get('/favicon.ico')).status, 204);
+    assert.equal((await get('/nothing')).status, 404);
+    assert.equal((await get('/health')).status, 200, 'the endpoint still serves its own routes');
+  });
+
+  test('/api/state is the snapshot as JSON', async () => {
+    live.record({ type: 'session', deviceId: 'dev-1', kidHex: '02', at: Date.now() });
+    const r = await get('/api/state');
+    assert.equal(r.status, 200);
+    const body = (await r.json()) as { totals: { sessions: number }; devices: { deviceId: string }[] };
+    assert.equal(body.totals.sessions, 1);
+    assert.equal(body.devices[0]!.deviceId, 'dev-1');
+  });
+
+  test('/api/events streams a state event at once and then every interval', async () => {
+    const events = await new Promise<string[]>((resolve, reject) => {
+      const seen: string[] = [];
+      const req = request(`${http.url}/api/events`, (res) => {
+        assert.match(res.headers['content-type'] ?? '', /text\/event-stream/);
+        let buffer = '';
+        res.on('data', (chunk) => {
+          buffer += chunk;
+          let at = buffer.indexOf('\n\n');
+          while (at >= 0) {
+            seen.push(buffer.slice(0, at));
+            buffer = buffer.slice(at + 2);
+            at = buffer.indexOf('\n\n');
+          }
+          if (seen.length >= 3) {
+            req.destroy();
+            resolve(seen);
+          }
+        });
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    for (const e of events) {
+      assert.match(e, /^(retry: 2000\n)?event: state\ndata: \{/);
+      const data = JSON.parse(e.split('data: ')[1]!) as { totals: object };
+      assert.ok('totals' in data);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(page.clients, 0, 'a closed stream is let go');
+  });
+
+  test('POST /api/attack needs its header; GET is refused', async () => {
+    assert.equal((await get('/api/attack', { method: 'POST' })).status, 403);
+    assert.equal(attacks, 0);
+    assert.equal((await get('/api/attack')).status, 405);
+    const r = await get('/api/attack', { method: 'POST', headers: { 'X-Cose-Flow-Action': 'attack' } });
+    assert.equal(r.status, 202);
+    assert.deepEqual(await r.json(), { injected: { replay: 1 } });
+    assert.equal(attacks, 1);
+  });
+
+  test('without an attack action there is no attack route', async () => {
+    const plain = dashboard({ state: new LiveState() });
+    const endpoint = await startHttpEndpoint({
+      port: 0,
+      metrics: async () => '',
+      metricsContentType: 'text/plain',
+      health: () => ({ status: 'ok' }),
+      routes: plain.route,
+    });
+    try {
+      const r = await fetch(`${endpoint.url}/api/attack`, {
+        method: 'POST',
+        headers: { 'X-Cose-Flow-Action': 'attack' },
+      });
+      assert.equal(r.status, 405, 'falls through to the endpoint, which allows GET and HEAD only');
+    } finally {
+      plain.close();
+      await endpoint.close();
+    }
+  });
+});
