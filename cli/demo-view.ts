@@ -14,6 +14,8 @@ export interface ScreenInfo {
   attack: { rounds: number; injected: Record<string, number> } | undefined;
   /** Rows available for the device table. */
   maxDevices?: number;
+  /** Terminal width: longer lines are cut (a wrapped line would scroll the screen). */
+  columns?: number;
 }
 
 export function age(ms: number | null | undefined, now: number): string {
@@ -107,7 +109,9 @@ export function renderScreen(s: LiveSnapshot, info: ScreenInfo): string {
         (injected.length === 0 ? '' : ` (${injected.map(([k, n]) => `${k} ${n}`).join(', ')})`),
     );
   }
-  return lines.join('\n');
+  const width = info.columns;
+  if (width === undefined || width < 20) return lines.join('\n');
+  return lines.map((line) => (line.length > width ? `${line.slice(0, width - 1)}…` : line)).join('\n');
 }
 
 /** One line for logs and non-terminal output. */

@@ -194,6 +194,7 @@ async function run(args: string[], io: CliIo): Promise<number> {
       dashboardUrl: system.dashboardUrl,
       attack: attack !== undefined && attack.rounds > 0 ? attack : undefined,
       maxDevices: rows,
+      ...(process.stderr.columns === undefined ? {} : { columns: process.stderr.columns }),
     });
   };
   if (interactive) {

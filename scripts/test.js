@@ -3,7 +3,7 @@
 // compiled test file under dist/test with node's test runner. Extra arguments are passed to
 // `node --test` (e.g. `npm test -- --test-name-pattern=wycheproof`).
 import { spawnSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -21,10 +21,20 @@ function run(step, command, args) {
 
 function testFiles(dir) {
   const found = [];
-  for (const name of readdirSync(dir).sort()) {
+  for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+    const name = entry.name;
     const path = join(dir, name);
-    if (statSync(path).isDirectory()) found.push(...testFiles(path));
-    else if (name.endsWith('.test.js')) found.push(path);
+    if (entry.isDirectory()) found.push(...testFiles(path));
+    else if (name.endsWith('.test.js')) {
+      // A compiled test whose source is gone (renamed or deleted) is stale: tsc never removes it.
+      const source = join(root, relative(join(root, 'dist'), path)).replace(/\.js$/, '.ts');
+      if (existsSync(source)) found.push(path);
+      else {
+        console.log(`  (removing stale ${relative(root, path)}: ${relative(root, source)} is gone)`);
+        rmSync(path, { force: true });
+        rmSync(`${path}.map`, { force: true });
+      }
+    }
   }
   return found;
 }
