@@ -138,7 +138,8 @@ export class DeviceApp {
   readonly #credentialStore: CredentialStore;
   readonly #outbox: Outbox;
   #draining = false;
-  readonly #drainWaiters = new Set<() => void>();
+  /** Called once by stop(): whatever waits (sleeps, drains, enrollment) ends. */
+  readonly #stopHooks = new Set<() => void>();
   readonly #reconnect: Backoff;
   readonly #retry: Backoff;
   readonly #timers = new Set<unknown>();
@@ -258,7 +259,8 @@ export class DeviceApp {
     this.#timers.clear();
     for (const remove of this.#removers.splice(0)) remove();
     for (const wake of this.#waitingForLink.splice(0)) wake();
-    for (const settle of [...this.#drainWaiters]) settle();
+    for (const hook of [...this.#stopHooks]) hook();
+    this.#stopHooks.clear();
     await this.#p.mqtt.close();
   }
 
@@ -275,11 +277,11 @@ export class DeviceApp {
       const settle = (drained: boolean) => {
         if (settled) return;
         settled = true;
-        this.#drainWaiters.delete(stopped);
+        this.#stopHooks.delete(stopped);
         resolve(drained);
       };
       const stopped = () => settle(false);
-      this.#drainWaiters.add(stopped);
+      this.#stopHooks.add(stopped);
       const check = () => {
         if (this.#outbox.size === 0) settle(true);
         else if (this.#stopped || this.#p.clock.uptimeMs() >= deadline) settle(false);
@@ -390,13 +392,19 @@ export class DeviceApp {
     return new Promise((resolve) => this.#waitingForLink.push(resolve));
   }
 
+  /** Resolves after `ms`, or at once when the app stops. */
   #sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
+      const done = () => {
+        this.#stopHooks.delete(done);
+        resolve();
+      };
       const handle = this.#p.timers.setTimeout(() => {
         this.#timers.delete(handle);
-        resolve();
+        done();
       }, ms);
       this.#timers.add(handle);
+      this.#stopHooks.add(done);
     });
   }
 
@@ -422,6 +430,13 @@ export class DeviceApp {
           now: () => this.#p.clock.now(),
           timers: this.#p.timers,
           ...(settings.retry === undefined ? {} : { retry: settings.retry }),
+          cancel: {
+            cancelled: () => this.#stopped,
+            onCancel: (fn) => {
+              this.#stopHooks.add(fn);
+              return () => this.#stopHooks.delete(fn);
+            },
+          },
           onEvent: (e) =>
             this.#log(e.type === 'enrolled' ? 'info' : 'debug', `enroll-${e.type}`, { attempt: e.attempt }),
         });

@@ -89,6 +89,12 @@ export type EnrollEvent =
   | { type: 'backoff'; attempt: number; delayMs: number }
   | { type: 'enrolled'; attempt: number };
 
+export interface Cancellation {
+  cancelled(): boolean;
+  /** Calls `fn` once on cancellation; returns a function that unregisters it. */
+  onCancel(fn: () => void): () => void;
+}
+
 export interface EnrollDeviceOptions {
   mqtt: MqttConnection;
   crypto: CryptoProvider;
@@ -107,6 +113,11 @@ export interface EnrollDeviceOptions {
   now?: () => number | undefined;
   timers: Timers;
   retry?: Partial<RetryPolicy>;
+  /**
+   * Ends the attempts early, e.g. when the device stops: waits end at once, and enrollDevice
+   * throws an EnrollmentError with code `cancelled` instead of trying again.
+   */
+  cancel?: Cancellation;
   /** Progress, for logs. */
   onEvent?: (event: EnrollEvent) => void;
 }
@@ -272,13 +283,16 @@ export async function enrollDevice(options: EnrollDeviceOptions): Promise<Enroll
     return new Promise((resolve) => {
       let done = false;
       let handle: unknown;
+      let offCancel: (() => void) | undefined;
       const finish = (answer: Answer) => {
         if (done) return;
         done = true;
         wake = undefined;
         if (handle !== undefined) timers.clearTimeout(handle);
+        offCancel?.();
         resolve(answer);
       };
+      offCancel = options.cancel?.onCancel(() => finish({ kind: 'none' }));
       wake = () => {
         while (!done && inbox.length > 0) {
           const answer = examine(inbox.shift()!);
@@ -299,7 +313,12 @@ export async function enrollDevice(options: EnrollDeviceOptions): Promise<Enroll
 
   try {
     let subscribed = false;
+    const cancelled = () => {
+      if (options.cancel?.cancelled())
+        throw new EnrollmentError('cancelled', 'stopped before enrollment ended', true, attempt);
+    };
     while (attempt < policy.maxAttempts) {
+      cancelled();
       attempt++;
       let answer: Answer = { kind: 'none' };
       try {
@@ -316,6 +335,7 @@ export async function enrollDevice(options: EnrollDeviceOptions): Promise<Enroll
         lastProblem = { code: 'publish-failed', message };
         emit({ type: 'publish-failed', attempt, error: message });
       }
+      if (answer.kind !== 'enrolled') cancelled();
       if (answer.kind !== 'enrolled' && !isFinal(answer) && attempt < policy.maxAttempts) {
         const delayMs = backoffDelay(policy, attempt, random);
         emit({ type: 'backoff', attempt, delayMs });
