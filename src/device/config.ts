@@ -119,7 +119,8 @@ export interface ConnectionSettings {
 
 /**
  * Reads `settings` (numbers may be given as text):
- *   broker, username, password, clientId, keepalive          the MQTT connection
+ *   broker, mqttUsername, mqttPassword, clientId, keepalive  the MQTT connection (not `password`:
+ *                                                            the SDK's Wi-Fi takes `ssid` and `password`)
  *   deviceId, prefix                                         names
  *   rate (messages per second) or interval (ms), qos (0|1)  data
  *   rekeyMessages, rekeyAge (s), rekeyMinInterval (s)        re-key policy
@@ -192,9 +193,9 @@ export function readSettings(settings: Settings): { config: DeviceConfig; connec
   partial.enroll = enroll;
 
   const connection: ConnectionSettings = { broker };
-  const username = text('username');
+  const username = text('mqttUsername');
   if (username !== undefined) connection.username = username;
-  const password = text('password');
+  const password = text('mqttPassword');
   if (password !== undefined) connection.password = password;
   const clientId = text('clientId');
   if (clientId !== undefined) connection.clientId = clientId;

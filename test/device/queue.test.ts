@@ -78,8 +78,10 @@ describe('configuration', () => {
   test('flat settings, as the manifest config or the command line give them', () => {
     const { config, connection } = readSettings({
       broker: 'mqtts://broker.example:8883',
-      username: 'u',
-      password: 'p',
+      mqttUsername: 'u',
+      mqttPassword: 'p',
+      ssid: 'home',
+      password: 'wifi-secret',
       deviceId: 'esp32-0001',
       prefix: 'acme/v1',
       rate: '0.5',
@@ -92,7 +94,11 @@ describe('configuration', () => {
       batch: 'line-1',
       enrollKey: 'bb'.repeat(32),
     });
-    assert.deepEqual(connection, { broker: 'mqtts://broker.example:8883', username: 'u', password: 'p' });
+    assert.deepEqual(
+      connection,
+      { broker: 'mqtts://broker.example:8883', username: 'u', password: 'p' },
+      'the Wi-Fi password never becomes the MQTT password',
+    );
     assert.equal(config.deviceId, 'esp32-0001');
     assert.equal(config.prefix, 'acme/v1');
     assert.equal(config.intervalMs, 2000);

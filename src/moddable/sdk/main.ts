@@ -5,8 +5,8 @@
  * scripts/bundle-moddable.js): native crypto and the hardware HUK on the ESP32, noble with the
  * platform RNG and a stored secret on a desktop.
  *
- * Config keys (manifest "config", all optional except broker): broker, username, password,
- * deviceId, prefix, rate or interval, qos, rekeyMessages, rekeyAge, rekeyMinInterval, kidBlock,
+ * Config keys (manifest "config", all optional except broker): broker, mqttUsername, mqttPassword
+ * (the SDK's Wi-Fi setup reads `ssid` and `password` itself), deviceId, prefix, rate or interval, qos, rekeyMessages, rekeyAge, rekeyMinInterval, kidBlock,
  * outbox, ca or caFingerprint (hex), batch + enrollKey (hex), logLevel; see src/device/config.ts.
  */
 import './abort-hook.js';
