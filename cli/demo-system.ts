@@ -26,6 +26,7 @@ import { jsonLogger } from '../host-sim/log.js';
 import type { CryptoChoice } from '../host-sim/platform.js';
 import { toHex } from '../src/bytes.js';
 import type { DeviceEvent } from '../src/device/app.js';
+import type { Logger } from '../src/platform/log.js';
 import { encodeKid } from '../src/profile/counter.js';
 
 export const DEFAULT_DASHBOARD_PORT = 8080;
@@ -208,6 +209,20 @@ export async function startDemoSystem(options: DemoOptions): Promise<DemoSystem>
       else if (event.type === 'acknowledged')
         ledger(deviceId).acknowledged.add(key(toHex(encodeKid(event.kid)), event.seq));
     };
+    // Device errors go to the log file and, once per device and kind, to the operator: a device
+    // that cannot enroll (say, its id is bound to another key) must not fail silently.
+    const fileLog = jsonLogger((line) => deviceLog.write(line), 'info');
+    const told = new Set<string>();
+    const deviceLogger: Logger = {
+      log(level, event, fields = {}) {
+        fileLog.log(level, event, fields);
+        if (level !== 'error') return;
+        const key = `${String(fields.device)}\u0000${event}`;
+        if (told.has(key) || told.size > 100) return;
+        told.add(key);
+        note(`device ${String(fields.device)}: ${event}: ${String(fields.error ?? '')}`);
+      },
+    };
     const fleet = await startFleet({
       broker: brokerUrl,
       dataDir: options.dataDir,
@@ -215,7 +230,7 @@ export async function startDemoSystem(options: DemoOptions): Promise<DemoSystem>
       rate: options.rate,
       qos: options.qos,
       crypto: options.crypto ?? 'noble',
-      log: jsonLogger((line) => deviceLog.write(line), 'info'),
+      log: deviceLogger,
       note,
       onEvent,
     });

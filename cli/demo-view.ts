@@ -14,6 +14,8 @@ export interface ScreenInfo {
   attack: { rounds: number; injected: Record<string, number> } | undefined;
   /** Rows available for the device table. */
   maxDevices?: number;
+  /** The last notes (device errors, …), shown under the screen. */
+  notes?: readonly string[];
   /** Terminal width: longer lines are cut (a wrapped line would scroll the screen). */
   columns?: number;
 }
@@ -109,16 +111,20 @@ export function renderScreen(s: LiveSnapshot, info: ScreenInfo): string {
         (injected.length === 0 ? '' : ` (${injected.map(([k, n]) => `${k} ${n}`).join(', ')})`),
     );
   }
+  for (const n of info.notes ?? []) lines.push(`! ${n}`);
   const width = info.columns;
   if (width === undefined || width < 20) return lines.join('\n');
   return lines.map((line) => (line.length > width ? `${line.slice(0, width - 1)}…` : line)).join('\n');
 }
 
-/** One line for logs and non-terminal output. */
-export function statusLine(s: LiveSnapshot, devices: number): string {
-  const withSession = s.devices.filter((d) => d.sessions > 0).length;
+/** One line for logs and non-terminal output; `fleet`: the demo's own device ids. */
+export function statusLine(s: LiveSnapshot, fleet: ReadonlySet<string>): string {
+  const withSession = s.devices.filter((d) => d.sessions > 0 && fleet.has(d.deviceId)).length;
+  const others = s.devices.filter((d) => !fleet.has(d.deviceId)).length;
   return (
-    `${age(s.startedAt, s.at)} · ${withSession}/${devices} devices with a session · stored ${s.totals.accepted} · ` +
+    `${age(s.startedAt, s.at)} · ${withSession}/${fleet.size} devices with a session` +
+    (others > 0 ? ` (+${others} other)` : '') +
+    ` · stored ${s.totals.accepted} · ` +
     `${s.perSecond.toFixed(1)} msg/s · duplicates ${s.totals.duplicates} · rejected ${s.totals.rejected}` +
     (s.totals.rejected > 0 ? ` (${rejectionsText(s.rejections)})` : '') +
     ` · ${latencyText(s.latency).replace(' (device clock → stored)', '')}`

@@ -156,8 +156,14 @@ async function run(args: string[], io: CliIo): Promise<number> {
   const began = Date.now();
   io.stderr(`cose-flow demo: starting in ${parsed.options.dataDir}\n`);
   let system: DemoSystem;
+  const notes: string[] = [];
+  const note = (line: string) => {
+    notes.push(line);
+    if (notes.length > 3) notes.shift();
+    io.stderr(`  ${line}\n`);
+  };
   try {
-    system = await startDemoSystem({ ...parsed.options, note: (line) => io.stderr(`  ${line}\n`) });
+    system = await startDemoSystem({ ...parsed.options, note });
   } catch (e) {
     io.stderr(`cose-flow demo: could not start: ${(e as Error).message}\n`);
     return 1;
@@ -180,8 +186,15 @@ async function run(args: string[], io: CliIo): Promise<number> {
   if (parsed.attackEveryS !== undefined) {
     const every = parsed.attackEveryS * 1000;
     // The first round once the devices have sent something to capture.
-    timers.push(setTimeout(() => void attackRound(), Math.min(every, 3000)));
-    timers.push(setInterval(() => void attackRound(), every));
+    timers.push(
+      setTimeout(
+        () => {
+          void attackRound();
+          timers.push(setInterval(() => void attackRound(), every));
+        },
+        Math.min(every, 3000),
+      ),
+    );
   }
   const screen = () => {
     const s = system.snapshot();
@@ -194,6 +207,7 @@ async function run(args: string[], io: CliIo): Promise<number> {
       dashboardUrl: system.dashboardUrl,
       attack: attack !== undefined && attack.rounds > 0 ? attack : undefined,
       maxDevices: rows,
+      notes,
       ...(process.stderr.columns === undefined ? {} : { columns: process.stderr.columns }),
     });
   };
@@ -201,7 +215,8 @@ async function run(args: string[], io: CliIo): Promise<number> {
     io.stderr('\x1b[?25l'); // hide the cursor while redrawing
     timers.push(setInterval(() => io.stderr(`\x1b[H\x1b[2J${screen()}\n`), 1000));
   } else {
-    timers.push(setInterval(() => io.stderr(`${statusLine(system.snapshot(), parsed.options.devices)}\n`), 2000));
+    const ids = new Set(system.fleet.devices.map((d) => d.deviceId));
+    timers.push(setInterval(() => io.stderr(`${statusLine(system.snapshot(), ids)}\n`), 2000));
   }
 
   await new Promise<void>((done) => {

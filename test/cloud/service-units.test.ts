@@ -391,6 +391,14 @@ describe('configuration', () => {
       port: 80,
       host: '0.0.0.0',
     });
+    assert.equal(
+      resolveRunConfig({ broker: 'mqtt://h', http: '9464', dashboard: 'off' }, {}).options.http?.dashboard,
+      false,
+    );
+    assert.throws(
+      () => resolveRunConfig({ broker: 'mqtt://h', dashboard: 'maybe' }, {}),
+      /--dashboard must be on or off/,
+    );
     assert.throws(() => resolveRunConfig({}, {}), /--broker URL is required/);
     assert.throws(() => resolveRunConfig({ broker: 'http://x' }, {}), ConfigError);
     assert.throws(() => resolveRunConfig({ broker: 'mqtt://h', window: '0' }, {}), /--window must be from 1/);

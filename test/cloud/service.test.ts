@@ -448,6 +448,21 @@ for (const backend of backends) {
       assert.equal(body.mqtt.connected, true);
       assert.equal((await fetch(`${http.url}/nope`)).status, 404);
     });
+
+    test('the dashboard on the same endpoint follows what the service stored and refused', async () => {
+      const http = service.http!;
+      const page = await fetch(`${http.url}/`);
+      assert.equal(page.status, 200);
+      assert.match(await page.text(), /<title>cose-flow — live<\/title>/);
+      const state = (await (await fetch(`${http.url}/api/state`)).json()) as {
+        totals: { accepted: number; rejected: number };
+        devices: { deviceId: string; kid: string | null }[];
+        rejections: Record<string, number>;
+      };
+      assert.equal(state.totals.accepted, service.metrics.accepted.get({ kind: 'data' }));
+      assert.ok(state.rejections.replay! >= 1 && state.rejections['decrypt-failed']! >= 1, JSON.stringify(state));
+      assert.ok(state.devices.some((d) => d.deviceId === 'forge-1' && d.kid !== null));
+    });
   });
 }
 

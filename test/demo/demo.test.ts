@@ -200,3 +200,20 @@ describe('cose-flow demo (npm start), headless', () => {
     assert.match(run.stderr(), /could not start: .*(ECONNREFUSED|connect)/i);
   });
 });
+
+describe('cose-flow demo: devices that cannot enroll', () => {
+  test('are reported on the terminal, and the demo still stops with a summary that says so', async () => {
+    const dataDir = join(tmp, 'conflict');
+    const setup = runDemo(['--data-dir', dataDir, '--devices', '1', '--duration', '2', '--json', '--no-dashboard']);
+    assert.equal(await setup.exit(), 0, setup.stderr());
+    // The device loses its key (a re-flashed board): the CA refuses its new key for the same id.
+    rmSync(join(dataDir, 'sim', 'sim-0001'), { recursive: true, force: true });
+    const started = Date.now();
+    const run = runDemo(['--data-dir', dataDir, '--devices', '1', '--duration', '3', '--no-dashboard']);
+    assert.equal(await run.exit(60_000), 1, run.stderr());
+    assert.ok(Date.now() - started < 20_000, 'no hang while the device waits to retry its enrollment');
+    assert.match(run.stderr(), /device sim-0001: enroll-refused: key-conflict: .*an operator must allow a re-key/);
+    assert.match(run.stdout(), /sim-0001: session kid none/);
+    assert.match(run.stdout(), /sessions: NOT every device established one/);
+  });
+});

@@ -143,6 +143,7 @@ for (const { kind, skip } of kinds) {
       await until(
         () => cloud.distinct(d.deviceId).size >= acknowledged.length,
         'every acknowledged message at the cloud',
+        20_000, // the observer reconnects to the restarted broker with backoff; generous under a loaded CI
       );
       const arrived = cloud.distinct(d.deviceId);
       for (const e of acknowledged) {
