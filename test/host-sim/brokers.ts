@@ -132,6 +132,9 @@ export async function startMosquitto(path: string, topicFilter = 'cose-flow/#'):
       `persistence_location ${dir}/`,
       'max_queued_messages 100000',
       'max_inflight_messages 100',
+      // As root, mosquitto switches to the `mosquitto` user, which cannot write this directory: its
+      // persistence (the observer's session across a restart) would silently not be saved.
+      ...(process.getuid?.() === 0 ? ['user root'] : []),
       '',
     ].join('\n'),
   );

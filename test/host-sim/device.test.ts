@@ -140,11 +140,22 @@ for (const { kind, skip } of kinds) {
       assert.ok(sealed > 30, `readings went on (${sealed})`);
       // Every message the broker acknowledged or the device still queued is accounted for; none lost.
       const acknowledged = d.events.filter((e) => e.type === 'acknowledged');
+      const missing = () => {
+        const arrived = cloud.distinct(d.deviceId);
+        return acknowledged.filter((e) => e.type === 'acknowledged' && !arrived.has(`${e.kid}/${e.seq}`));
+      };
       await until(
-        () => cloud.distinct(d.deviceId).size >= acknowledged.length,
+        () => missing().length === 0,
         'every acknowledged message at the cloud',
         20_000, // the observer reconnects to the restarted broker with backoff; generous under a loaded CI
-      );
+      ).catch((e: Error) => {
+        const order = d.events.map((e) =>
+          e.type === 'acknowledged' ? `a${e.seq}` : e.type === 'sealed' ? '' : e.type,
+        );
+        throw new Error(
+          `${e.message}: missing ${JSON.stringify(missing())}; events ${order.filter(Boolean).join(' ')}`,
+        );
+      });
       const arrived = cloud.distinct(d.deviceId);
       for (const e of acknowledged) {
         if (e.type === 'acknowledged') assert.ok(arrived.has(`${e.kid}/${e.seq}`), `message ${e.kid}/${e.seq} arrived`);
@@ -168,6 +179,8 @@ for (const { kind, skip } of kinds) {
       await until(() => cloud.distinct(d.deviceId).size >= 3 && known() !== undefined, 'data after the key message');
       const session = known();
       assert.ok(session !== undefined, 'the key message reached the cloud');
+      // The observer can see a data message before the device has its PUBACK: wait for the device's side too.
+      await until(() => d.events.some((e) => e.type === 'acknowledged'), 'a data message acknowledged to the device');
       const keyAcked = d.events.findIndex((e) => e.type === 'key-acked');
       const firstSent = d.events.findIndex((e) => e.type === 'acknowledged');
       assert.ok(keyAcked >= 0 && keyAcked < firstSent, 'no data before the key message completed');
