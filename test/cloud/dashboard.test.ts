@@ -188,6 +188,43 @@ describe('dashboard routes', () => {
     assert.equal(attacks, 1);
   });
 
+  test('on a loopback address, only requests addressed to the loopback are answered (DNS rebinding)', async () => {
+    const guarded = dashboard({ state: new LiveState(), loopbackOnly: true });
+    const endpoint = await startHttpEndpoint({
+      port: 0,
+      metrics: async () => '',
+      metricsContentType: 'text/plain',
+      health: () => ({ status: 'ok' }),
+      routes: guarded.route,
+    });
+    const status = (path: string, host: string) =>
+      new Promise<number>((resolve, reject) => {
+        const req = request(`${endpoint.url}${path}`, { headers: { host } }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    try {
+      for (const host of [`127.0.0.1:${endpoint.port}`, `localhost:${endpoint.port}`, 'localhost', '[::1]:8080']) {
+        assert.equal(await status('/api/state', host), 200, host);
+      }
+      for (const host of ['attacker.example', `attacker.example:${endpoint.port}`, '127.0.0.1.attacker.example']) {
+        assert.equal(await status('/api/state', host), 421, host);
+        assert.equal(await status('/', host), 421, host);
+      }
+      assert.equal(
+        await status('/health', 'attacker.example'),
+        200,
+        "the endpoint's own routes are not the dashboard's",
+      );
+    } finally {
+      guarded.close();
+      await endpoint.close();
+    }
+  });
+
   test('without an attack action there is no attack route', async () => {
     const plain = dashboard({ state: new LiveState() });
     const endpoint = await startHttpEndpoint({
