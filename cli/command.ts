@@ -37,6 +37,20 @@ export function parseFlags<T extends NonNullable<ParseArgsConfig['options']>>(ar
   }
 }
 
+/** A numeric flag: `fallback` when absent, else a finite number that passes `ok`, else a UsageError. */
+export function numberFlag(
+  value: string | undefined,
+  name: string,
+  fallback: number,
+  ok: (n: number) => boolean,
+): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || !ok(n))
+    throw new UsageError(`--${name} ${JSON.stringify(value)} is out of range`);
+  return n;
+}
+
 export function processIo(): CliIo {
   return {
     stdout: (text) => void process.stdout.write(text),

@@ -5,8 +5,10 @@
  * flags, the screen and the signals.
  */
 import { isAbsolute, resolve } from 'node:path';
+import { parseListen } from '../cloud/http/server.js';
 import { DEFAULT_DATA_DIR } from '../cloud/pki/store.js';
-import { type CliIo, type Command, parseFlags, UsageError } from './command.js';
+import { redactUrl } from '../cloud/store/postgres.js';
+import { type CliIo, type Command, numberFlag, parseFlags, UsageError } from './command.js';
 import { DEFAULT_DASHBOARD_PORT, type DemoOptions, type DemoSystem, startDemoSystem } from './demo-system.js';
 import { formatSummary, renderScreen, statusLine } from './demo-view.js';
 
@@ -71,14 +73,6 @@ const FLAGS = {
   help: { type: 'boolean', short: 'h' },
 } as const;
 
-function numberFlag(value: string | undefined, name: string, fallback: number, ok: (n: number) => boolean): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (value.trim() === '' || !Number.isFinite(n) || !ok(n))
-    throw new UsageError(`--${name} ${JSON.stringify(value)} is out of range`);
-  return n;
-}
-
 export function parseDemoArgs(args: string[]): {
   options: Omit<DemoOptions, 'note'>;
   attackEveryS: number | undefined;
@@ -110,10 +104,9 @@ export function parseDemoArgs(args: string[]): {
     throw new UsageError('--store must be sqlite:FILE or postgres://…');
   let http: DemoOptions['http'] = { host: '127.0.0.1', port: DEFAULT_DASHBOARD_PORT };
   if (values.http !== undefined) {
-    const m = /^(?:(.+):)?([0-9]{1,5})$/.exec(values.http);
-    if (m === null || Number(m[2]) > 65535)
-      throw new UsageError(`--http must be [HOST:]PORT, got ${JSON.stringify(values.http)}`);
-    http = { host: m[1]?.replace(/^\[(.*)\]$/, '$1') ?? '127.0.0.1', port: Number(m[2]) };
+    const listen = parseListen(values.http);
+    if (listen === undefined) throw new UsageError(`--http must be [HOST:]PORT, got ${JSON.stringify(values.http)}`);
+    http = { host: listen.host ?? '127.0.0.1', port: listen.port };
   }
   if (values['no-dashboard']) {
     if (values.http !== undefined) throw new UsageError('--http and --no-dashboard contradict each other');
@@ -169,7 +162,7 @@ async function run(args: string[], io: CliIo): Promise<number> {
     return 1;
   }
   io.stderr(
-    `  broker ${system.brokerUrl}${system.embeddedBroker ? ' (embedded)' : ''} · store ${system.storeUrl.replace(/:[^:@/]*@/, ':***@')}\n` +
+    `  broker ${system.brokerUrl}${system.embeddedBroker ? ' (embedded)' : ''} · store ${redactUrl(system.storeUrl)}\n` +
       `  ${parsed.options.devices} device(s) × ${parsed.options.rate} msg/s at QoS ${parsed.options.qos}` +
       `${parsed.durationS === undefined ? ' until Ctrl-C' : ` for ${parsed.durationS} s`}\n` +
       (system.dashboardUrl === undefined ? '' : `dashboard: ${system.dashboardUrl}\n`) +
@@ -203,7 +196,7 @@ async function run(args: string[], io: CliIo): Promise<number> {
     return renderScreen(s, {
       brokerUrl: system.brokerUrl,
       embeddedBroker: system.embeddedBroker,
-      storeUrl: system.storeUrl.replace(/:[^:@/]*@/, ':***@'),
+      storeUrl: redactUrl(system.storeUrl),
       dashboardUrl: system.dashboardUrl,
       attack: attack !== undefined && attack.rounds > 0 ? attack : undefined,
       maxDevices: rows,

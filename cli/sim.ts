@@ -8,7 +8,7 @@ import { type FleetTotals, startFleet } from '../host-sim/fleet.js';
 import { jsonLogger } from '../host-sim/log.js';
 import type { DeviceConfig, RekeyPolicy } from '../src/device/config.js';
 import { DEFAULT_CONFIG } from '../src/device/config.js';
-import { type CliIo, type Command, parseFlags, UsageError } from './command.js';
+import { type CliIo, type Command, numberFlag, parseFlags, UsageError } from './command.js';
 
 export const SIM_USAGE = `Usage: cose-flow sim --broker URL [options]
 
@@ -63,13 +63,6 @@ function env(name: string): string | undefined {
   return v === undefined || v === '' ? undefined : v;
 }
 
-function number(value: string | undefined, name: string, fallback: number, check: (n: number) => boolean): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isFinite(n) || !check(n)) throw new UsageError(`--${name} ${JSON.stringify(value)} is out of range`);
-  return n;
-}
-
 export function formatTotals(t: FleetTotals, elapsedS: number, rate?: number): string {
   return (
     `${t.sending}/${t.devices} sending · ${t.connected} connected · sent ${t.sent} · ack ${t.acknowledged}` +
@@ -84,24 +77,29 @@ async function run(args: string[], io: CliIo): Promise<number> {
   const broker = values.broker ?? env('BROKER');
   if (broker === undefined) throw new UsageError('give --broker mqtt://host:port (or COSE_FLOW_BROKER)');
   if (!/^mqtts?:\/\/./.test(broker)) throw new UsageError(`--broker ${broker}: an mqtt:// or mqtts:// URL`);
-  const devices = number(
+  const devices = numberFlag(
     values.devices ?? env('DEVICES'),
     'devices',
     1,
     (n) => Number.isInteger(n) && n >= 1 && n <= 100_000,
   );
-  const rate = number(values.rate ?? env('RATE'), 'rate', 1, (n) => n > 0 && n <= 1000);
-  const qos = number(values.qos ?? env('QOS'), 'qos', 1, (n) => n === 0 || n === 1) as 0 | 1;
+  const rate = numberFlag(values.rate ?? env('RATE'), 'rate', 1, (n) => n > 0 && n <= 1000);
+  const qos = numberFlag(values.qos ?? env('QOS'), 'qos', 1, (n) => n === 0 || n === 1) as 0 | 1;
   const durationS = values.duration ?? env('DURATION');
-  const duration = durationS === undefined ? undefined : number(durationS, 'duration', 0, (n) => n > 0);
+  const duration = durationS === undefined ? undefined : numberFlag(durationS, 'duration', 0, (n) => n > 0);
   const cryptoChoice = values.crypto ?? 'noble';
   if (cryptoChoice !== 'noble' && cryptoChoice !== 'node') throw new UsageError('--crypto is noble or node');
   const rekey: Partial<RekeyPolicy> = {};
   if (values['rekey-messages'] !== undefined) {
-    rekey.afterMessages = number(values['rekey-messages'], 'rekey-messages', 0, (n) => Number.isInteger(n) && n >= 0);
+    rekey.afterMessages = numberFlag(
+      values['rekey-messages'],
+      'rekey-messages',
+      0,
+      (n) => Number.isInteger(n) && n >= 0,
+    );
   }
   if (values['rekey-age'] !== undefined)
-    rekey.afterMs = number(values['rekey-age'], 'rekey-age', 0, (n) => n >= 0) * 1000;
+    rekey.afterMs = numberFlag(values['rekey-age'], 'rekey-age', 0, (n) => n >= 0) * 1000;
   const config: Partial<DeviceConfig> = { rekey: { ...DEFAULT_CONFIG.rekey, ...rekey } };
   if (values.prefix !== undefined) config.prefix = values.prefix;
   const logFile = values.log === undefined ? undefined : createWriteStream(values.log, { flags: 'a' });

@@ -29,6 +29,13 @@ export interface HttpEndpointOptions {
 
 export type HttpRoute = (req: IncomingMessage, res: ServerResponse, path: string) => boolean;
 
+/** `[HOST:]PORT` (an IPv6 host in brackets) as given to --http, or undefined when it is not that. */
+export function parseListen(text: string): { port: number; host?: string } | undefined {
+  const m = /^(?:(.+):)?([0-9]{1,5})$/.exec(text);
+  if (m === null || Number(m[2]) > 65535) return undefined;
+  return { port: Number(m[2]), ...(m[1] === undefined ? {} : { host: m[1].replace(/^\[(.*)\]$/, '$1') }) };
+}
+
 export interface HttpEndpoint {
   readonly host: string;
   readonly port: number;

@@ -9,6 +9,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { parseListen } from '../http/server.js';
 import { DEFAULT_DATA_DIR } from '../pki/store.js';
 import { MAX_WINDOW_SIZE } from '../session/replay-window.js';
 import { DEFAULT_STORE_FILE, LOG_LEVELS } from './defaults.js';
@@ -338,10 +339,9 @@ export function resolveRunConfig(flags: FlagValues, env: NodeJS.ProcessEnv = pro
   set('out', str('out'));
   const http = str('http');
   if (http !== undefined) {
-    const m = /^(?:(.+):)?([0-9]{1,5})$/.exec(http);
-    if (m === null || Number(m[2]) > 65535)
-      throw new ConfigError(`--http must be [HOST:]PORT, got ${JSON.stringify(http)}`);
-    options.http = { port: Number(m[2]), ...(m[1] === undefined ? {} : { host: m[1].replace(/^\[(.*)\]$/, '$1') }) };
+    const listen = parseListen(http);
+    if (listen === undefined) throw new ConfigError(`--http must be [HOST:]PORT, got ${JSON.stringify(http)}`);
+    options.http = listen;
   }
   const page = str('dashboard');
   if (page !== undefined && page !== 'on' && page !== 'off')
