@@ -16,13 +16,8 @@ import { encodeKid } from '../../src/profile/counter.js';
 import { sealData } from '../../src/profile/data-message.js';
 import { makeKeyMessage } from '../../src/profile/key-message.js';
 import { topic } from '../../src/profile/topics.js';
-import {
-  type BrokerKind,
-  mosquittoAvailability,
-  type RestartableBroker,
-  startAedes,
-  startMosquitto,
-} from './brokers.js';
+import { mosquittoAvailability } from '../fixtures/mosquitto.js';
+import { type BrokerKind, type RestartableBroker, startAedes, startMosquitto } from './brokers.js';
 import {
   CloudView,
   host,
@@ -40,7 +35,7 @@ before(async () => {
   pki = await makeTestPki();
 });
 
-const mosquitto = mosquittoAvailability();
+const mosquitto = mosquittoAvailability('the mosquitto variant of the device tests');
 const kinds: { kind: BrokerKind; skip: string | false }[] = [
   { kind: 'aedes', skip: false },
   { kind: 'mosquitto', skip: mosquitto.run ? false : mosquitto.why },
@@ -54,7 +49,7 @@ for (const { kind, skip } of kinds) {
     const clients: MqttClient[] = [];
 
     before(async () => {
-      broker = kind === 'aedes' ? await startAedes() : await startMosquitto(mosquitto.run ? mosquitto.path : '');
+      broker = kind === 'aedes' ? await startAedes() : await startMosquitto();
       cloud = new CloudView(pki);
       broker.onPublish((name, payload) => cloud.receive(name, payload));
     });
