@@ -9,6 +9,17 @@ import type { DeliveredPayload } from '../../cloud/service/payload.js';
 import { encode } from '../../src/cbor/index.js';
 import { encodeReading } from '../../src/device/reading.js';
 
+/** An HTTP endpoint (any free port) with `page`'s routes mounted, as the service mounts them. */
+function serve(page: Dashboard): Promise<HttpEndpoint> {
+  return startHttpEndpoint({
+    port: 0,
+    metrics: async () => '',
+    metricsContentType: 'text/plain',
+    health: () => ({ status: 'ok' }),
+    routes: page.route,
+  });
+}
+
 function payload(deviceId: string, kidHex: string, seq: number, bytes: Uint8Array): DeliveredPayload {
   return {
     deviceId,
@@ -103,13 +114,7 @@ describe('dashboard routes', () => {
         return { replay: 1 };
       },
     });
-    http = await startHttpEndpoint({
-      port: 0,
-      metrics: async () => '',
-      metricsContentType: 'text/plain',
-      health: () => ({ status: 'ok' }),
-      routes: page.route,
-    });
+    http = await serve(page);
   });
   after(async () => {
     page.close();
@@ -190,13 +195,7 @@ describe('dashboard routes', () => {
 
   test('on a loopback address, only requests addressed to the loopback are answered (DNS rebinding)', async () => {
     const guarded = dashboard({ state: new LiveState(), loopbackOnly: true });
-    const endpoint = await startHttpEndpoint({
-      port: 0,
-      metrics: async () => '',
-      metricsContentType: 'text/plain',
-      health: () => ({ status: 'ok' }),
-      routes: guarded.route,
-    });
+    const endpoint = await serve(guarded);
     const status = (path: string, host: string) =>
       new Promise<number>((resolve, reject) => {
         const req = request(`${endpoint.url}${path}`, { headers: { host } }, (res) => {
@@ -227,13 +226,7 @@ describe('dashboard routes', () => {
 
   test('without an attack action there is no attack route', async () => {
     const plain = dashboard({ state: new LiveState() });
-    const endpoint = await startHttpEndpoint({
-      port: 0,
-      metrics: async () => '',
-      metricsContentType: 'text/plain',
-      health: () => ({ status: 'ok' }),
-      routes: plain.route,
-    });
+    const endpoint = await serve(plain);
     try {
       const r = await fetch(`${endpoint.url}/api/attack`, {
         method: 'POST',
