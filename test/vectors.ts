@@ -1,22 +1,22 @@
 /**
- * Where the shared public test vectors live: `../shared/vectors/` beside the project root
- * (tests read them in place; they are never copied into the repository). Override with
- * COSE_FLOW_VECTORS=/path/to/vectors.
+ * The public test vectors the tests read, kept in the repository under test/vectors/: the COSE
+ * working group's examples (test/vectors/cose-wg/) and Project Wycheproof's (test/vectors/wycheproof/).
+ * Each folder's README says where the files come from, under which licence, and which tests use them.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const projectRoot = resolve(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
-export const vectorsDir = process.env.COSE_FLOW_VECTORS ?? resolve(projectRoot, '..', 'shared', 'vectors');
+export const vectorsDir = resolve(projectRoot, 'test', 'vectors');
 
-/** Absolute path of a vector file; throws a loud, explanatory error when the shared folder is missing. */
+/** Absolute path of a vector file; throws a loud, explanatory error when it is missing. */
 export function vectorPath(...parts: string[]): string {
   const path = join(vectorsDir, ...parts);
   if (!existsSync(path)) {
     throw new Error(
-      `test vectors not found at ${path}: the shared vectors must sit beside the project root ` +
-        '(../shared/vectors) or be named by COSE_FLOW_VECTORS',
+      `test vector not found at ${path}: test/vectors/ is part of the repository ` +
+        '(see test/vectors/*/README.md for where each file comes from)',
     );
   }
   return path;

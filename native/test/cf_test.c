@@ -4,8 +4,8 @@
  *
  *   cf_test CASES-FILE
  *
- * CASES-FILE is written by test/native/cases.ts from the Wycheproof JSON in ../shared (the
- * vectors are never copied into the repository) and from known answers computed by Node. One
+ * CASES-FILE is written by test/native/cases.ts from the Wycheproof JSON in test/vectors/wycheproof
+ * (its README says where it comes from) and from known answers computed by Node. One
  * case per line, fields separated by one space, byte strings in hex, "-" for an empty one:
  *
  *   ecdsa  WHERE RESULT PUBLIC MSG SIG          Wycheproof ECDSA P-256 SHA-256, P1363 (r || s)

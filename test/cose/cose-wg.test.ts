@@ -1,5 +1,5 @@
 /**
- * Conformance with the COSE working group's examples (../shared/vectors/cose-wg, see its README).
+ * Conformance with the COSE working group's examples (test/vectors/cose-wg, see its README).
  *
  * Every file is run with every provider. What each file must do:
  * - `fail: true` files are rejected;

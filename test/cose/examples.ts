@@ -1,5 +1,5 @@
 /**
- * The cose-wg example files (../shared/vectors/cose-wg, see its README) as the tests read them:
+ * The cose-wg example files (test/vectors/cose-wg, see its README) as the tests read them:
  * their JSON shape, the JOSE-style names mapped to COSE labels, and the expectations shared by the
  * Node conformance test (test/cose/cose-wg.test.ts) and the XS one (test/xs/cose-wg-input.ts).
  */

@@ -1,6 +1,6 @@
 /**
  * The input of the C test program (native/test/cf_test.c): the Wycheproof cases cose-flow's
- * parameters select, read from ../shared/vectors/wycheproof (never copied into the repository),
+ * parameters select, read from test/vectors/wycheproof (see its README),
  * and known answers computed on Node. See cf_test.c for the line format.
  */
 import { createHmac, randomBytes } from 'node:crypto';
