@@ -9,7 +9,7 @@
  *   macOS, BSD        getentropy(3), at most 256 bytes per call.
  *   Windows           BCryptGenRandom with the system-preferred RNG.
  *
- * Never rand() or the Moddable SDK's RC4 generator (FACTS.md: unseeded on the desktop).
+ * Never rand() or the Moddable SDK's RC4 generator (docs/NOTES-XS.md: unseeded on the desktop).
  */
 #include "cf_crypto.h"
 

@@ -1,7 +1,7 @@
 /**
  * The platform's cryptographically secure random source: esp_fill_random on the ESP32 (hardware
  * RNG), the kernel on a desktop or host. Session keys and Base IVs are drawn from it. Never the
- * Moddable SDK's own RNG or `Math.random` (see FACTS.md).
+ * Moddable SDK's own RNG or `Math.random` (see docs/NOTES-XS.md, Random numbers).
  */
 export interface Rng {
   randomBytes(length: number): Uint8Array;

@@ -2,7 +2,7 @@
  * src/cbor in XS against Node: the same value must give the same bytes on both, because the
  * device encodes what the cloud decodes and signatures cover encoded bytes.
  *
- * Known problem (FACTS.md): XS (as the device builds it, without mxCESU8) keeps strings in
+ * Known problem (docs/NOTES-XS.md): XS (as the device builds it, without mxCESU8) keeps strings in
  * UTF-8 and counts `length` and `charCodeAt` in code points, not UTF-16 units. cbor-x encodes
  * text shorter than 64 (by `length`) in JavaScript, charCodeAt by charCodeAt, and writes a code
  * point ≥ U+10000 as if it were a 3-byte BMP character: 😀 U+1F600 becomes FF 98 80 instead of
