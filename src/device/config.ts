@@ -5,10 +5,12 @@
  * simulator. Runtime-neutral.
  */
 import { fromHex } from '../bytes.js';
+import { pemDecode } from '../pki/pem.js';
 import type { EnrollCredential } from '../profile/enrollment.js';
 import { DEFAULT_PREFIX, MAX_SEQ } from '../profile/limits.js';
 import { checkDeviceId, checkPrefix } from '../profile/topics.js';
 import { type BackoffPolicy, checkBackoff, DEFAULT_RECONNECT } from './backoff.js';
+import type { Credentials } from './credentials.js';
 import type { RetryPolicy } from './enrollment.js';
 import { DEFAULT_KID_BLOCK } from './kid-allocator.js';
 
@@ -52,6 +54,14 @@ export interface DeviceConfig {
   /** Waits before trying a failed session start or enrollment again. */
   retry: BackoffPolicy;
   enroll: EnrollSettings;
+  /**
+   * Offline provisioning: the device certificate, CA certificate and cloud certificate (DER)
+   * given at flashing time. Checked at boot as an enrollment result is (verifyCredentials); the
+   * device never enrolls while they are configured, and sends nothing when they do not verify.
+   */
+  provisioned?: Credentials;
+  /** Log this device's certification request (event `csr`, base64 of the DER) at boot and stop: the factory's first step. */
+  printCsr?: boolean;
 }
 
 export const DEFAULT_CONFIG: Readonly<DeviceConfig> = {
@@ -101,6 +111,13 @@ export function checkConfig(c: DeviceConfig): DeviceConfig {
   positive('keyAckTimeoutMs', c.keyAckTimeoutMs, 100);
   checkBackoff(c.reconnect, 'reconnect');
   checkBackoff(c.retry, 'retry');
+  if (c.provisioned !== undefined) {
+    for (const key of ['deviceCertificate', 'caCertificate', 'cloudCertificate'] as const) {
+      const der = c.provisioned[key];
+      if (!(der instanceof Uint8Array) || der.length === 0)
+        throw new RangeError(`provisioned.${key} must be DER bytes`);
+    }
+  }
   return c;
 }
 
@@ -127,6 +144,9 @@ export interface ConnectionSettings {
  *   kidBlock, outbox, inFlight, keyAckTimeout (ms)           tuning
  *   ca (DER, hex), caFingerprint (SHA-256, hex)              the pinned CA
  *   batch, enrollKey (hex)                                   the enrollment credential
+ *   deviceCertificate, caCertificate, cloudCertificate       offline provisioning: all three or none,
+ *     each PEM (the text of a .pem file, or only its base64 body; whitespace ignored)
+ *   printCsr (true)                                          log the device's CSR at boot and stop
  */
 export function readSettings(settings: Settings): { config: DeviceConfig; connection: ConnectionSettings } {
   const text = (key: string): string | undefined => {
@@ -191,6 +211,32 @@ export function readSettings(settings: Settings): { config: DeviceConfig; connec
     throw new RangeError('settings batch and enrollKey go together');
   if (batch !== undefined && enrollKey !== undefined) enroll.credential = { batchId: batch, key: enrollKey };
   partial.enroll = enroll;
+
+  const certificate = (key: string): Uint8Array | undefined => {
+    const v = text(key);
+    if (v === undefined) return undefined;
+    try {
+      return pemDecode(v, 'CERTIFICATE');
+    } catch (e) {
+      throw new RangeError(`setting ${key}: not a PEM certificate (${(e as Error).message})`);
+    }
+  };
+  const deviceCertificate = certificate('deviceCertificate');
+  const caCertificate = certificate('caCertificate');
+  const cloudCertificate = certificate('cloudCertificate');
+  if (deviceCertificate !== undefined && caCertificate !== undefined && cloudCertificate !== undefined) {
+    partial.provisioned = { deviceCertificate, caCertificate, cloudCertificate };
+  } else if (deviceCertificate !== undefined || caCertificate !== undefined || cloudCertificate !== undefined) {
+    throw new RangeError(
+      'settings deviceCertificate, caCertificate and cloudCertificate go together (offline provisioning); ' +
+        'to pin only the CA for enrollment, use ca or caFingerprint',
+    );
+  }
+  const printCsr = text('printCsr');
+  if (printCsr !== undefined) {
+    if (printCsr !== 'true' && printCsr !== 'false') throw new RangeError('setting printCsr is true or false');
+    partial.printCsr = printCsr === 'true';
+  }
 
   const connection: ConnectionSettings = { broker };
   const username = text('mqttUsername');
