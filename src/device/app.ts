@@ -6,11 +6,13 @@
  *   boot ──▶ enrolling ──▶ (cloud certificate checked) ──▶ session ──▶ sending ──▶ session …
  *     │          ▲ no certificate yet: retried with backoff        │ key message    │ re-key: seq limit,
  *     └──────────┘                                                  │ QoS 2 pending  │ count, age, cloud
- *   untrusted: the cloud certificate does not verify — nothing is ever sent (one clear log line)
+ *   untrusted: the cloud certificate, or the configured certificates, do not verify — nothing is
+ *   ever sent (one clear log line)
  *
- * - boot: the device identity from the HUK; the stored certificates; the cloud certificate is
- *   verified against the CA (signature, key usage, validity when the clock is known) before its
- *   key is trusted.
+ * - boot: the device identity from the HUK; the certificates — configured (offline provisioning:
+ *   checked as an enrollment result is, never replaced by enrolling) or stored; the cloud
+ *   certificate is verified against the CA (signature, key usage, validity when the clock is
+ *   known) before its key is trusted. `printCsr`: log the certification request and stop.
  * - session: the next kid from the persisted reservation (src/device/kid-allocator.ts: a reset at
  *   any moment never reuses a kid), a session key and Base IV from the platform RNG, the key
  *   message published with QoS 2. No data under that kid leaves before its QoS 2 flow completed;
@@ -26,6 +28,8 @@
 import { equal, toHex } from '../bytes.js';
 import { isCoseError } from '../cose/errors.js';
 import { parseCertificate, verifyCloudCertificate } from '../pki/certificate.js';
+import { makeCsr } from '../pki/csr.js';
+import { toBase64 } from '../pki/pem.js';
 import type { Platform } from '../platform/index.js';
 import type { LogFields, LogLevel } from '../platform/log.js';
 import { randomFraction } from '../platform/rng.js';
@@ -37,7 +41,7 @@ import type { SessionKey } from '../profile/session.js';
 import { topic } from '../profile/topics.js';
 import { Backoff } from './backoff.js';
 import type { DeviceConfig } from './config.js';
-import { CredentialStore, type Credentials } from './credentials.js';
+import { CredentialStore, type Credentials, verifyCredentials } from './credentials.js';
 import { EnrollmentError, enrollDevice } from './enrollment.js';
 import { defaultDeviceId } from './identity.js';
 import { KidAllocator } from './kid-allocator.js';
@@ -213,18 +217,18 @@ export class DeviceApp {
       keySource: identity.source,
       kidReserved: this.#kids.reservation(),
     });
-    try {
-      this.#credentials = this.#credentialStore.load();
-    } catch (e) {
-      this.#fail('credentials-unreadable', e);
-      this.#credentials = undefined;
+    if (this.config.printCsr === true) {
+      // One token (no spaces, no quoting) on the serial console: `base64 -d` makes it the DER `ca issue --csr` takes.
+      this.#log('info', 'csr', { csr: toBase64(makeCsr(this.#p.crypto, identity.key, this.#deviceId)) });
+      await this.stop();
+      return;
     }
-    if (this.#credentials !== undefined && !this.#certifiesOurKey(this.#credentials.deviceCertificate)) {
-      this.#log('warn', 'credentials-mismatch', {
-        reason: 'the stored device certificate is not for this key; enrolling again',
-      });
-      this.#credentials = undefined;
-    }
+    if (this.config.provisioned !== undefined) {
+      if (!this.#adoptProvisioned(this.config.provisioned)) {
+        this.#setState('untrusted'); // never enrolls instead: the factory's certificates are wrong
+        return;
+      }
+    } else this.#loadStored();
     const mqtt = this.#p.mqtt;
     this.#removers.push(
       mqtt.onUp(() => this.#onUp()),
@@ -459,6 +463,58 @@ export class DeviceApp {
       }
     }
     return undefined;
+  }
+
+  #loadStored(): void {
+    try {
+      this.#credentials = this.#credentialStore.load();
+    } catch (e) {
+      this.#fail('credentials-unreadable', e);
+      this.#credentials = undefined;
+    }
+    if (this.#credentials !== undefined && !this.#certifiesOurKey(this.#credentials.deviceCertificate)) {
+      this.#log('warn', 'credentials-mismatch', {
+        reason: 'the stored device certificate is not for this key; enrolling again',
+      });
+      this.#credentials = undefined;
+    }
+  }
+
+  /**
+   * Offline provisioning: the configured certificates, checked exactly as an enrollment result is
+   * (verifyCredentials), then stored (or the stored ones kept, see CredentialStore.adopt). False,
+   * with one error line saying which certificate failed and why, when they do not verify.
+   */
+  #adoptProvisioned(configured: Credentials): boolean {
+    const settings = this.config.enroll;
+    try {
+      verifyCredentials(
+        this.#p.crypto,
+        { ...configured, cloudCertificates: [configured.cloudCertificate] },
+        {
+          deviceId: this.#deviceId,
+          publicKey: this.#identity!.key.publicKey,
+          ...(settings.ca === undefined ? {} : { ca: settings.ca }),
+          ...(settings.caFingerprint === undefined ? {} : { caFingerprint: settings.caFingerprint }),
+          now: () => this.#p.clock.now(),
+        },
+      );
+    } catch (e) {
+      this.#fail('provisioning-refused', e, {
+        action: 'refusing to send anything and not enrolling: the configured certificates do not verify',
+      });
+      return false;
+    }
+    try {
+      const { credentials, stored } = this.#credentialStore.adopt(configured);
+      this.#credentials = credentials;
+      this.#log('info', 'provisioned', { source: 'configuration', stored });
+    } catch (e) {
+      // They verified: use them from memory this boot; the store is tried again on the next one.
+      this.#fail('credentials-not-stored', e);
+      this.#credentials = configured;
+    }
+    return true;
   }
 
   #certifiesOurKey(certificate: Uint8Array): boolean {

@@ -24,6 +24,8 @@
  *    device certificate is issued by that CA (`certificateVerifier`) for exactly this device id
  *    and this public key; every cloud certificate is issued by that CA for key agreement
  *    (`verifyCloudCertificate`). Validity periods are checked when the clock knows the time.
+ *    These are `verifyCredentials` (src/device/credentials.ts), the same checks as for
+ *    certificates given in configuration (offline provisioning).
  *
  * Trust on first use: without a pinned CA, whoever answers first with a self-consistent result
  * (any CA, certificates issued by it for our key) becomes the device's CA. That is safe only when
@@ -34,7 +36,6 @@
  */
 import { equal } from '../bytes.js';
 import type { CryptoProvider, P256PrivateKey } from '../crypto/provider.js';
-import { certificateVerifier, verifyCloudCertificate } from '../pki/certificate.js';
 import { makeCsr } from '../pki/csr.js';
 import type { MqttConnection } from '../platform/mqtt.js';
 import type { Timers } from '../platform/timers.js';
@@ -47,6 +48,7 @@ import {
 } from '../profile/enrollment.js';
 import { DEFAULT_PREFIX } from '../profile/limits.js';
 import { checkDeviceId, checkPrefix, topic } from '../profile/topics.js';
+import { verifyCredentials } from './credentials.js';
 
 /** Refusal codes after which asking again is pointless: an operator must act. */
 export const FINAL_REFUSALS: readonly string[] = ENROLL_REFUSAL_CODES;
@@ -246,33 +248,20 @@ export async function enrollDevice(options: EnrollDeviceOptions): Promise<Enroll
   }
 
   function verifyResult(result: EnrollResult): Omit<Enrolled, 'attempts'> {
-    const ca = result.caCertificate!;
-    let caTrust: Enrolled['caTrust'] = 'first-use';
-    if (options.ca !== undefined) {
-      if (!equal(ca, options.ca)) throw new Error('the CA certificate in the result is not the pinned CA');
-      caTrust = 'pinned';
-    } else if (options.caFingerprint !== undefined) {
-      if (!equal(crypto.sha256(ca), options.caFingerprint)) {
-        throw new Error('the CA certificate in the result does not have the pinned SHA-256 fingerprint');
-      }
-      caTrust = 'fingerprint';
-    }
-    const verify = certificateVerifier({ crypto, trustAnchors: [ca], now });
-    const device = verify(result.deviceCertificate!);
-    if (device.deviceId !== deviceId) {
-      throw new Error(`the device certificate is for ${JSON.stringify(device.deviceId)}, not ${deviceId}`);
-    }
-    if (!equal(device.publicKey, key.publicKey)) throw new Error('the device certificate certifies another key');
-    const cloudCertificates = result.cloudCertificates!;
-    const cloudPublicKeys: Uint8Array[] = [];
-    for (const der of cloudCertificates) cloudPublicKeys.push(verifyCloudCertificate(crypto, der, ca, now()));
-    return {
+    const candidate = {
       deviceCertificate: result.deviceCertificate!,
-      caCertificate: ca,
-      cloudCertificates,
-      cloudPublicKeys,
-      caTrust,
+      caCertificate: result.caCertificate!,
+      cloudCertificates: result.cloudCertificates!,
     };
+    const verified = verifyCredentials(crypto, candidate, {
+      deviceId,
+      publicKey: key.publicKey,
+      ...(options.ca === undefined ? {} : { ca: options.ca }),
+      ...(options.caFingerprint === undefined ? {} : { caFingerprint: options.caFingerprint }),
+      now,
+    });
+    const caTrust = verified.pin === 'ca' ? 'pinned' : verified.pin === 'fingerprint' ? 'fingerprint' : 'first-use';
+    return { ...candidate, cloudPublicKeys: verified.cloudPublicKeys, caTrust };
   }
 
   /**
