@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { nodeCrypto } from '../cloud/crypto/node.js';
 import type { LiveSnapshot } from '../cloud/dashboard/live-state.js';
 import { readCertificates } from '../cloud/pki/files.js';
-import { dataLayout } from '../cloud/pki/store.js';
+import { dataLayout, PRIVATE_DIR_MODE, SECRET_MODE } from '../cloud/pki/store.js';
 import { createLogger } from '../cloud/service/log.js';
 import { type CloudService, startCloudService } from '../cloud/service/service.js';
 import { redactUrl } from '../cloud/store/postgres.js';
@@ -122,7 +122,7 @@ export async function startDemoSystem(options: DemoOptions): Promise<DemoSystem>
   const crypto = nodeCrypto();
   await ensureCa(options.dataDir, note);
   const logDir = join(options.dataDir, 'logs');
-  mkdirSync(logDir, { recursive: true });
+  mkdirSync(logDir, { recursive: true, mode: PRIVATE_DIR_MODE });
   const logFiles = { cloud: join(logDir, 'cloud.log'), devices: join(logDir, 'devices.log') };
   const streams: WriteStream[] = [];
   const stopAll: (() => Promise<void>)[] = [];
@@ -165,7 +165,7 @@ export async function startDemoSystem(options: DemoOptions): Promise<DemoSystem>
       return attacker.round();
     };
 
-    const cloudLog = createWriteStream(logFiles.cloud, { flags: 'a' });
+    const cloudLog = createWriteStream(logFiles.cloud, { flags: 'a', mode: SECRET_MODE });
     streams.push(cloudLog);
     const http =
       options.http === undefined
@@ -201,7 +201,7 @@ export async function startDemoSystem(options: DemoOptions): Promise<DemoSystem>
       attack: attacker.report(),
     }));
 
-    const deviceLog = createWriteStream(logFiles.devices, { flags: 'a' });
+    const deviceLog = createWriteStream(logFiles.devices, { flags: 'a', mode: SECRET_MODE });
     streams.push(deviceLog);
     const onEvent = (deviceId: string, event: DeviceEvent) => {
       if (event.type === 'session') ledger(deviceId).kids.add(toHex(encodeKid(event.kid)));

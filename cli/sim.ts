@@ -4,10 +4,13 @@
  * (COSE_FLOW_BROKER, COSE_FLOW_DATA_DIR, COSE_FLOW_DEVICES, COSE_FLOW_RATE, COSE_FLOW_QOS, …).
  */
 import { createWriteStream } from 'node:fs';
-import { type FleetTotals, startFleet } from '../host-sim/fleet.js';
+import { deviceIds, type FleetTotals, startFleet } from '../host-sim/fleet.js';
 import { jsonLogger } from '../host-sim/log.js';
+import { hostCrypto } from '../host-sim/platform.js';
+import { deviceCsr, readProvisioning } from '../host-sim/provisioning.js';
 import type { DeviceConfig, RekeyPolicy } from '../src/device/config.js';
 import { DEFAULT_CONFIG } from '../src/device/config.js';
+import type { Credentials } from '../src/device/credentials.js';
 import { type CliIo, type Command, numberFlag, parseFlags, UsageError } from './command.js';
 
 export const SIM_USAGE = `Usage: cose-flow sim --broker URL [options]
@@ -31,6 +34,12 @@ Options (environment variable in brackets):
   --rekey-messages N    re-key after N messages per session (default: never for this reason)
   --rekey-age S         re-key when a session is S seconds old (default ${DEFAULT_CONFIG.rekey.afterMs / 1000})
   --no-enroll-service   do not serve enrollments (a \`cose-flow ca serve\` runs elsewhere)
+  --print-csr           print each device's certification request (PEM, CN = its id, from its key in
+                        DIR/sim/<id>/) for \`cose-flow ca issue --csr\`, and exit (no broker needed)
+  --device-certificate FILE, --ca-certificate FILE, --cloud-certificate FILE
+                        offline provisioning, all three together: the devices are given these
+                        certificates (PEM or DER) in their configuration, check them at boot and never
+                        enroll; {id} in the device certificate's path is each device's id
   --log FILE            write every device's log lines (JSON) to FILE
   --json                print the final summary as JSON
   -h, --help            print this help
@@ -53,6 +62,10 @@ const FLAGS = {
   'rekey-messages': { type: 'string' },
   'rekey-age': { type: 'string' },
   'no-enroll-service': { type: 'boolean' },
+  'print-csr': { type: 'boolean' },
+  'device-certificate': { type: 'string' },
+  'ca-certificate': { type: 'string' },
+  'cloud-certificate': { type: 'string' },
   log: { type: 'string' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -71,18 +84,51 @@ export function formatTotals(t: FleetTotals, elapsedS: number, rate?: number): s
   );
 }
 
-async function run(args: string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parseFlags(args, FLAGS);
-  if (positionals.length > 0) throw new UsageError(`unexpected argument ${positionals[0]}`);
-  const broker = values.broker ?? env('BROKER');
-  if (broker === undefined) throw new UsageError('give --broker mqtt://host:port (or COSE_FLOW_BROKER)');
-  if (!/^mqtts?:\/\/./.test(broker)) throw new UsageError(`--broker ${broker}: an mqtt:// or mqtts:// URL`);
-  const devices = numberFlag(
+type Values = ReturnType<typeof parseFlags<typeof FLAGS>>['values'];
+
+function deviceCount(values: Values): number {
+  return numberFlag(
     values.devices ?? env('DEVICES'),
     'devices',
     1,
     (n) => Number.isInteger(n) && n >= 1 && n <= 100_000,
   );
+}
+
+/** --print-csr: the factory's first step for simulated devices. */
+function printCsrs(values: Values, io: CliIo): number {
+  const dataDir = values['data-dir'] ?? env('DATA_DIR') ?? './data';
+  const crypto = hostCrypto(values.crypto === 'node' ? 'node' : 'noble');
+  for (const id of deviceIds(deviceCount(values), values['id-prefix'] ?? 'sim-'))
+    io.stdout(deviceCsr(crypto, dataDir, id));
+  return 0;
+}
+
+/** --device-certificate, --ca-certificate, --cloud-certificate: each device's certificates, or undefined. */
+function readProvisioningFlags(values: Values, ids: string[]): Map<string, Credentials> | undefined {
+  const deviceCertificate = values['device-certificate'];
+  const caCertificate = values['ca-certificate'];
+  const cloudCertificate = values['cloud-certificate'];
+  if (deviceCertificate === undefined && caCertificate === undefined && cloudCertificate === undefined)
+    return undefined;
+  if (deviceCertificate === undefined || caCertificate === undefined || cloudCertificate === undefined) {
+    throw new UsageError('--device-certificate, --ca-certificate and --cloud-certificate go together');
+  }
+  try {
+    return readProvisioning({ deviceCertificate, caCertificate, cloudCertificate }, ids);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}
+
+async function run(args: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parseFlags(args, FLAGS);
+  if (positionals.length > 0) throw new UsageError(`unexpected argument ${positionals[0]}`);
+  if (values['print-csr']) return printCsrs(values, io);
+  const broker = values.broker ?? env('BROKER');
+  if (broker === undefined) throw new UsageError('give --broker mqtt://host:port (or COSE_FLOW_BROKER)');
+  if (!/^mqtts?:\/\/./.test(broker)) throw new UsageError(`--broker ${broker}: an mqtt:// or mqtts:// URL`);
+  const devices = deviceCount(values);
   const rate = numberFlag(values.rate ?? env('RATE'), 'rate', 1, (n) => n > 0 && n <= 1000);
   const qos = numberFlag(values.qos ?? env('QOS'), 'qos', 1, (n) => n === 0 || n === 1) as 0 | 1;
   const durationS = values.duration ?? env('DURATION');
@@ -102,10 +148,12 @@ async function run(args: string[], io: CliIo): Promise<number> {
     rekey.afterMs = numberFlag(values['rekey-age'], 'rekey-age', 0, (n) => n >= 0) * 1000;
   const config: Partial<DeviceConfig> = { rekey: { ...DEFAULT_CONFIG.rekey, ...rekey } };
   if (values.prefix !== undefined) config.prefix = values.prefix;
-  const logFile = values.log === undefined ? undefined : createWriteStream(values.log, { flags: 'a' });
+  const logFile = values.log === undefined ? undefined : createWriteStream(values.log, { flags: 'a', mode: 0o600 });
   const username = values.username ?? env('USERNAME');
   const password = values.password ?? env('PASSWORD');
   const dataDir = values['data-dir'] ?? env('DATA_DIR') ?? './data';
+
+  const provisioned = readProvisioningFlags(values, deviceIds(devices, values['id-prefix'] ?? 'sim-'));
 
   const interactive = process.stderr.isTTY === true;
   const began = Date.now();
@@ -117,6 +165,7 @@ async function run(args: string[], io: CliIo): Promise<number> {
     qos,
     crypto: cryptoChoice,
     enrollService: !values['no-enroll-service'],
+    ...(provisioned === undefined ? {} : { provisioned: (id: string) => provisioned.get(id)! }),
     config,
     ...(values['id-prefix'] === undefined ? {} : { idPrefix: values['id-prefix'] }),
     ...(username === undefined ? {} : { username }),

@@ -7,6 +7,10 @@
  * MQTT like the firmware; unless told otherwise the fleet serves those enrollments itself with the
  * CA in DIR (an in-process `cose-flow ca serve`), with a batch credential "sim" made on first use.
  * A DIR without a CA gets one (and a cloud key), as `cose-flow ca init` + `cloud keygen` would.
+ *
+ * Offline provisioning (`provisioned`): each device is given its certificates in its configuration,
+ * as a factory does at flashing time; it checks them at boot and never enrolls, so no CA is made
+ * and no enrollment service runs. A device that refuses its certificates says why in a note.
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -16,9 +20,10 @@ import { type EnrollmentService, startEnrollmentService } from '../cloud/enroll/
 import { cloudKeygen } from '../cloud/pki/cloud-keys.js';
 import { readCertificates } from '../cloud/pki/files.js';
 import { initCa } from '../cloud/pki/setup.js';
-import { dataLayout } from '../cloud/pki/store.js';
+import { dataLayout, PRIVATE_DIR_MODE } from '../cloud/pki/store.js';
 import { DeviceApp, type DeviceEvent, type DeviceStats } from '../src/device/app.js';
 import { type DeviceConfig, deviceConfig } from '../src/device/config.js';
+import type { Credentials } from '../src/device/credentials.js';
 import type { Logger } from '../src/platform/log.js';
 import { silentLogger } from '../src/platform/log.js';
 import { checkDeviceId } from '../src/profile/topics.js';
@@ -38,8 +43,13 @@ export interface FleetOptions {
   crypto?: CryptoChoice;
   username?: string;
   password?: string;
-  /** Serve enrollments in process with the CA in dataDir (default true). */
+  /** Serve enrollments in process with the CA in dataDir (default true; never with `provisioned`). */
   enrollService?: boolean;
+  /**
+   * Offline provisioning: each device's certificates (host-sim/provisioning.ts readProvisioning),
+   * put in its configuration (`DeviceConfig.provisioned`). The devices never enroll.
+   */
+  provisioned?: (deviceId: string) => Credentials;
   /** Spread the devices' starts over this many milliseconds (default min(devices × 20, 10 000)). */
   rampMs?: number;
   /** Device configuration on top of the defaults (rekey policy, prefix, …). */
@@ -91,7 +101,7 @@ export function deviceIds(count: number, prefix = 'sim-'): string[] {
 export async function ensureCa(dir: string, note: (line: string) => void = () => {}): Promise<void> {
   const layout = dataLayout(dir);
   const host = nodeCrypto();
-  mkdirSync(dir, { recursive: true });
+  mkdirSync(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
   if (!existsSync(layout.caCertificate)) {
     const { fingerprintHex } = await initCa(host, dir, { name: 'cose-flow simulator CA' });
     note(`made a CA in ${dir} (SHA-256 ${fingerprintHex})`);
@@ -102,22 +112,36 @@ export async function ensureCa(dir: string, note: (line: string) => void = () =>
   }
 }
 
+/** The device's log, with a note for the operator when it refuses its configured certificates. */
+function notingRefusals(deviceId: string, log: Logger | undefined, note: (line: string) => void): Logger {
+  return {
+    log(level, event, fields) {
+      log?.log(level, event, fields);
+      if (event === 'provisioning-refused')
+        note(`${deviceId}: refused its configured certificates: ${String(fields?.error)}`);
+    },
+  };
+}
+
 export async function startFleet(options: FleetOptions): Promise<Fleet> {
   if (!Number.isInteger(options.devices) || options.devices < 1) throw new RangeError('devices must be ≥ 1');
   if (!(options.rate > 0)) throw new RangeError('rate must be > 0 messages per second');
   const note = options.note ?? (() => {});
   const host = nodeCrypto();
   const crypto = hostCrypto(options.crypto ?? 'noble');
-  await ensureCa(options.dataDir, note);
-  const layout = dataLayout(options.dataDir);
-  const ca = readCertificates(layout.caCertificate)[0]!;
-  if (readBatchSecret(options.dataDir, SIM_BATCH) === undefined) {
-    createBatch(host, options.dataDir, SIM_BATCH);
-    note(`made the enrollment batch "${SIM_BATCH}" in ${options.dataDir}`);
+  const provisioned = options.provisioned;
+  let ca: Uint8Array | undefined;
+  if (provisioned === undefined) {
+    await ensureCa(options.dataDir, note);
+    ca = readCertificates(dataLayout(options.dataDir).caCertificate)[0]!;
+    if (readBatchSecret(options.dataDir, SIM_BATCH) === undefined) {
+      createBatch(host, options.dataDir, SIM_BATCH);
+      note(`made the enrollment batch "${SIM_BATCH}" in ${options.dataDir}`);
+    }
   }
   const ids = deviceIds(options.devices, options.idPrefix ?? 'sim-');
   let service: EnrollmentService | undefined;
-  if (options.enrollService ?? true) {
+  if (provisioned === undefined && (options.enrollService ?? true)) {
     service = await startEnrollmentService({
       dataDir: options.dataDir,
       crypto: host,
@@ -139,7 +163,7 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
       crypto,
       dir: join(options.dataDir, 'sim', deviceId),
       deviceId,
-      log: options.log ?? silentLogger,
+      log: provisioned === undefined ? (options.log ?? silentLogger) : notingRefusals(deviceId, options.log, note),
       mqtt: {
         clientId: deviceId,
         ...(options.username === undefined ? {} : { username: options.username }),
@@ -151,11 +175,15 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
       deviceId,
       intervalMs: 1000 / options.rate,
       dataQos: options.qos,
-      enroll: {
-        ca,
-        credential: { batchId: SIM_BATCH, key: batchDeviceKey(host, options.dataDir, SIM_BATCH, deviceId) },
-        retry: { maxAttempts: 10, responseTimeoutMs: 5000, initialDelayMs: 500, maxDelayMs: 10_000 },
-      },
+      ...(provisioned === undefined
+        ? {
+            enroll: {
+              ca: ca!,
+              credential: { batchId: SIM_BATCH, key: batchDeviceKey(host, options.dataDir, SIM_BATCH, deviceId) },
+              retry: { maxAttempts: 10, responseTimeoutMs: 5000, initialDelayMs: 500, maxDelayMs: 10_000 },
+            },
+          }
+        : { provisioned: provisioned(deviceId) }),
     });
     const onEvent = options.onEvent;
     const app = new DeviceApp(

@@ -9,10 +9,10 @@
  *                           tampered and replayed messages; answers 202 with what was injected
  *
  * The page shows decrypted readings: the endpoint listens on 127.0.0.1 unless told otherwise
- * (docs/CLOUD.md). On a loopback address the routes answer only requests whose Host header names
- * the loopback (localhost, 127.0.0.1, [::1]): a web page that re-binds its own DNS name to
- * 127.0.0.1 cannot read the readings through the browser of someone running the demo. POST /api/attack needs the header `X-Cose-Flow-Action: attack`, which a page of
- * another origin cannot send without a CORS preflight this server never grants.
+ * (docs/CLOUD.md), and on a loopback address the endpoint answers only requests addressed to the
+ * loopback (cloud/http/server.ts: against DNS rebinding). POST /api/attack needs the header
+ * `X-Cose-Flow-Action: attack`, which a page of another origin cannot send without a CORS
+ * preflight this server never grants.
  */
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -41,22 +41,6 @@ export interface DashboardOptions {
   intervalMs?: number;
   /** The demo's attack: what a POST /api/attack runs. */
   attack?: () => Promise<Record<string, number>>;
-  /** Answer only requests addressed to a loopback name (set when listening on a loopback address). */
-  loopbackOnly?: boolean;
-}
-
-const LOOPBACK_NAMES = new Set(['localhost', '127.0.0.1', '[::1]']);
-
-/** Whether a Host header names the loopback (any port). */
-export function isLoopbackHost(host: string | undefined): boolean {
-  if (host === undefined) return false;
-  const name = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.split(':')[0]!;
-  return LOOPBACK_NAMES.has(name.toLowerCase());
-}
-
-/** Whether the HTTP endpoint's listen address is a loopback one. */
-export function isLoopbackAddress(address: string): boolean {
-  return address === 'localhost' || address === '::1' || /^127\./.test(address);
 }
 
 export interface Dashboard {
@@ -111,13 +95,6 @@ export function dashboard(options: DashboardOptions): Dashboard {
   };
 
   const route: HttpRoute = (req, res, path) => {
-    const ours = path.startsWith('/api/') || files.has(path) || path === '/favicon.ico';
-    if (ours && options.loopbackOnly && !isLoopbackHost(req.headers.host)) {
-      res
-        .writeHead(421, { 'Content-Type': 'text/plain' })
-        .end('misdirected request: this dashboard answers to localhost, 127.0.0.1 or [::1] only\n');
-      return true;
-    }
     if (path === '/api/attack') {
       if (options.attack === undefined) return false;
       if (req.method !== 'POST') {

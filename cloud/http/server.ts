@@ -7,6 +7,11 @@
  *   …                     whatever the `routes` handle (the live dashboard, cloud/dashboard/routes.ts)
  *
  * Anything else is 404; methods other than GET and HEAD are 405.
+ *
+ * On a loopback address every route (the dashboard, /metrics and /health alike) answers only
+ * requests whose Host header names the loopback (localhost, 127.0.0.1, [::1]); others get 421. A
+ * web page that re-binds its own DNS name to 127.0.0.1 (DNS rebinding) then cannot read the
+ * service from a browser on the same machine.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -25,6 +30,25 @@ export interface HttpEndpointOptions {
   health: () => HealthReport;
   /** Tried first; returns true when it answered the request. */
   routes?: HttpRoute;
+  /**
+   * Answer only requests addressed to a loopback name. Default: true when `host` is a loopback
+   * address (the default 127.0.0.1 is), false otherwise.
+   */
+  loopbackOnly?: boolean;
+}
+
+const LOOPBACK_NAMES = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+/** Whether a Host header names the loopback (any port). */
+export function isLoopbackHost(host: string | undefined): boolean {
+  if (host === undefined) return false;
+  const name = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.split(':')[0]!;
+  return LOOPBACK_NAMES.has(name.toLowerCase());
+}
+
+/** Whether a listen address is a loopback one. */
+export function isLoopbackAddress(address: string): boolean {
+  return address === 'localhost' || address === '::1' || /^127\./.test(address);
 }
 
 export type HttpRoute = (req: IncomingMessage, res: ServerResponse, path: string) => boolean;
@@ -45,8 +69,16 @@ export interface HttpEndpoint {
 }
 
 export async function startHttpEndpoint(options: HttpEndpointOptions): Promise<HttpEndpoint> {
+  const host = options.host ?? '127.0.0.1';
+  const loopbackOnly = options.loopbackOnly ?? isLoopbackAddress(host);
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
+    if (loopbackOnly && !isLoopbackHost(req.headers.host)) {
+      res
+        .writeHead(421, { 'Content-Type': 'text/plain' })
+        .end('misdirected request: this endpoint answers to localhost, 127.0.0.1 or [::1] only\n');
+      return;
+    }
     if (options.routes?.(req, res, path)) return;
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { Allow: 'GET, HEAD', 'Content-Type': 'text/plain' }).end('method not allowed\n');
@@ -83,7 +115,6 @@ export async function startHttpEndpoint(options: HttpEndpointOptions): Promise<H
       .end(`not found: try ${options.routes === undefined ? '' : '/ (the dashboard), '}/metrics or /health\n`);
   });
   server.keepAliveTimeout = 5000;
-  const host = options.host ?? '127.0.0.1';
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, host, () => {

@@ -25,6 +25,11 @@ import { type CertificateAuthority, loadCa } from './authority.js';
 export const DEFAULT_DATA_DIR = './data';
 export const SECRET_MODE = 0o600;
 export const PUBLIC_MODE = 0o644;
+/**
+ * A data directory and the folders below it: 0700. It holds the database with decrypted readings,
+ * logs and exports; files meant to be shared (certificates) are copied out of it, not read in place.
+ */
+export const PRIVATE_DIR_MODE = 0o700;
 
 /** A problem with the data directory an operator must fix (no CA yet, a file in the way, …). */
 export class StoreError extends Error {
@@ -109,7 +114,7 @@ let tmpCounter = 0;
  * the directory when needed. `mode` is applied explicitly (the umask does not widen or narrow it).
  */
 export function writeFileAtomic(path: string, data: string | Uint8Array, mode: number = PUBLIC_MODE): void {
-  mkdirSync(dirname(path), { recursive: true });
+  mkdirSync(dirname(path), { recursive: true, mode: PRIVATE_DIR_MODE });
   const tmp = `${path}.${process.pid}.${tmpCounter++}.tmp`;
   try {
     writeFileSync(tmp, data, { mode });
@@ -179,7 +184,7 @@ const LOCK_WAIT_MS = 15_000;
  */
 export async function withDataDirLock<T>(root: string, work: () => Promise<T> | T): Promise<T> {
   const lock = join(root, '.lock');
-  mkdirSync(root, { recursive: true });
+  mkdirSync(root, { recursive: true, mode: PRIVATE_DIR_MODE });
   const started = Date.now();
   for (;;) {
     try {

@@ -20,7 +20,9 @@
 import {
   closeSync,
   existsSync,
+  fchmodSync,
   fdatasyncSync,
+  fstatSync,
   ftruncateSync,
   openSync,
   readFileSync,
@@ -93,7 +95,9 @@ export class OutFile {
         throw new Error(`${this.cursorPath} is not a cose-flow out-file cursor; move it away to export from the start`);
       this.#cursor = { version: 1, after: c.after!, written: c.written!, size: c.size! };
     }
-    this.#fd = openSync(this.path, 'a+', 0o644);
+    // Decrypted readings: the owner's only, also when an older version made the file 0644.
+    this.#fd = openSync(this.path, 'a+', 0o600);
+    if ((fstatSync(this.#fd).mode & 0o077) !== 0) fchmodSync(this.#fd, 0o600);
     const size = statSync(this.path).size;
     if (!hasCursor && size > 0) {
       // Not a file this exporter wrote (or its cursor is gone): keep it, append every payload after it.

@@ -23,7 +23,7 @@ import { DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_PREFIX } from '../../src/profile/lim
 import { checkPrefix, topicFilter } from '../../src/profile/topics.js';
 import { nodeCrypto } from '../crypto/node.js';
 import { LiveState } from '../dashboard/live-state.js';
-import { type Dashboard, dashboard, isLoopbackAddress } from '../dashboard/routes.js';
+import { type Dashboard, dashboard } from '../dashboard/routes.js';
 import { type HealthReport, type HttpEndpoint, startHttpEndpoint } from '../http/server.js';
 import { MqttConsumer, type MqttConsumerOptions } from '../mqtt/consumer.js';
 import { type CloudKey, cloudKeyLookup, loadCloudKeys } from '../pki/cloud-keys.js';
@@ -376,7 +376,6 @@ export async function startCloudService(options: CloudServiceOptions): Promise<C
       if (options.http.dashboard !== false) {
         page = dashboard({
           state: live,
-          loopbackOnly: isLoopbackAddress(options.http.host ?? '127.0.0.1'),
           ...(options.http.attack === undefined ? {} : { attack: options.http.attack }),
         });
       }

@@ -11,6 +11,7 @@
  * payload is on disk; batching is what pays for that sync (bench/store.ts). NORMAL can be chosen
  * with `synchronous: 'normal'` where losing the last moments of data on power loss is acceptable.
  */
+import { chmodSync, closeSync, openSync, statSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { DEFAULT_WINDOW_SIZE, ReplayWindow } from '../session/replay-window.js';
 import {
@@ -94,6 +95,15 @@ const MIGRATIONS: readonly string[] = [
   `,
 ];
 
+/**
+ * The database holds decrypted readings: it is created 0600, and an existing one readable by others
+ * is narrowed to 0600. SQLite gives its -wal and -shm files the database file's mode.
+ */
+function ownerOnly(file: string): void {
+  closeSync(openSync(file, 'a', 0o600));
+  if ((statSync(file).mode & 0o077) !== 0) chmodSync(file, 0o600);
+}
+
 export class SqliteStore implements Store {
   readonly kind = 'sqlite';
   readonly windowSize: number;
@@ -106,6 +116,7 @@ export class SqliteStore implements Store {
     this.file = file;
     this.windowSize = new ReplayWindow(options.windowSize ?? DEFAULT_WINDOW_SIZE).size;
     this.#now = options.now ?? Date.now;
+    if (file !== ':memory:' && file !== '') ownerOnly(file);
     const db = new Database(file);
     this.#db = db;
     try {

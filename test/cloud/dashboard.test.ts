@@ -194,7 +194,7 @@ describe('dashboard routes', () => {
   });
 
   test('on a loopback address, only requests addressed to the loopback are answered (DNS rebinding)', async () => {
-    const guarded = dashboard({ state: new LiveState(), loopbackOnly: true });
+    const guarded = dashboard({ state: new LiveState() });
     const endpoint = await serve(guarded);
     const status = (path: string, host: string) =>
       new Promise<number>((resolve, reject) => {
@@ -207,19 +207,44 @@ describe('dashboard routes', () => {
       });
     try {
       for (const host of [`127.0.0.1:${endpoint.port}`, `localhost:${endpoint.port}`, 'localhost', '[::1]:8080']) {
-        assert.equal(await status('/api/state', host), 200, host);
+        for (const path of ['/api/state', '/', '/metrics', '/health']) {
+          assert.equal(await status(path, host), 200, `${path} with Host ${host}`);
+        }
       }
       for (const host of ['attacker.example', `attacker.example:${endpoint.port}`, '127.0.0.1.attacker.example']) {
-        assert.equal(await status('/api/state', host), 421, host);
-        assert.equal(await status('/', host), 421, host);
+        // The dashboard and the endpoint's own routes alike: /metrics and /health tell a page what runs here.
+        for (const path of ['/api/state', '/', '/metrics', '/health', '/healthz', '/nowhere']) {
+          assert.equal(await status(path, host), 421, `${path} with Host ${host}`);
+        }
       }
-      assert.equal(
-        await status('/health', 'attacker.example'),
-        200,
-        "the endpoint's own routes are not the dashboard's",
-      );
     } finally {
       guarded.close();
+      await endpoint.close();
+    }
+  });
+
+  test('with loopbackOnly off (the default on a non-loopback address), every Host is answered', async () => {
+    const open = dashboard({ state: new LiveState() });
+    const endpoint = await startHttpEndpoint({
+      port: 0,
+      metrics: async () => '',
+      metricsContentType: 'text/plain',
+      health: () => ({ status: 'ok' }),
+      routes: open.route,
+      loopbackOnly: false,
+    });
+    try {
+      const answer = await new Promise<number>((resolve, reject) => {
+        const req = request(`${endpoint.url}/metrics`, { headers: { host: 'metrics.example' } }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      assert.equal(answer, 200);
+    } finally {
+      open.close();
       await endpoint.close();
     }
   });
