@@ -9,6 +9,8 @@
  */
 #include "xsmc.h"
 
+#include <string.h>
+
 #include "cf_crypto.h"
 
 /* Web Crypto's quota per getRandomValues call. */
@@ -40,37 +42,87 @@ static const char* const gxIntegerArrays[] = {
 };
 
 /*
+ * Reflect.get(%TypedArray%.prototype, key, view): the value of the typed-array accessor `key`
+ * (byteLength, byteOffset, buffer, @@toStringTag) read from the view's internal slots. The view's
+ * own properties and those of the prototypes between it and %TypedArray%.prototype are not
+ * consulted, so they cannot lie; xsTypedArrayPrototype is the engine's own %TypedArray%.prototype.
+ */
+static void typedArrayGet(xsMachine* the, xsSlot* result, xsSlot* reflect, xsSlot* key)
+{
+	xsmcCall(*result, *reflect, xsID("get"), &xsTypedArrayPrototype, key, &xsArg(0), NULL);
+}
+
+/* A byte length or offset from typedArrayGet: an integer from 0 to 2^31 - 1, else a TypeError. */
+static xsNumberValue viewInteger(xsMachine* the, xsSlot* slot)
+{
+	xsNumberValue value;
+	xsType type = xsmcTypeOf(*slot);
+	if ((type != xsIntegerType) && (type != xsNumberType))
+		xsTypeError("getRandomValues: expected an integer typed array");
+	value = xsmcToNumber(*slot);
+	if (!(value >= 0) || (value > 0x7FFFFFFF) || (value != (xsNumberValue)(xsIntegerValue)value))
+		xsTypeError("getRandomValues: expected an integer typed array");
+	return value;
+}
+
+/*
  * As the Web API: only Int8/Uint8/Uint8Clamped/Int16/Uint16/Int32/Uint32/BigInt64/BigUint64
  * arrays, at most 65536 bytes per call; the array itself is returned.
+ *
+ * Nothing the view says about itself is trusted. Its type and geometry come from the accessors
+ * of %TypedArray%.prototype, which read the internal slots and refuse anything that is not a
+ * typed array (a plain object, a DataView or an ArrayBuffer with a typed array's prototype, a
+ * host object). Built-ins are frozen on the device; where they are not (the simulator, the test
+ * host) a script could replace those accessors, so the result is checked again in C before
+ * anything is written: the buffer must be a real ArrayBuffer (xsmcGetArrayBufferLength and
+ * xsmcGetBufferWritable check its internal slot) and offset + length must lie within its real
+ * length. A lie can then at worst fill bytes of an ArrayBuffer the script already holds.
  */
 void xs_cf_get_random_values(xsMachine* the)
 {
-	xsIntegerValue byteOffset, byteLength;
+	xsNumberValue byteOffset, byteLength;
+	xsUnsignedValue bufferLength;
 	cf_status status;
-	uint8_t* data;
+	void* data;
+	char* name;
 	int i;
-	xsmcVars(2);
-	if (xsmcArgc < 1)
+	xsmcVars(4);
+	if ((xsmcArgc < 1) || (xsmcTypeOf(xsArg(0)) != xsReferenceType))
 		xsTypeError("getRandomValues: expected an integer typed array");
+	xsmcGet(xsVar(0), xsGlobal, xsID("Reflect"));
+	xsmcGet(xsVar(1), xsGlobal, xsID("Symbol"));
+	xsmcGet(xsVar(1), xsVar(1), xsID("toStringTag"));
+	/* [[TypedArrayName]], or undefined for anything that is not a typed array. */
+	typedArrayGet(the, &xsVar(2), &xsVar(0), &xsVar(1));
+	if (xsmcTypeOf(xsVar(2)) != xsStringType)
+		xsTypeError("getRandomValues: expected an integer typed array");
+	name = xsmcToString(xsVar(2));
 	for (i = 0; gxIntegerArrays[i]; i++) {
-		xsmcGet(xsVar(0), xsGlobal, xsID(gxIntegerArrays[i]));
-		xsmcGet(xsVar(0), xsVar(0), xsID("prototype"));
-		if (xsmcIsInstanceOf(xsArg(0), xsVar(0)))
+		if (!strcmp(name, gxIntegerArrays[i]))
 			break;
 	}
 	if (!gxIntegerArrays[i])
 		xsTypeError("getRandomValues: expected an integer typed array");
-	xsmcGet(xsVar(0), xsArg(0), xsID("byteLength"));
-	byteLength = xsmcToInteger(xsVar(0));
+	xsmcSetString(xsVar(1), "byteLength");
+	typedArrayGet(the, &xsVar(2), &xsVar(0), &xsVar(1));
+	xsmcSetString(xsVar(1), "byteOffset");
+	typedArrayGet(the, &xsVar(3), &xsVar(0), &xsVar(1));
+	xsmcSetString(xsVar(1), "buffer");
+	typedArrayGet(the, &xsVar(1), &xsVar(0), &xsVar(1));
+	byteLength = viewInteger(the, &xsVar(2));
+	byteOffset = viewInteger(the, &xsVar(3));
 	if (byteLength > CF_GET_RANDOM_VALUES_MAX)
 		xsRangeError("getRandomValues: %d bytes asked, at most %d per call", (int)byteLength, CF_GET_RANDOM_VALUES_MAX);
-	xsmcGet(xsVar(0), xsArg(0), xsID("byteOffset"));
-	byteOffset = xsmcToInteger(xsVar(0));
-	xsmcGet(xsVar(1), xsArg(0), xsID("buffer"));
-	/* No allocation between taking the address and filling: the buffer cannot move meanwhile. */
-	data = (uint8_t*)xsmcToArrayBuffer(xsVar(1));
-	status = cf_random(data + byteOffset, (size_t)byteLength);
+	xsResult = xsArg(0);
+	if (byteLength == 0)
+		return; /* also a view of a detached buffer, or one its resizable buffer shrank away from */
+	/* Throws unless xsVar(1) is an ArrayBuffer (not a SharedArrayBuffer, host buffer or view). */
+	(void)xsmcGetArrayBufferLength(xsVar(1));
+	/* No allocation or script between taking the address and filling: the buffer cannot move. */
+	xsmcGetBufferWritable(xsVar(1), &data, &bufferLength);
+	if ((byteOffset > (xsNumberValue)bufferLength) || (byteLength > (xsNumberValue)bufferLength - byteOffset))
+		xsRangeError("getRandomValues: the view lies outside its buffer");
+	status = cf_random((uint8_t*)data + (size_t)byteOffset, (size_t)byteLength);
 	if (status != CF_OK)
 		xsUnknownError("getRandomValues: the platform's random source failed (%s)", cf_status_name(status));
-	xsResult = xsArg(0);
 }
