@@ -18,6 +18,7 @@
 #include "xsmc.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "cf_crypto.h"
 #include "cf_device_key.h"
@@ -270,23 +271,30 @@ static cf_p256_key* thisKey(xsMachine* the, const char* function)
 	return key;
 }
 
-/*
- * Makes the key of `this` with `make` (generate, import, device) and returns its public key.
- * The C struct belongs to the host object from then on: the destructor wipes and frees it.
- */
-static void makeKey(xsMachine* the, const char* function, cf_status (*make)(xsMachine*, cf_p256_key*))
+static void requireUnmadeKey(xsMachine* the, const char* function)
 {
-	cf_p256_key* key;
-	cf_status status;
 	if (hostKey(the, function))
 		xsTypeError("%s: this native P-256 key is already made", function);
-	key = malloc(sizeof(cf_p256_key));
-	if (!key)
-		xsUnknownError("%s: out of memory", function);
-	status = make(the, key);
+}
+
+/*
+ * Makes the key of `this` with `make` (generate, import, device) and returns its public key.
+ * The caller has checked `this` (requireUnmadeKey) and read every input already (`scalar`, wiped
+ * here, for import; else NULL): nothing between the malloc and xsmcSetHostData may throw, or the
+ * struct would leak. From then on it belongs to the host object: the destructor wipes and frees it.
+ */
+static void makeKey(xsMachine* the, const char* function, cf_status (*make)(cf_p256_key*, const uint8_t*),
+	uint8_t* scalar)
+{
+	cf_p256_key* key = malloc(sizeof(cf_p256_key));
+	cf_status status = key ? make(key, scalar) : CF_ERR_NO_MEMORY;
+	if (scalar)
+		cf_wipe(scalar, CF_P256_SCALAR_BYTES);
 	if (status != CF_OK) {
-		cf_p256_key_wipe(key);
-		free(key);
+		if (key) {
+			cf_p256_key_wipe(key);
+			free(key);
+		}
 		if (status == CF_ERR_UNAVAILABLE)
 			xsUnknownError("%s: the device secret is not available (%s); see native/README.md", function,
 				cf_device_secret_source());
@@ -296,40 +304,47 @@ static void makeKey(xsMachine* the, const char* function, cf_status (*make)(xsMa
 	xsmcSetArrayBuffer(xsResult, key->public_key, CF_P256_PUBLIC_KEY_BYTES);
 }
 
-static cf_status generateKey(xsMachine* the, cf_p256_key* key)
+static cf_status generateKey(cf_p256_key* key, const uint8_t* scalar)
 {
-	(void)the;
+	(void)scalar;
 	return cf_p256_generate(key);
 }
 
-/* Argument 0 was checked by the caller: 32 bytes. */
-static cf_status importKey(xsMachine* the, cf_p256_key* key)
+static cf_status importKey(cf_p256_key* key, const uint8_t* scalar)
 {
-	return cf_p256_import(key, bytesOf(the, 0));
+	return cf_p256_import(key, scalar);
 }
 
-static cf_status deviceKey(xsMachine* the, cf_p256_key* key)
+static cf_status deviceKey(cf_p256_key* key, const uint8_t* scalar)
 {
-	(void)the;
+	(void)scalar;
 	return cf_device_identity(key, NULL);
 }
 
 void xs_cf_p256_key_generate(xsMachine* the)
 {
-	makeKey(the, "p256Generate", generateKey);
+	static const char* const function = "p256Generate";
+	requireUnmadeKey(the, function);
+	makeKey(the, function, generateKey, NULL);
 }
 
 void xs_cf_p256_key_import(xsMachine* the)
 {
 	static const char* const function = "p256Import";
+	uint8_t d[CF_P256_SCALAR_BYTES];
 	requireArguments(the, function, 1);
 	bytesLengthExactly(the, 0, function, "d", CF_P256_SCALAR_BYTES);
-	makeKey(the, function, importKey);
+	requireUnmadeKey(the, function);
+	/* Read before makeKey allocates: reading may throw (XS 13.3 reads a host object's byteLength). */
+	memcpy(d, bytesOf(the, 0), CF_P256_SCALAR_BYTES);
+	makeKey(the, function, importKey, d);
 }
 
 void xs_cf_p256_key_device(xsMachine* the)
 {
-	makeKey(the, "deviceKey", deviceKey);
+	static const char* const function = "deviceKey";
+	requireUnmadeKey(the, function);
+	makeKey(the, function, deviceKey, NULL);
 }
 
 /* The device's stable 16-byte id, from the same secret as its key. */
