@@ -3,10 +3,13 @@
  * 16-byte device id, derived the same way on every platform. Only the source of one HMAC differs:
  *
  *   ESP32-S2/S3/C3/C6/H2… (SOC_HMAC_SUPPORTED)  esp_hmac_calculate with an eFuse key block whose
- *       purpose is HMAC_UP and whose software read-out is disabled: the key never leaves the chip,
- *       is not in flash, and survives firmware updates. It must be provisioned (native/README.md).
- *   ESP32 (no HMAC peripheral)  a 32-byte random secret made once and kept in NVS, HMAC'd in
- *       software. Secret only with flash encryption and NVS encryption enabled.
+ *       purpose is HMAC_UP and whose software read-out is disabled (anything else is refused, with
+ *       a log line): the key never leaves the chip, is not in flash, and survives firmware
+ *       updates. It must be provisioned (native/README.md).
+ *   ESP32 (no HMAC peripheral)  a 32-byte random secret made once (with the bootloader's entropy
+ *       source on) and kept in an NVS partition of its own, "cf_huk" (native/partitions.csv),
+ *       which the SDK's Preference cannot open; HMAC'd in software. Secret only with flash
+ *       encryption and NVS encryption enabled.
  *   Host (Linux, macOS)  the same from a 32-byte file (COSE_FLOW_HUK_FILE): a development
  *       stand-in, protected by file permissions only.
  *
@@ -34,8 +37,8 @@ extern "C" {
 
 /*
  * The device key and id (either pointer may be NULL). CF_ERR_UNAVAILABLE when the platform's
- * secret is missing: the eFuse key block is not provisioned, NVS cannot be opened, the host
- * file cannot be read or made.
+ * secret is missing: the eFuse key block is not provisioned (or not HMAC_UP and read-protected),
+ * the NVS partition is missing or cannot be opened, the host file cannot be read or made.
  */
 cf_status cf_device_identity(cf_p256_key* key, uint8_t id[CF_DEVICE_ID_BYTES]);
 

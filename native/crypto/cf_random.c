@@ -2,9 +2,14 @@
  * cf_random: bytes from the platform's hardware or kernel random number generator. No PSA here,
  * so the desktop simulator can link this file alone (it takes its crypto from noble).
  *
- *   ESP32 (ESP-IDF)   esp_fill_random: the hardware RNG. It is a true RNG while the RF subsystem
- *                     (Wi-Fi/BT) or the bootloader's entropy source is enabled; see ESP-IDF's
- *                     "Random Number Generation". cose-flow devices run Wi-Fi before any key is made.
+ *   ESP32 (ESP-IDF)   esp_fill_random: the hardware RNG. It is a true RNG only while an entropy
+ *                     source runs: the RF subsystem (Wi-Fi/BT; the SDK starts Wi-Fi only when `ssid`
+ *                     is configured) or the SAR ADC source of bootloader_random_enable(); otherwise
+ *                     ESP-IDF documents its output as pseudo-random ("Random Number Generation").
+ *                     PSA on ESP-IDF 6 has no DRBG of its own: it reads esp_fill_random directly, so
+ *                     the same holds for keys PSA generates. The one long-lived secret made here,
+ *                     the original ESP32's device secret, is drawn with the bootloader's source on
+ *                     (cf_device_key.c); session keys are made once the network is up.
  *   Linux             getrandom(2): the kernel CSPRNG, blocking only until it is first seeded.
  *   macOS, BSD        getentropy(3), at most 256 bytes per call.
  *   Windows           BCryptGenRandom with the system-preferred RNG.
