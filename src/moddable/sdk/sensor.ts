@@ -1,13 +1,15 @@
 /**
  * The device's own measurements: uptime (`Time.ticks`), free heap (the SDK's instrumentation,
- * "System Free Memory") and, where the chip has a temperature sensor and the build provides it,
- * the internal temperature (`chipTemperature`, given by the platform wiring).
+ * "System Free Memory") and, where the chip has a temperature sensor, the internal temperature
+ * (`chipTemperature`: by default ./temperature.js, which the ESP32 bundle maps to the native
+ * sensor; the desktop simulator and the original ESP32 have none, and their readings no `temp`).
  */
 import Instrumentation from 'instrumentation';
 import Time from 'time';
 import type { Reading, Sensor } from '../../platform/sensor.js';
+import { chipTemperature as platformTemperature } from './temperature.js';
 
-export function deviceSensor(chipTemperature?: () => number | undefined): Sensor {
+export function deviceSensor(chipTemperature: (() => number | undefined) | undefined = platformTemperature): Sensor {
   const freeMemory = Instrumentation.map('System Free Memory');
   return {
     read(): Reading {
