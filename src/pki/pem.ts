@@ -30,7 +30,9 @@ export function fromBase64(text: string): Uint8Array {
   let clean = '';
   for (let i = 0; i < text.length; i++) {
     const c = text[i]!;
-    if (c !== ' ' && c !== '\t' && c !== '\r' && c !== '\n') clean += c;
+    if (c === ' ' || c === '\t' || c === '\r' || c === '\n') continue;
+    if (c !== '=' && ALPHABET.indexOf(c) < 0) throw new RangeError(`not base64: ${JSON.stringify(c)} at offset ${i}`);
+    clean += c;
   }
   if (clean.length === 0) throw new RangeError('no base64 data');
   if (clean.length % 4 !== 0) throw new RangeError(`base64 length ${clean.length} is not a multiple of 4`);
