@@ -52,6 +52,8 @@
 /* Stands in for the NULL pointer of an empty input: PSA wants a valid pointer. */
 static const uint8_t gxEmpty[1] = { 0 };
 #define CF_BYTES(pointer) ((pointer) ? (pointer) : gxEmpty)
+/* A byte string the caller may pass: NULL only when empty. CF_BYTES must never stand in for more. */
+#define CF_VALID(pointer, length) ((pointer) || !(length))
 
 /* RFC 3394 §2.2.3.1 default initial value. */
 static const uint8_t gxKeyWrapIV[CF_KEY_WRAP_SEMIBLOCK] = { 0xA6, 0xA6, 0xA6, 0xA6, 0xA6, 0xA6, 0xA6, 0xA6 };
@@ -111,6 +113,17 @@ static psa_status_t importKey(psa_key_type_t type, size_t bits, psa_key_usage_t 
 	return status;
 }
 
+/*
+ * Destroys a key made by importKey (or none: PSA_KEY_ID_NULL is a no-op) and forgets its id, so
+ * that no path destroys it twice: PSA reuses key ids, and on ESP-IDF other tasks use PSA, so a
+ * second destroy could take someone else's key.
+ */
+static void destroyKey(psa_key_id_t* id)
+{
+	psa_destroy_key(*id);
+	*id = PSA_KEY_ID_NULL;
+}
+
 /* An import that PSA refused for its content (not for lack of memory) means a bad key. */
 static cf_status fromPsaImport(psa_status_t status)
 {
@@ -124,7 +137,10 @@ static cf_status fromPsaImport(psa_status_t status)
 cf_status cf_sha256(const uint8_t* data, size_t length, uint8_t digest[CF_SHA256_BYTES])
 {
 	size_t digest_length = 0;
-	psa_status_t status = psa_crypto_init();
+	psa_status_t status;
+	if (!CF_VALID(data, length) || !digest)
+		return CF_ERR_BAD_INPUT;
+	status = psa_crypto_init();
 	if (status == PSA_SUCCESS)
 		status = psa_hash_compute(PSA_ALG_SHA_256, CF_BYTES(data), length, digest, CF_SHA256_BYTES, &digest_length);
 	if ((status == PSA_SUCCESS) && (digest_length != CF_SHA256_BYTES))
@@ -175,12 +191,15 @@ cf_status cf_hmac_sha256(const uint8_t* key, size_t key_length, const uint8_t* d
 	uint8_t mac[CF_SHA256_BYTES])
 {
 	psa_key_id_t id = PSA_KEY_ID_NULL;
-	psa_status_t status = psa_crypto_init();
+	psa_status_t status;
+	if (!CF_VALID(key, key_length) || !CF_VALID(data, length) || !mac)
+		return CF_ERR_BAD_INPUT;
+	status = psa_crypto_init();
 	if (status == PSA_SUCCESS)
 		status = importHmacKey(key, key_length, &id);
 	if (status == PSA_SUCCESS)
 		status = hmacWithKey(id, data, length, mac);
-	psa_destroy_key(id);
+	destroyKey(&id);
 	if (status != PSA_SUCCESS)
 		cf_wipe(mac, CF_SHA256_BYTES);
 	return fromPsa(status);
@@ -205,7 +224,8 @@ cf_status cf_hkdf_sha256(const uint8_t* ikm, size_t ikm_length, const uint8_t* s
 	psa_key_id_t id = PSA_KEY_ID_NULL;
 	psa_status_t status;
 	uint8_t counter = 0;
-	if ((out_length < 1) || (out_length > CF_HKDF_SHA256_MAX_BYTES))
+	if ((out_length < 1) || (out_length > CF_HKDF_SHA256_MAX_BYTES) || !out || !CF_VALID(ikm, ikm_length) ||
+		!CF_VALID(salt, salt_length) || !CF_VALID(info, info_length))
 		return CF_ERR_BAD_INPUT;
 	if (info_length > CF_HKDF_STACK_INFO) {
 		if (info_length > SIZE_MAX - CF_SHA256_BYTES - 1)
@@ -220,7 +240,7 @@ cf_status cf_hkdf_sha256(const uint8_t* ikm, size_t ikm_length, const uint8_t* s
 		status = importHmacKey(salt, salt_length, &id);
 	if (status == PSA_SUCCESS)
 		status = hmacWithKey(id, ikm, ikm_length, prk);
-	psa_destroy_key(id);
+	destroyKey(&id);
 	/* Expand: T(i) = HMAC(PRK, T(i-1) || info || i), OKM = the first out_length bytes of T(1) || T(2) || ... */
 	if (status == PSA_SUCCESS)
 		status = importHmacKey(prk, sizeof(prk), &id);
@@ -239,7 +259,7 @@ cf_status cf_hkdf_sha256(const uint8_t* ikm, size_t ikm_length, const uint8_t* s
 			memcpy(out + done, t, take);
 		done += take;
 	}
-	psa_destroy_key(id);
+	destroyKey(&id);
 	cf_wipe(prk, sizeof(prk));
 	cf_wipe(t, sizeof(t));
 	cf_wipe(input, (input == stack_input) ? sizeof(stack_input) : input_capacity);
@@ -257,7 +277,12 @@ cf_status cf_aes_gcm_encrypt(const uint8_t key[CF_AES128_KEY_BYTES], const uint8
 {
 	psa_key_id_t id = PSA_KEY_ID_NULL;
 	size_t out_length = 0;
-	psa_status_t status = psa_crypto_init();
+	psa_status_t status;
+	/* `out` always receives the tag; length + 16 must not wrap around. */
+	if (!key || !iv || !out || !CF_VALID(plaintext, length) || !CF_VALID(aad, aad_length) ||
+		(length > SIZE_MAX - CF_GCM_TAG_BYTES))
+		return CF_ERR_BAD_INPUT;
+	status = psa_crypto_init();
 	if (status == PSA_SUCCESS)
 		status = importKey(PSA_KEY_TYPE_AES, 128, PSA_KEY_USAGE_ENCRYPT, PSA_ALG_GCM, key, CF_AES128_KEY_BYTES, &id);
 	if (status == PSA_SUCCESS)
@@ -265,7 +290,7 @@ cf_status cf_aes_gcm_encrypt(const uint8_t key[CF_AES128_KEY_BYTES], const uint8
 			CF_BYTES(plaintext), length, out, length + CF_GCM_TAG_BYTES, &out_length);
 	if ((status == PSA_SUCCESS) && (out_length != length + CF_GCM_TAG_BYTES))
 		status = PSA_ERROR_GENERIC_ERROR;
-	psa_destroy_key(id);
+	destroyKey(&id);
 	if (status != PSA_SUCCESS)
 		cf_wipe(out, length + CF_GCM_TAG_BYTES);
 	return fromPsa(status);
@@ -278,8 +303,12 @@ cf_status cf_aes_gcm_decrypt(const uint8_t key[CF_AES128_KEY_BYTES], const uint8
 	uint8_t none[1]; /* the output of an empty plaintext, when `out` is NULL */
 	size_t out_length = 0;
 	psa_status_t status;
+	if (!key || !iv || !CF_VALID(sealed, sealed_length) || !CF_VALID(aad, aad_length))
+		return CF_ERR_BAD_INPUT;
 	if (sealed_length < CF_GCM_TAG_BYTES)
 		return CF_ERR_DECRYPT_FAILED; /* too short to carry a tag: cannot be authentic */
+	if (!out && (sealed_length > CF_GCM_TAG_BYTES))
+		return CF_ERR_BAD_INPUT; /* only an empty plaintext may go to NULL (`none`, 0 bytes) */
 	status = psa_crypto_init();
 	if (status == PSA_SUCCESS)
 		status = importKey(PSA_KEY_TYPE_AES, 128, PSA_KEY_USAGE_DECRYPT, PSA_ALG_GCM, key, CF_AES128_KEY_BYTES, &id);
@@ -288,7 +317,7 @@ cf_status cf_aes_gcm_decrypt(const uint8_t key[CF_AES128_KEY_BYTES], const uint8
 			sealed_length, out ? out : none, sealed_length - CF_GCM_TAG_BYTES, &out_length);
 	if ((status == PSA_SUCCESS) && (out_length != sealed_length - CF_GCM_TAG_BYTES))
 		status = PSA_ERROR_GENERIC_ERROR;
-	psa_destroy_key(id);
+	destroyKey(&id);
 	if (status != PSA_SUCCESS)
 		cf_wipe(out, sealed_length - CF_GCM_TAG_BYTES);
 	if (status == PSA_ERROR_INVALID_SIGNATURE)
@@ -339,7 +368,8 @@ cf_status cf_aes_key_wrap(const uint8_t kek[CF_AES128_KEY_BYTES], const uint8_t*
 	size_t n = length / CF_KEY_WRAP_SEMIBLOCK, i;
 	unsigned j;
 	psa_status_t status;
-	if ((length < 2 * CF_KEY_WRAP_SEMIBLOCK) || (length % CF_KEY_WRAP_SEMIBLOCK))
+	if ((length < 2 * CF_KEY_WRAP_SEMIBLOCK) || (length % CF_KEY_WRAP_SEMIBLOCK) ||
+		(length > SIZE_MAX - CF_KEY_WRAP_SEMIBLOCK) || !kek || !key_data || !out)
 		return CF_ERR_BAD_INPUT;
 	memcpy(a, gxKeyWrapIV, CF_KEY_WRAP_SEMIBLOCK);
 	memmove(r, key_data, length);
@@ -356,7 +386,7 @@ cf_status cf_aes_key_wrap(const uint8_t kek[CF_AES128_KEY_BYTES], const uint8_t*
 			memcpy(ri, result + CF_KEY_WRAP_SEMIBLOCK, CF_KEY_WRAP_SEMIBLOCK);
 		}
 	}
-	psa_destroy_key(id);
+	destroyKey(&id);
 	cf_wipe(block, sizeof(block));
 	cf_wipe(result, sizeof(result));
 	if (status != PSA_SUCCESS)
@@ -373,7 +403,7 @@ cf_status cf_aes_key_unwrap(const uint8_t kek[CF_AES128_KEY_BYTES], const uint8_
 	size_t n = length / CF_KEY_WRAP_SEMIBLOCK - 1, i;
 	int j;
 	psa_status_t status;
-	if ((length < 3 * CF_KEY_WRAP_SEMIBLOCK) || (length % CF_KEY_WRAP_SEMIBLOCK))
+	if ((length < 3 * CF_KEY_WRAP_SEMIBLOCK) || (length % CF_KEY_WRAP_SEMIBLOCK) || !kek || !wrapped || !out)
 		return CF_ERR_BAD_INPUT;
 	memcpy(a, wrapped, CF_KEY_WRAP_SEMIBLOCK);
 	memmove(r, wrapped + CF_KEY_WRAP_SEMIBLOCK, length - CF_KEY_WRAP_SEMIBLOCK);
@@ -390,7 +420,7 @@ cf_status cf_aes_key_unwrap(const uint8_t kek[CF_AES128_KEY_BYTES], const uint8_
 			memcpy(ri, result + CF_KEY_WRAP_SEMIBLOCK, CF_KEY_WRAP_SEMIBLOCK);
 		}
 	}
-	psa_destroy_key(id);
+	destroyKey(&id);
 	cf_wipe(block, sizeof(block));
 	cf_wipe(result, sizeof(result));
 	if ((status == PSA_SUCCESS) && !cf_equal(a, gxKeyWrapIV, CF_KEY_WRAP_SEMIBLOCK)) {
@@ -428,7 +458,10 @@ cf_status cf_p256_generate(cf_p256_key* key)
 	psa_key_attributes_t attributes = PSA_KEY_ATTRIBUTES_INIT;
 	psa_key_id_t id = PSA_KEY_ID_NULL;
 	size_t length = 0;
-	psa_status_t status = psa_crypto_init();
+	psa_status_t status;
+	if (!key)
+		return CF_ERR_BAD_INPUT;
+	status = psa_crypto_init();
 	psa_set_key_type(&attributes, CF_P256_KEY_PAIR);
 	psa_set_key_bits(&attributes, 256);
 	psa_set_key_usage_flags(&attributes, PSA_KEY_USAGE_EXPORT);
@@ -441,7 +474,7 @@ cf_status cf_p256_generate(cf_p256_key* key)
 		status = PSA_ERROR_GENERIC_ERROR;
 	if (status == PSA_SUCCESS)
 		status = exportPublicKey(id, key);
-	psa_destroy_key(id);
+	destroyKey(&id);
 	if (status != PSA_SUCCESS)
 		cf_p256_key_wipe(key);
 	return fromPsa(status);
@@ -451,8 +484,11 @@ cf_status cf_p256_import(cf_p256_key* key, const uint8_t d[CF_P256_SCALAR_BYTES]
 {
 	/* No usage at all: PSA checks 1 <= d < n and computes the public key, nothing else. */
 	psa_key_id_t id = PSA_KEY_ID_NULL;
-	psa_status_t status = psa_crypto_init();
+	psa_status_t status;
 	cf_status result;
+	if (!key || !d)
+		return CF_ERR_BAD_INPUT;
+	status = psa_crypto_init();
 	if (status != PSA_SUCCESS)
 		return fromPsa(status);
 	status = importKey(CF_P256_KEY_PAIR, 256, 0, 0, d, CF_P256_SCALAR_BYTES, &id);
@@ -460,7 +496,7 @@ cf_status cf_p256_import(cf_p256_key* key, const uint8_t d[CF_P256_SCALAR_BYTES]
 		return fromPsaImport(status);
 	memmove(key->d, d, CF_P256_SCALAR_BYTES);
 	status = exportPublicKey(id, key);
-	psa_destroy_key(id);
+	destroyKey(&id);
 	result = fromPsa(status);
 	if (result != CF_OK)
 		cf_p256_key_wipe(key);
@@ -520,12 +556,31 @@ void cf_p256_scalar_from_seed(const uint8_t seed[CF_P256_SEED_BYTES], uint8_t d[
 	cf_wipe(t, sizeof(t));
 }
 
+/* The order n of P-256, big-endian. */
+static const uint8_t gxP256Order[CF_P256_SCALAR_BYTES] = {
+	0xFF, 0xFF, 0xFF, 0xFF, 0x00, 0x00, 0x00, 0x00, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+	0xBC, 0xE6, 0xFA, 0xAD, 0xA7, 0x17, 0x9E, 0x84, 0xF3, 0xB9, 0xCA, 0xC2, 0xFC, 0x63, 0x25, 0x51,
+};
+
+/* 1 <= x < n for a 32-byte big-endian x (a signature's r or s: public, so not constant time). */
+static int p256ScalarInRange(const uint8_t x[CF_P256_SCALAR_BYTES])
+{
+	size_t i;
+	uint8_t any = 0;
+	for (i = 0; i < CF_P256_SCALAR_BYTES; i++)
+		any |= x[i];
+	return any && (memcmp(x, gxP256Order, CF_P256_SCALAR_BYTES) < 0);
+}
+
 cf_status cf_ecdsa_p256_sign(const cf_p256_key* key, const uint8_t* message, size_t length,
 	uint8_t signature[CF_P256_SIGNATURE_BYTES])
 {
 	psa_key_id_t id = PSA_KEY_ID_NULL;
 	size_t signature_length = 0;
-	psa_status_t status = psa_crypto_init();
+	psa_status_t status;
+	if (!key || !CF_VALID(message, length) || !signature)
+		return CF_ERR_BAD_INPUT;
+	status = psa_crypto_init();
 	if (status == PSA_SUCCESS)
 		status = importKey(CF_P256_KEY_PAIR, 256, PSA_KEY_USAGE_SIGN_MESSAGE, CF_ECDSA_SIGN_ALG, key->d,
 			CF_P256_SCALAR_BYTES, &id);
@@ -534,7 +589,7 @@ cf_status cf_ecdsa_p256_sign(const cf_p256_key* key, const uint8_t* message, siz
 			CF_P256_SIGNATURE_BYTES, &signature_length);
 	if ((status == PSA_SUCCESS) && (signature_length != CF_P256_SIGNATURE_BYTES))
 		status = PSA_ERROR_GENERIC_ERROR;
-	psa_destroy_key(id);
+	destroyKey(&id);
 	if (status != PSA_SUCCESS)
 		cf_wipe(signature, CF_P256_SIGNATURE_BYTES);
 	return fromPsa(status);
@@ -545,8 +600,17 @@ cf_status cf_ecdsa_p256_verify(const uint8_t* public_key, size_t public_key_leng
 {
 	psa_key_id_t id = PSA_KEY_ID_NULL;
 	psa_status_t status;
+	if (!CF_VALID(public_key, public_key_length) || !CF_VALID(message, length) ||
+		!CF_VALID(signature, signature_length))
+		return CF_ERR_BAD_INPUT;
 	if ((public_key_length != CF_P256_PUBLIC_KEY_BYTES) || (public_key[0] != 0x04) ||
 		(signature_length != CF_P256_SIGNATURE_BYTES))
+		return CF_ERR_BAD_SIGNATURE;
+	/*
+	 * 1 <= r, s < n (SEC 1 4.1.4 step 1), checked here: ESP-IDF 6 can verify on the ECDSA
+	 * peripheral (ESP32-H2 by default), and that PSA driver does not check it.
+	 */
+	if (!p256ScalarInRange(signature) || !p256ScalarInRange(signature + CF_P256_SCALAR_BYTES))
 		return CF_ERR_BAD_SIGNATURE;
 	status = psa_crypto_init();
 	if (status != PSA_SUCCESS)
@@ -557,7 +621,7 @@ cf_status cf_ecdsa_p256_verify(const uint8_t* public_key, size_t public_key_leng
 	if (status != PSA_SUCCESS)
 		return (fromPsaImport(status) == CF_ERR_BAD_KEY) ? CF_ERR_BAD_SIGNATURE : fromPsa(status);
 	status = psa_verify_message(id, CF_ECDSA_VERIFY_ALG, CF_BYTES(message), length, signature, signature_length);
-	psa_destroy_key(id);
+	destroyKey(&id);
 	if (status == PSA_ERROR_INVALID_SIGNATURE)
 		return CF_ERR_BAD_SIGNATURE;
 	return fromPsa(status);
@@ -569,6 +633,8 @@ cf_status cf_ecdh_p256(const cf_p256_key* key, const uint8_t* peer, size_t peer_
 	psa_key_id_t id = PSA_KEY_ID_NULL;
 	size_t shared_length = 0;
 	psa_status_t status;
+	if (!key || !CF_VALID(peer, peer_length) || !shared)
+		return CF_ERR_BAD_INPUT;
 	if ((peer_length != CF_P256_PUBLIC_KEY_BYTES) || (peer[0] != 0x04))
 		return CF_ERR_BAD_KEY; /* only uncompressed points; PSA would refuse the rest anyway */
 	status = psa_crypto_init();
@@ -581,7 +647,7 @@ cf_status cf_ecdh_p256(const cf_p256_key* key, const uint8_t* peer, size_t peer_
 			&shared_length);
 	if ((status == PSA_SUCCESS) && (shared_length != CF_P256_SCALAR_BYTES))
 		status = PSA_ERROR_GENERIC_ERROR;
-	psa_destroy_key(id);
+	destroyKey(&id);
 	if (status == PSA_SUCCESS)
 		return CF_OK;
 	cf_wipe(shared, CF_P256_SCALAR_BYTES);

@@ -8,7 +8,9 @@
  * was built with (a Moddable SDK build compiles this outside ESP-IDF's CMake, without it).
  *
  * Conventions (the same as src/crypto/provider.ts, which this implements for the device):
- * - Byte strings are (pointer, length); a pointer may be NULL when its length is 0.
+ * - Byte strings are (pointer, length); a pointer may be NULL only when its length is 0. A NULL
+ *   input with a length, a NULL output where bytes are due, or a length whose output size does
+ *   not fit in size_t is CF_ERR_BAD_INPUT, before PSA is called.
  * - Output buffers are the caller's; their size is fixed by the inputs and named at each
  *   function. On any failure, outputs hold no secret (they are wiped).
  * - P-256 public keys are 65-byte uncompressed SEC1 points (0x04 || x || y); ECDSA signatures
@@ -90,13 +92,17 @@ cf_status cf_hkdf_sha256(const uint8_t* ikm, size_t ikm_length, const uint8_t* s
 
 /* ---- AES-128 ---- */
 
-/* AES-128-GCM with a 12-byte IV and a 16-byte tag: `out` receives length + 16 bytes (ciphertext || tag). */
+/*
+ * AES-128-GCM with a 12-byte IV and a 16-byte tag: `out` receives length + 16 bytes (ciphertext ||
+ * tag), so it is never NULL; CF_ERR_BAD_INPUT when it is, or when length + 16 overflows size_t.
+ */
 cf_status cf_aes_gcm_encrypt(const uint8_t key[CF_AES128_KEY_BYTES], const uint8_t iv[CF_GCM_IV_BYTES],
 	const uint8_t* plaintext, size_t length, const uint8_t* aad, size_t aad_length, uint8_t* out);
 
 /*
  * The inverse: `sealed` is ciphertext || tag (sealed_length >= 16), `out` receives
- * sealed_length - 16 bytes. CF_ERR_DECRYPT_FAILED when the tag does not match (`out` wiped).
+ * sealed_length - 16 bytes (NULL only when that is 0, else CF_ERR_BAD_INPUT).
+ * CF_ERR_DECRYPT_FAILED when the tag does not match (`out` wiped), or sealed_length < 16.
  */
 cf_status cf_aes_gcm_decrypt(const uint8_t key[CF_AES128_KEY_BYTES], const uint8_t iv[CF_GCM_IV_BYTES],
 	const uint8_t* sealed, size_t sealed_length, const uint8_t* aad, size_t aad_length, uint8_t* out);
@@ -104,7 +110,8 @@ cf_status cf_aes_gcm_decrypt(const uint8_t key[CF_AES128_KEY_BYTES], const uint8
 /*
  * RFC 3394 AES key wrap with a 128-bit KEK and the default IV (A6A6A6A6A6A6A6A6), built on
  * single-block AES (PSA_ALG_ECB_NO_PADDING): PSA has no key-wrap algorithm. `length` is a
- * multiple of 8 and at least 16; `out` receives length + 8 bytes.
+ * multiple of 8 and at least 16; `out` receives length + 8 bytes (CF_ERR_BAD_INPUT when that
+ * overflows size_t).
  */
 cf_status cf_aes_key_wrap(const uint8_t kek[CF_AES128_KEY_BYTES], const uint8_t* key_data, size_t length,
 	uint8_t* out);
@@ -128,7 +135,10 @@ typedef struct {
 	uint8_t public_key[CF_P256_PUBLIC_KEY_BYTES];
 } cf_p256_key;
 
-/* A new key from PSA's key generator (its DRBG, seeded from the platform's entropy source). */
+/*
+ * A new key from PSA's key generator: on ESP-IDF 6 (TF-PSA-Crypto) it reads esp_fill_random
+ * directly, with no DRBG; Mbed TLS 2.28 on a host uses its CTR_DRBG seeded from the OS.
+ */
 cf_status cf_p256_generate(cf_p256_key* key);
 
 /* A key from its scalar; CF_ERR_BAD_KEY unless 1 <= d < n. */
@@ -153,8 +163,10 @@ cf_status cf_ecdsa_p256_sign(const cf_p256_key* key, const uint8_t* message, siz
 /*
  * CF_OK when `signature` (r || s) is a valid ECDSA P-256 / SHA-256 signature of `message` under
  * `public_key`; CF_ERR_BAD_SIGNATURE when it is not, including a public key that is not a point
- * on P-256 or a signature of the wrong size. Other statuses are failures of the library.
- * High-S signatures are accepted (no low-S rule), as ECDSA specifies.
+ * on P-256, a signature of the wrong size, or r or s outside 1 ... n - 1 (refused here, before
+ * PSA: ESP-IDF 6's ECDSA peripheral driver does not check it). CF_ERR_BAD_INPUT for a NULL
+ * pointer with a length; other statuses are failures of the library. High-S signatures are
+ * accepted (no low-S rule), as ECDSA specifies.
  */
 cf_status cf_ecdsa_p256_verify(const uint8_t* public_key, size_t public_key_length, const uint8_t* message,
 	size_t length, const uint8_t* signature, size_t signature_length);

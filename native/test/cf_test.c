@@ -25,6 +25,7 @@
  * rejected, "acceptable" may go either way (but must not crash).
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -324,6 +325,52 @@ static int runKnown(const char* kind, bytes* f, char* detail)
 	return (status == CF_OK && ok) ? 1 : -1;
 }
 
+/* The order n of P-256, big-endian. */
+static const uint8_t gxOrder[CF_P256_SCALAR_BYTES] = {
+	0xFF, 0xFF, 0xFF, 0xFF, 0x00, 0x00, 0x00, 0x00, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+	0xBC, 0xE6, 0xFA, 0xAD, 0xA7, 0x17, 0x9E, 0x84, 0xF3, 0xB9, 0xCA, 0xC2, 0xFC, 0x63, 0x25, 0x51,
+};
+
+/*
+ * A valid signature `sig` of `msg` under `key` with r or s replaced by 0, n, n + 1 or 2^256 - 1
+ * must not verify. cf_ecdsa_p256_verify refuses these itself (ESP-IDF 6's ECDSA peripheral
+ * driver does not check 1 <= r, s < n); here PSA would refuse them too, so these are known
+ * answers, not the proof of the check (test/native/psa-harness.c watches PSA's input for that).
+ */
+static void ecdsaRanges(tally* t, const char* where, const cf_p256_key* key, const uint8_t* msg, size_t length,
+	const uint8_t sig[CF_P256_SIGNATURE_BYTES])
+{
+	static const char* const values[] = { "0", "n", "n + 1", "2^256 - 1" };
+	uint8_t bad[CF_P256_SIGNATURE_BYTES];
+	char name[160];
+	int part, value, i;
+	for (part = 0; part < 2; part++) {
+		for (value = 0; value < 4; value++) {
+			uint8_t* x = bad + 32 * part;
+			memcpy(bad, sig, sizeof(bad));
+			if (value == 0)
+				memset(x, 0, 32);
+			else if (value == 3)
+				memset(x, 0xFF, 32);
+			else {
+				memcpy(x, gxOrder, 32);
+				for (i = 31; (value == 2) && (i >= 0) && !++x[i]; i--)
+					; /* + 1, with carry */
+			}
+			snprintf(name, sizeof(name), "%s ecdsa range %s = %s", where, part ? "s" : "r", values[value]);
+			report(t, name,
+				cf_ecdsa_p256_verify(key->public_key, sizeof(key->public_key), msg, length, bad, sizeof(bad)) ==
+					CF_ERR_BAD_SIGNATURE,
+				"verified, or failed otherwise than bad-signature");
+		}
+	}
+	memcpy(bad, sig, sizeof(bad));
+	snprintf(name, sizeof(name), "%s ecdsa range unchanged", where);
+	report(t, name,
+		cf_ecdsa_p256_verify(key->public_key, sizeof(key->public_key), msg, length, bad, sizeof(bad)) == CF_OK,
+		"the unchanged signature does not verify");
+}
+
 /* Round trips with fresh keys and random bytes. */
 static void selfTest(tally* t, const char* where)
 {
@@ -366,6 +413,7 @@ static void selfTest(tally* t, const char* where)
 	report(t, name,
 		cf_ecdsa_p256_verify(a.public_key, sizeof(a.public_key), msg, sizeof(msg), sig, 63) == CF_ERR_BAD_SIGNATURE,
 		"a 63-byte signature is not refused");
+	ecdsaRanges(t, where, &a, msg, sizeof(msg), sig);
 	report(t, name, cf_ecdh_p256(&a, b.public_key, 33, sab) == CF_ERR_BAD_KEY, "a compressed-size peer is not refused");
 	b.public_key[64] ^= 1;
 	report(t, name, cf_ecdh_p256(&a, b.public_key, sizeof(b.public_key), sab) == CF_ERR_BAD_KEY,
@@ -387,6 +435,12 @@ static void selfTest(tally* t, const char* where)
 	report(t, name, cf_aes_key_wrap(r1, r1, 20, r2) == CF_ERR_BAD_INPUT, "wrap of 20 bytes");
 	report(t, name, cf_aes_key_unwrap(r1, r1, 16, r2) == CF_ERR_BAD_INPUT, "unwrap of 16 bytes");
 	report(t, name, cf_aes_gcm_decrypt(r1, r1, r1, 15, NULL, 0, r2) == CF_ERR_DECRYPT_FAILED, "GCM of 15 bytes");
+	report(t, name, cf_aes_gcm_encrypt(r1, r1, r1, 16, NULL, 0, NULL) == CF_ERR_BAD_INPUT, "GCM encrypt to NULL");
+	report(t, name, cf_aes_gcm_encrypt(r1, r1, r1, SIZE_MAX - 8, NULL, 0, r2) == CF_ERR_BAD_INPUT,
+		"GCM encrypt of SIZE_MAX - 8 bytes (+ 16 wraps)");
+	report(t, name, cf_aes_gcm_decrypt(r1, r1, r1, 32, NULL, 0, NULL) == CF_ERR_BAD_INPUT, "GCM decrypt to NULL");
+	report(t, name, cf_aes_key_wrap(r1, r1, SIZE_MAX - 7, r2) == CF_ERR_BAD_INPUT,
+		"wrap of SIZE_MAX - 7 bytes (+ 8 wraps)");
 
 	/* The device identity from COSE_FLOW_HUK_FILE (the test names a fresh file): stable across calls. */
 	snprintf(name, sizeof(name), "%s device (%s)", where, cf_device_secret_source());
