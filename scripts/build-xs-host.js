@@ -8,6 +8,10 @@
 //
 //   node scripts/build-xs-host.js [--jobs N] [--force] [--quiet] [--sanitize]
 //
+// Two engine files are compiled from copies with the Moddable SDK 8.2.3's code in place of XS
+// 13.3's where a host object is used as bytes (see `engineChanges` below); node_modules is never
+// written to.
+//
 // --sanitize builds native/build/xs-host-asan instead: the same engine objects, with the host's
 // and the native modules' C compiled with AddressSanitizer and UndefinedBehaviorSanitizer (any
 // finding aborts), for tests of the bindings' memory handling.
@@ -76,8 +80,105 @@ const headers = (dir) =>
     .filter((name) => name.endsWith('.h'))
     .map((name) => join(dir, name));
 
-const engineSources = [
-  ...cFiles(join(xs, 'sources')),
+/**
+ * Where the engine must behave as the Moddable SDK's XS (8.2.3) and not as XS 13.3: a host object
+ * is bytes only when C made it a host buffer (xsSetHostBuffer). XS 13.3 also takes any other host
+ * object, reading its `byteLength` property as the length of its host data (for the native P-256
+ * key, the C struct with the private scalar); the SDK throws "not host buffer" in _xsmcGetBuffer
+ * (xsmc.c) and "invalid buffer" in fxGetBufferInfo (xsDataView.c, for `new Uint8Array(…)` and
+ * `new DataView(…)`). Neither is a platform hook, and fxGetBufferInfo is called from inside its own
+ * file, so no header or link trick can replace them: the build compiles a copy of each file with
+ * the SDK's code in place of 13.3's. Each `from` (lines) must occur exactly once, or the build
+ * stops: a new @agoric/xsnap must be compared with the SDK again. The `to` lines are the SDK's.
+ */
+const engineChanges = [
+  {
+    file: 'xsmc.c',
+    from: [
+      '\t\telse {',
+      '\t\t\t// for compatibility. should throw eventually.',
+      '\t\t\ttxSlot tmp, ref;',
+      '\t\t\tfxReport(the, "# Use xsmcSetHostBuffer instead of xsmcSetHostData\\n");',
+      '\t\t\tfxReference(the, &ref, instance);',
+      '\t\t\t_xsGet(the, &tmp, &ref, _byteLength);',
+      '\t\t\t*data = (uint8_t *)slot->value.host.data;',
+      '\t\t\t*count = (txUnsigned)fxToInteger(the, &tmp);',
+      '\t\t}',
+    ],
+    to: ['\t\telse', '\t\t\tmxTypeError("not host buffer");\t\t// Use xsmcSetHostBuffer instead of xsmcSetHostData'],
+  },
+  {
+    file: 'xsmc.c',
+    from: ['bail:', '\tmxTypeError("this is no buffer");'],
+    to: ['bail:', '\tmxTypeError("invalid buffer");'],
+  },
+  {
+    file: 'xsDataView.c',
+    from: [
+      '\tif (arrayBuffer->kind == XS_HOST_KIND) {',
+      '\t\ttxInteger byteLength;',
+      '\t\tif (bufferInfo && (bufferInfo->kind == XS_BUFFER_INFO_KIND))',
+      '\t\t\treturn bufferInfo;',
+      '\t\tmxPushSlot(buffer);',
+      '\t\tmxGetID(mxID(_byteLength));',
+      '\t\tif (!fxCheckLength(the, the->stack, &byteLength))',
+      '\t\t\tmxTypeError("invalid byteLength");',
+      '\t\tfxReport(the, "# Use xsSetHostBuffer instead of xsSetHostData\\n");',
+      '\t\tmxPop();',
+      '\t\tbufferInfo = fxNewSlot(the);',
+      '\t\tbufferInfo->next = arrayBuffer->next;',
+      '\t\tbufferInfo->flag = XS_INTERNAL_FLAG;',
+      '\t\tbufferInfo->kind = XS_BUFFER_INFO_KIND;',
+      '\t\tbufferInfo->value.bufferInfo.length = byteLength;',
+      '\t\tbufferInfo->value.bufferInfo.maxLength = -1;',
+      '\t\tarrayBuffer->next = bufferInfo;',
+      '\t\treturn bufferInfo;',
+      '\t}',
+      '\tmxTypeError("invalid buffer");',
+    ],
+    to: [
+      '\tif (arrayBuffer->kind == XS_HOST_KIND) {',
+      '\t\tif (bufferInfo && (bufferInfo->kind == XS_BUFFER_INFO_KIND))',
+      '\t\t\treturn bufferInfo;',
+      '\t}',
+      '\tmxTypeError("invalid buffer");',
+    ],
+  },
+].map(({ file, from, to }) => ({ file, from: `${from.join('\n')}\n`, to: `${to.join('\n')}\n` }));
+const changedDir = join(objDir, 'engine-changed');
+
+/**
+ * Writes the changed copy of an engine file (only when its text differs, so that an unchanged
+ * copy keeps its time and the build stays a no-op; under the build lock, through a temporary
+ * name) and returns its path; returns other files as they are.
+ */
+function engineSource(source) {
+  const changes = engineChanges.filter((c) => c.file === basename(source));
+  if (changes.length === 0) return source;
+  let code = readFileSync(source, 'utf8');
+  for (const { file, from, to } of changes) {
+    const at = code.indexOf(from);
+    if (at < 0 || code.indexOf(from, at + 1) >= 0) {
+      throw new Error(
+        `${relative(root, source)} is not the XS 13.3 this host was written for: the code that ` +
+          `scripts/build-xs-host.js replaces in ${file} (engineChanges) is ${at < 0 ? 'not there' : 'there twice'}. ` +
+          'Compare the new engine with the Moddable SDK before changing the replacement.',
+      );
+    }
+    code = code.slice(0, at) + to + code.slice(at + from.length);
+  }
+  const copy = join(changedDir, basename(source));
+  mkdirSync(changedDir, { recursive: true });
+  if (!existsSync(copy) || readFileSync(copy, 'utf8') !== code) {
+    writeFileSync(`${copy}.${process.pid}.tmp`, code);
+    renameSync(`${copy}.${process.pid}.tmp`, copy);
+  }
+  return copy;
+}
+
+/** The engine's C files, the changed copies in place of their originals (call under the lock). */
+const engineSources = () => [
+  ...cFiles(join(xs, 'sources')).map(engineSource),
   join(text, 'encoder', 'textencoder.c'),
   join(text, 'decoder', 'textdecoder.c'),
 ];
@@ -212,7 +313,7 @@ async function main() {
   mkdirSync(objDir, { recursive: true });
   mkdirSync(hostObjDir, { recursive: true });
   const units = [
-    ...engineSources.map((source) => ({ source, flags: engineFlags, object: objectFor(source, objDir) })),
+    ...engineSources().map((source) => ({ source, flags: engineFlags, object: objectFor(source, objDir) })),
     ...hostSources.map((source) => ({ source, flags: hostFlags, object: objectFor(source, hostObjDir) })),
   ];
 
@@ -239,6 +340,7 @@ async function main() {
       {
         xsnap: JSON.parse(readFileSync(join(xsnap, 'package.json'), 'utf8')).version,
         engineFlags,
+        engineChanged: [...new Set(engineChanges.map((c) => c.file))],
         hostFlags,
         builtIn: `${((Date.now() - started) / 1000).toFixed(1)} s`,
       },
