@@ -10,17 +10,61 @@
 
 #include "host.h"
 
+/*
+ * Parsed scripts that the host handed to the engine. fxRunScript frees a script when it returns
+ * and when it throws, but an abort (fxAbort, then fxExitToHost) jumps over both to main()'s
+ * outermost frame. So the host holds each script while the engine runs it, and frees the ones
+ * still held when the machine is deleted: those an abort interrupted, which nothing runs again.
+ */
+struct xsHostHeldScript {
+	struct xsHostHeldScript* next;
+	txScript* script;
+};
+
+static void xsHostHoldScript(txMachine* the, txScript* script)
+{
+	struct xsHostHeldScript* held = c_malloc(sizeof(struct xsHostHeldScript));
+	if (!held) {
+		fxDeleteScript(script);
+		fxAbort(the, XS_NOT_ENOUGH_MEMORY_EXIT); /* does not return */
+	}
+	held->script = script;
+	held->next = the->heldScripts;
+	the->heldScripts = held;
+}
+
+/* The engine is done with `script` (it returned or threw, and freed the script). */
+static void xsHostReleaseScript(txMachine* the, txScript* script)
+{
+	struct xsHostHeldScript** link = &the->heldScripts;
+	while (*link) {
+		struct xsHostHeldScript* held = *link;
+		if (held->script == script) {
+			*link = held->next;
+			c_free(held);
+			return;
+		}
+		link = &held->next;
+	}
+}
+
 /* ---- what XS asks of the platform ---- */
 
 void fxCreateMachinePlatform(txMachine* the)
 {
 	the->promiseJobs = 0;
 	the->exitStatus = XS_HOST_EXIT_OK;
+	the->heldScripts = NULL;
 }
 
 void fxDeleteMachinePlatform(txMachine* the)
 {
-	(void)the;
+	while (the->heldScripts) {
+		struct xsHostHeldScript* held = the->heldScripts;
+		the->heldScripts = held->next;
+		fxDeleteScript(held->script);
+		c_free(held);
+	}
 }
 
 /* Called by the engine whenever it queues a promise job; xsHostRunJobs runs them. */
@@ -193,11 +237,19 @@ static txScript* xsHostParseFile(txMachine* the, const char* path, txUnsigned fl
 void xsHostRunScriptFile(txMachine* the, const char* path)
 {
 	txSlot* realm = mxModuleInstanceInternal(mxProgram.value.reference)->value.module.realm;
-	txScript* script = xsHostParseFile(the, path, mxProgramFlag);
+	txScript* volatile script = xsHostParseFile(the, path, mxProgramFlag); /* volatile: kept across setjmp */
 	if (!script)
 		mxUnknownError("cannot load %s", path);
-	fxRunScript(the, script, mxRealmGlobal(realm), C_NULL, mxRealmClosures(realm)->value.reference, C_NULL,
-		mxProgram.value.reference);
+	xsHostHoldScript(the, script);
+	mxTry(the) {
+		fxRunScript(the, script, mxRealmGlobal(realm), C_NULL, mxRealmClosures(realm)->value.reference, C_NULL,
+			mxProgram.value.reference);
+	}
+	mxCatch(the) {
+		xsHostReleaseScript(the, script);
+		fxJump(the);
+	}
+	xsHostReleaseScript(the, script);
 	mxPop(); /* the completion value */
 }
 
@@ -240,9 +292,18 @@ txID fxFindModule(txMachine* the, txSlot* realm, txID moduleID, txSlot* slot)
 
 void fxLoadModule(txMachine* the, txSlot* module, txID moduleID)
 {
-	txScript* script = xsHostParseFile(the, fxGetKeyName(the, moduleID), 0);
-	if (script)
-		fxResolveModule(the, module, moduleID, script, C_NULL, C_NULL);
+	txScript* volatile script = xsHostParseFile(the, fxGetKeyName(the, moduleID), 0); /* kept across setjmp */
+	if (!script)
+		return;
+	xsHostHoldScript(the, script);
+	mxTry(the) {
+		fxResolveModule(the, module, moduleID, script, C_NULL, C_NULL); /* runs the script, which defines the module */
+	}
+	mxCatch(the) {
+		xsHostReleaseScript(the, script);
+		fxJump(the);
+	}
+	xsHostReleaseScript(the, script);
 }
 
 static void xsHostModuleFulfilled(txMachine* the)

@@ -63,12 +63,15 @@
  * fxAbort, and fxFindModule / fxLoadModule (modules are files).
  */
 
+struct xsHostHeldScript; /* platform.c */
+
 /* Fields the engine adds to every machine for the host. */
 #define mxMachinePlatform \
 	void* waiterCondition; /* Atomics.wait (xsAtomics.c with mxUseDefaultSharedChunks) */ \
 	void* waiterData; \
 	void* waiterLink; \
 	int promiseJobs; /* set by fxQueuePromiseJobs, cleared when the queue is run */ \
-	int exitStatus;  /* the process exit status the host will return (0 = success) */
+	int exitStatus;  /* the process exit status the host will return (0 = success) */ \
+	struct xsHostHeldScript* heldScripts; /* parsed scripts the engine is running (platform.c) */
 
 #endif /* XS_HOST_PLATFORM_H */

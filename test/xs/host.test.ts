@@ -104,6 +104,24 @@ test('a stack overflow aborts with exit 3 and the innermost frames', async () =>
   assert.equal(bigger.code, 0, bigger.stderr);
 });
 
+test('an abort frees the script it interrupted (LeakSanitizer in the sanitized host)', async () => {
+  const leakCheck = { ...quietly, sanitized: true, env: { ASAN_OPTIONS: 'detect_leaks=1' } };
+  const overflow = 'function deep(n) { return deep(n + 1) + 1; }\ndeep(0);';
+  for (const format of ['iife', 'esm'] as const) {
+    const run = await runSourceInXs(overflow, { ...leakCheck, format });
+    assert.doesNotMatch(run.stderr, /LeakSanitizer/, `${format}: ${run.stderr.slice(-2000)}`);
+    assert.equal(run.code, 3, `${format}: ${run.stderr.slice(-2000)}`);
+    assert.match(run.stderr, /^xs-host: XS aborted: stack overflow/);
+  }
+  // The same run without an abort, for comparison: nothing leaks either.
+  const clean = await runSourceInXs(
+    'function deep(n) { return n ? deep(n - 1) + 1 : 0; }\nprint(deep(50));',
+    leakCheck,
+  );
+  assert.equal(clean.code, 0, clean.stderr);
+  assert.equal(clean.stdout, '50\n');
+});
+
 test('crypto.getRandomValues fills integer typed arrays from the kernel and checks its argument', async () => {
   const run = await runSourceInXs(`
     const a = new Uint8Array(4096);
