@@ -29,6 +29,8 @@ enum {
 extern void xsHostRunScriptFile(xsMachine* the, const char* path);
 /* Imports the file at `path` as an ES module; it is evaluated as the promise jobs run (xsHostRunJobs). */
 extern void xsHostRunModuleFile(xsMachine* the, const char* path);
+/* Freezes the built-ins as the Moddable SDK's linker does after the preload (call once, before any script). */
+extern void xsHostFreezeBuiltIns(xsMachine* the);
 /* Runs promise jobs until none are left, then reports every promise rejected without a handler. */
 extern void xsHostRunJobs(xsMachine* the);
 /* Bytes of heap in use: chunks plus slots (call after xsCollectGarbage() for a steady number). */

@@ -1,13 +1,14 @@
 /*
  * xs-host: runs one script file in the XS engine, the way the device runs the project's code.
  *
- *   xs-host [--module] [--stack SLOTS] FILE [ARG...]
+ *   xs-host [--module] [--stack SLOTS] [--no-freeze] FILE [ARG...]
  *
- * It evaluates FILE as a plain script (e.g. an esbuild IIFE bundle) or, with --module, imports
- * it as an ES module (e.g. an esbuild ESM bundle, as the device runs its modules), runs the
- * promise job queue until it is empty, and exits with 0, or with 1 after an uncaught exception or an unhandled
- * promise rejection (message and stack on stderr), 2 for a bad command line or an unreadable
- * script, 3 when the engine aborts (stack overflow, memory full, ...).
+ * It installs its globals, freezes the built-ins as the Moddable SDK's linker does on the device
+ * (unless --no-freeze), evaluates FILE as a plain script (e.g. an esbuild IIFE bundle) or, with
+ * --module, imports it as an ES module (e.g. an esbuild ESM bundle, as the device runs its
+ * modules), runs the promise job queue until it is empty, and exits with 0, or with 1 after an
+ * uncaught exception or an unhandled promise rejection (message and stack on stderr), 2 for a bad
+ * command line or an unreadable script, 3 when the engine aborts (stack overflow, memory full, ...).
  *
  * Globals besides the language's own:
  *   print(...values)              values as strings, separated by spaces, and a newline, on stdout
@@ -197,7 +198,7 @@ static void installGlobals(xsMachine* the, int argc, char* argv[])
 	modInstallTextDecoder(the);
 }
 
-static int run(xsMachine* machine, const char* path, int module, int argc, char* argv[])
+static int run(xsMachine* machine, const char* path, int module, int freeze, int argc, char* argv[])
 {
 	/* The outermost jump frame: fxAbort ends a run with fxExitToHost, which lands here. */
 	xsJump outermost;
@@ -214,6 +215,8 @@ static int run(xsMachine* machine, const char* path, int module, int argc, char*
 		{
 			xsVars(2); /* first: nothing may be allocated in a host frame before its variables */
 			installGlobals(the, argc, argv);
+			if (freeze)
+				xsHostFreezeBuiltIns(the);
 			xsTry {
 				if (module)
 					xsHostRunModuleFile(the, path);
@@ -240,10 +243,11 @@ static int run(xsMachine* machine, const char* path, int module, int argc, char*
 static int usage(FILE* out, int status)
 {
 	fprintf(out,
-		"usage: xs-host [--module] [--stack SLOTS] FILE [ARG...]\n"
+		"usage: xs-host [--module] [--stack SLOTS] [--no-freeze] FILE [ARG...]\n"
 		"  Runs FILE in XS, then its promise jobs until none are left.\n"
 		"  --module       import FILE as an ES module (default: run it as a script)\n"
 		"  --stack SLOTS  the machine's stack in slots (default %d, as on the device)\n"
+		"  --no-freeze    leave the built-ins unfrozen (default: frozen, as on the device)\n"
 		"  Exit status: 0 ok, 1 uncaught exception or unhandled rejection, 2 usage, 3 XS abort.\n",
 		DEFAULT_STACK_SLOTS);
 	return status;
@@ -268,6 +272,7 @@ int main(int argc, char* argv[])
 	xsMachine* machine;
 	int argi = 1;
 	int module = 0;
+	int freeze = 1;
 	int status;
 
 	while ((argi < argc) && (argv[argi][0] == '-') && argv[argi][1]) {
@@ -275,6 +280,11 @@ int main(int argc, char* argv[])
 			return usage(stdout, XS_HOST_EXIT_OK);
 		if (!strcmp(argv[argi], "--module")) {
 			module = 1;
+			argi++;
+			continue;
+		}
+		if (!strcmp(argv[argi], "--no-freeze")) {
+			freeze = 0;
 			argi++;
 			continue;
 		}
@@ -314,7 +324,7 @@ int main(int argc, char* argv[])
 		fprintf(stderr, "xs-host: cannot create the XS machine\n");
 		return XS_HOST_EXIT_USAGE;
 	}
-	status = run(machine, argv[argi], module, argc - argi - 1, argv + argi + 1);
+	status = run(machine, argv[argi], module, freeze, argc - argi - 1, argv + argi + 1);
 	fflush(stdout);
 	xsDeleteMachine(machine);
 	return status;

@@ -149,6 +149,103 @@ void fxAbort(txMachine* the, int status)
 
 /* ---- host services ---- */
 
+/*
+ * What the Moddable SDK's linker does to the built-ins once the preloaded modules have run
+ * (xs/tools/xsl.c, fxFreezeBuiltIns, SDK 8.2.3), so that the device's application code finds them
+ * frozen: Object.freeze (not deep) of Atomics, JSON, Math, Reflect and of every built-in prototype,
+ * in the same order. Left out: mxProgram and mxHosts, which at that point in xsl are the linker's
+ * tables (its modules, its host functions), not objects that JavaScript can reach; and the
+ * explicit-resource-management prototypes, which XS 13.3 does not have. The constructors and the
+ * global object stay unfrozen, as on the device.
+ */
+void xsHostFreezeBuiltIns(txMachine* the)
+{
+#define mxFreezeBuiltInCall \
+	mxPush(mxObjectConstructor); \
+	mxPushSlot(freeze); \
+	mxCall()
+#define mxFreezeBuiltInRun \
+	mxRunCount(1); \
+	mxPop()
+
+	txSlot* freeze;
+	txInteger index;
+	const txTypeDispatch* dispatch;
+	mxTemporary(freeze);
+	mxPush(mxObjectConstructor);
+	mxGetID(mxID(_freeze));
+	mxPullSlot(freeze);
+
+	mxFreezeBuiltInCall; mxPush(mxAtomicsObject); mxFreezeBuiltInRun;
+	mxFreezeBuiltInCall; mxPush(mxJSONObject); mxFreezeBuiltInRun;
+	mxFreezeBuiltInCall; mxPush(mxMathObject); mxFreezeBuiltInRun;
+	mxFreezeBuiltInCall; mxPush(mxGlobal); mxGetID(mxID(_Math)); mxFreezeBuiltInRun;
+	mxFreezeBuiltInCall; mxPush(mxReflectObject); mxFreezeBuiltInRun;
+
+	mxFreezeBuiltInCall; mxPush(mxAggregateErrorPrototype); mxFreezeBuiltInRun;
+	mxFreezeBuiltInCall; mxPush(mxArgumentsSloppyPrototype); mxFreezeBuiltInRun;
+	mxFreezeBuiltInCall; mxPush(mxArgumentsStrictPrototype); mxFreezeBuiltInRun;
+	mxFreezeBuiltInCall; mxPush(mxArrayBufferPrototype); mxFreezeBuiltInRun;
+	mxFreezeBuiltInCall; mxPush(mxArrayIteratorPrototype); mxFreezeBuiltInRun;
+	mxFreezeBuiltInCall; mxPush(mxArrayPrototype); mxFreezeBuiltInRun;
+	mxFreezeBuiltInCall; mxPush(mxAsyncFromSyncIteratorPrototype); mxFreezeBuiltInRun;
+	mxFreezeBuiltInCall; mxPush(mxAsyncFunctionPrototype); mxFreezeBuiltInRun;
+	mxFreezeBuiltInCall; mxPush(mxAsyncGeneratorFunctionPrototype); mxFreezeBuiltInRun;
+	mxFreezeBuiltInCall; mxPush(mxAsyncGeneratorPrototype); mxFreezeBuiltInRun;
+	mxFreezeBuiltInCall; mxPush(mxAsyncIteratorPrototype); mxFreezeBuiltInRun;
+	mxFreezeBuiltInCall; mxPush(mxBigIntPrototype); mxFreezeBuiltInRun;
+	mxFreezeBuiltInCall; mxPush(mxBooleanPrototype); mxFreezeBuiltInRun;
+	mxFreezeBuiltInCall; mxPush(mxCompartmentPrototype); mxFreezeBuiltInRun;
+	mxFreezeBuiltInCall; mxPush(mxDataViewPrototype); mxFreezeBuiltInRun;
+	mxFreezeBuiltInCall; mxPush(mxDatePrototype); mxFreezeBuiltInRun;
+	mxFreezeBuiltInCall; mxPush(mxErrorPrototype); mxFreezeBuiltInRun;
+	mxFreezeBuiltInCall; mxPush(mxEvalErrorPrototype); mxFreezeBuiltInRun;
+	mxFreezeBuiltInCall; mxPush(mxFinalizationRegistryPrototype); mxFreezeBuiltInRun;
+	mxFreezeBuiltInCall; mxPush(mxFunctionPrototype); mxFreezeBuiltInRun;
+	mxFreezeBuiltInCall; mxPush(mxGeneratorFunctionPrototype); mxFreezeBuiltInRun;
+	mxFreezeBuiltInCall; mxPush(mxGeneratorPrototype); mxFreezeBuiltInRun;
+	mxFreezeBuiltInCall; mxPush(mxHostPrototype); mxFreezeBuiltInRun;
+	mxFreezeBuiltInCall; mxPush(mxIteratorPrototype); mxFreezeBuiltInRun;
+	mxFreezeBuiltInCall; mxPush(mxMapIteratorPrototype); mxFreezeBuiltInRun;
+	mxFreezeBuiltInCall; mxPush(mxMapPrototype); mxFreezeBuiltInRun;
+	mxFreezeBuiltInCall; mxPush(mxModulePrototype); mxFreezeBuiltInRun;
+	mxFreezeBuiltInCall; mxPush(mxNumberPrototype); mxFreezeBuiltInRun;
+	mxFreezeBuiltInCall; mxPush(mxObjectPrototype); mxFreezeBuiltInRun;
+	mxFreezeBuiltInCall; mxPush(mxPromisePrototype); mxFreezeBuiltInRun;
+	mxFreezeBuiltInCall; mxPush(mxProxyPrototype); mxFreezeBuiltInRun;
+	mxFreezeBuiltInCall; mxPush(mxRangeErrorPrototype); mxFreezeBuiltInRun;
+	mxFreezeBuiltInCall; mxPush(mxReferenceErrorPrototype); mxFreezeBuiltInRun;
+	mxFreezeBuiltInCall; mxPush(mxRegExpPrototype); mxFreezeBuiltInRun;
+	mxFreezeBuiltInCall; mxPush(mxRegExpStringIteratorPrototype); mxFreezeBuiltInRun;
+	mxFreezeBuiltInCall; mxPush(mxSetIteratorPrototype); mxFreezeBuiltInRun;
+	mxFreezeBuiltInCall; mxPush(mxSetPrototype); mxFreezeBuiltInRun;
+	mxFreezeBuiltInCall; mxPush(mxSharedArrayBufferPrototype); mxFreezeBuiltInRun;
+	mxFreezeBuiltInCall; mxPush(mxStringIteratorPrototype); mxFreezeBuiltInRun;
+	mxFreezeBuiltInCall; mxPush(mxStringPrototype); mxFreezeBuiltInRun;
+	mxFreezeBuiltInCall; mxPush(mxSymbolPrototype); mxFreezeBuiltInRun;
+	mxFreezeBuiltInCall; mxPush(mxSyntaxErrorPrototype); mxFreezeBuiltInRun;
+	mxFreezeBuiltInCall; mxPush(mxTransferPrototype); mxFreezeBuiltInRun;
+	mxFreezeBuiltInCall; mxPush(mxTypedArrayPrototype); mxFreezeBuiltInRun;
+	mxFreezeBuiltInCall; mxPush(mxTypeErrorPrototype); mxFreezeBuiltInRun;
+	mxFreezeBuiltInCall; mxPush(mxURIErrorPrototype); mxFreezeBuiltInRun;
+	mxFreezeBuiltInCall; mxPush(mxWeakMapPrototype); mxFreezeBuiltInRun;
+	mxFreezeBuiltInCall; mxPush(mxWeakRefPrototype); mxFreezeBuiltInRun;
+	mxFreezeBuiltInCall; mxPush(mxWeakSetPrototype); mxFreezeBuiltInRun;
+	for (index = 0, dispatch = &gxTypeDispatches[0]; index < mxTypeArrayCount; index++, dispatch++) {
+		mxFreezeBuiltInCall;
+		mxPush(the->stackPrototypes[-1 - (txInteger)dispatch->constructorID]);
+		mxGetID(mxID(_prototype));
+		mxFreezeBuiltInRun;
+	}
+	mxFreezeBuiltInCall; mxPush(mxEnumeratorFunction); mxGetID(mxID(_prototype)); mxFreezeBuiltInRun;
+
+	mxFreezeBuiltInCall; mxPush(mxArrayPrototype); mxGetID(mxID(_Symbol_unscopables)); mxFreezeBuiltInRun;
+
+	mxPop();
+#undef mxFreezeBuiltInCall
+#undef mxFreezeBuiltInRun
+}
+
 int xsHostExitStatus(txMachine* the)
 {
 	return the->exitStatus;

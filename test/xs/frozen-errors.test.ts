@@ -1,7 +1,8 @@
 /**
  * The project's error classes work where Error.prototype is frozen, as on the device (the SDK
- * freezes the built-ins): each is constructed and thrown with its own name, not turned into a
- * TypeError by an assignment to the inherited, non-writable `name`.
+ * freezes the built-ins, and so does the XS test host: test/xs/device-like-host.test.ts): each is
+ * constructed and thrown with its own name, not turned into a TypeError by an assignment to the
+ * inherited, non-writable `name`.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';

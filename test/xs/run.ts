@@ -5,7 +5,7 @@
  *   assert.equal(run.code, 0, run.stderr);
  *
  * The entry module is bundled with esbuild (platform neutral, ES2022, class static fields lowered:
- * XS 13.3 mis-handles noble's `Point`, see FACTS.md) and run by the project's own XS host,
+ * XS 13.3 mis-handles noble's `Point`) and run by the project's own XS host,
  * native/build/xs-host (native/xs-host, built by scripts/build-xs-host.js on first use).
  *
  * The bundle is an ES module by default (as the device loads its code; `format: 'iife'` for a
@@ -14,6 +14,10 @@
  * while a bundle's body runs, its ~500 top-level bindings hold over half of those slots.
  * The host gives the bundle `print`, `native`, `crypto.getRandomValues`, `gc`, `heapUsed`,
  * `scriptArgs`, TextEncoder and TextDecoder (see test/xs/entries/host.ts).
+ *
+ * Like the device: the built-ins are frozen before the bundle runs, as the Moddable SDK's linker
+ * freezes them (`frozenBuiltIns: false` is the opt-out; no suite uses it but the host's own test
+ * of it), and a host object is bytes only if C made it a host buffer (test/xs/device-like-host.test.ts).
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -42,6 +46,12 @@ export interface RunInXsOptions {
   env?: Record<string, string>;
   /** The machine's stack in slots; the host's default is the device application's 1024. */
   stackSlots?: number;
+  /**
+   * Freeze the built-ins before the entry runs, as the Moddable SDK's linker does on the device
+   * (the host's default; native/xs-host/README.md). Default true: pass false only for a run that
+   * must see XS's unfrozen built-ins, and say why.
+   */
+  frozenBuiltIns?: boolean;
   /** `esm` (default): an ES module bundle the host imports; `iife`: a script bundle. */
   format?: 'esm' | 'iife';
   /**
@@ -158,6 +168,7 @@ async function runHost(bundle: string, format: 'esm' | 'iife', options: RunInXsO
   const hostArgs = [
     ...(format === 'esm' ? ['--module'] : []),
     ...(options.stackSlots === undefined ? [] : ['--stack', String(options.stackSlots)]),
+    ...(options.frozenBuiltIns === false ? ['--no-freeze'] : []),
     '--',
     bundle,
     ...(options.args ?? []),

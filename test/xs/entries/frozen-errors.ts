@@ -1,8 +1,8 @@
 /**
  * XS side of test/xs/frozen-errors.test.ts: the Moddable SDK freezes the built-ins, including
  * Error.prototype, so an error class that assigns `this.name` throws "set name: not writable" on
- * the device instead of the error it meant. Freeze it here as the SDK does, then construct every
- * error class of src/ and print `error CLASS NAME REASON`.
+ * the device instead of the error it meant. The XS test host freezes them as the SDK does (this
+ * entry checks that it did); construct every error class of src/ and print `error CLASS NAME REASON`.
  */
 import { CborError } from '../../../src/cbor/index.js';
 import { CoseError } from '../../../src/cose/errors.js';
@@ -12,7 +12,7 @@ import { DerError } from '../../../src/pki/der.js';
 import { emit, runMain } from './host.js';
 
 runMain(() => {
-  Object.freeze(Error.prototype);
+  if (!Object.isFrozen(Error.prototype)) throw new Error('the XS test host did not freeze the built-ins');
   const make: [string, () => Error][] = [
     ['CoseError', () => new CoseError('bad-cbor', 'x')],
     ['CborError', () => new CborError('x', 0)],
