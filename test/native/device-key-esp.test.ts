@@ -318,3 +318,55 @@ describe('MODDEF_CF_HUK_HMAC_KEY is an eFuse key block 0..5 at compile time', ()
     assert.match(`${bad.stdout}${bad.stderr}`, /FAIL\s+esp32s3\s+native\/crypto\/cf_device_key\.c/);
   });
 });
+
+describe("the device secret's NVS partition is in the ESP32 build's partition table", () => {
+  const nativeDir = join(projectRoot, 'native');
+  const manifest = JSON.parse(readFileSync(join(nativeDir, 'manifest.json'), 'utf8')) as {
+    platforms: { esp32: { build?: Record<string, string> } };
+  };
+  const label = /#define CF_NVS_PARTITION "([^"]+)"/.exec(
+    readFileSync(join(nativeDir, 'crypto', 'cf_device_key.c'), 'utf8'),
+  )?.[1];
+  const file = manifest.platforms.esp32.build?.PARTITIONS_FILE;
+  const parse = (value: string) => (value.startsWith('0x') ? Number.parseInt(value, 16) : Number(value));
+  const rows = file
+    ? readFileSync(join(nativeDir, file), 'utf8')
+        .split('\n')
+        .map((line) => line.trim())
+        .filter((line) => line && !line.startsWith('#'))
+        .map((line) => line.split(',').map((cell) => cell.trim()))
+        .map(([name, type, subtype, offset, size, flags]) => ({
+          name: name!,
+          type: type!,
+          subtype: subtype!,
+          offset: parse(offset!),
+          size: parse(size!),
+          flags: flags ?? '',
+        }))
+    : [];
+
+  test('native/manifest.json gives mcconfig the project partition table, with the partition cf_device_key.c opens', () => {
+    assert.equal(file, './partitions.csv');
+    assert.ok(label, 'no CF_NVS_PARTITION in cf_device_key.c');
+    const partition = rows.find((row) => row.name === label);
+    assert.ok(partition, `no partition ${label} in native/partitions.csv`);
+    assert.deepEqual([partition.type, partition.subtype], ['data', 'nvs']);
+    assert.ok(partition.size >= 0x3000, 'NVS needs at least 3 pages');
+  });
+
+  test("the default NVS partition keeps the SDK's offset and size, so an existing device keeps its old secret to move", () => {
+    const nvs = rows.find((row) => row.name === 'nvs');
+    assert.deepEqual(nvs && [nvs.type, nvs.subtype, nvs.offset, nvs.size], ['data', 'nvs', 0x9000, 0x6000]);
+  });
+
+  test('partitions are aligned, do not overlap and fit in 4 MB; nvs_keys is encrypted', () => {
+    const sorted = [...rows].sort((a, b) => a.offset - b.offset);
+    for (const [i, row] of sorted.entries()) {
+      assert.equal(row.offset % (row.type === 'app' ? 0x10000 : 0x1000), 0, `${row.name} is not aligned`);
+      if (i > 0) assert.ok(sorted[i - 1]!.offset + sorted[i - 1]!.size <= row.offset, `${row.name} overlaps`);
+    }
+    const last = sorted.at(-1)!;
+    assert.ok(last.offset + last.size <= 0x400000);
+    assert.equal(rows.find((row) => row.subtype === 'nvs_keys')?.flags, 'encrypted');
+  });
+});
