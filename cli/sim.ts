@@ -27,6 +27,8 @@ Options (environment variable in brackets):
   --rate R              messages per second per device (default 1)        [COSE_FLOW_RATE]
   --qos Q               QoS of data messages, 0 or 1 (default 1)          [COSE_FLOW_QOS]
   --duration S          stop after S seconds (default: until Ctrl-C)      [COSE_FLOW_DURATION]
+  --messages N          stop once every device has N messages acknowledged (with --duration as
+                        the limit: exit 1 when it passes first)
   --id-prefix P         device ids P0001, P0002, … (default sim-)
   --prefix P            topic prefix (default cose-flow/v1)
   --username U, --password P   broker credentials                         [COSE_FLOW_USERNAME, COSE_FLOW_PASSWORD]
@@ -54,6 +56,7 @@ const FLAGS = {
   rate: { type: 'string' },
   qos: { type: 'string' },
   duration: { type: 'string' },
+  messages: { type: 'string' },
   'id-prefix': { type: 'string' },
   prefix: { type: 'string' },
   username: { type: 'string' },
@@ -133,6 +136,10 @@ async function run(args: string[], io: CliIo): Promise<number> {
   const qos = numberFlag(values.qos ?? env('QOS'), 'qos', 1, (n) => n === 0 || n === 1) as 0 | 1;
   const durationS = values.duration ?? env('DURATION');
   const duration = durationS === undefined ? undefined : numberFlag(durationS, 'duration', 0, (n) => n > 0);
+  const messages =
+    values.messages === undefined
+      ? undefined
+      : numberFlag(values.messages, 'messages', 0, (n) => Number.isSafeInteger(n) && n > 0);
   const cryptoChoice = values.crypto ?? 'noble';
   if (cryptoChoice !== 'noble' && cryptoChoice !== 'node') throw new UsageError('--crypto is noble or node');
   const rekey: Partial<RekeyPolicy> = {};
@@ -178,7 +185,7 @@ async function run(args: string[], io: CliIo): Promise<number> {
   );
 
   let last = { at: Date.now(), acknowledged: 0 };
-  const progress = setInterval(() => {
+  const report = () => {
     const t = fleet.totals();
     const now = Date.now();
     const msgRate = ((t.acknowledged - last.acknowledged) * 1000) / Math.max(1, now - last.at);
@@ -186,19 +193,34 @@ async function run(args: string[], io: CliIo): Promise<number> {
     const line = formatTotals(t, (now - began) / 1000, msgRate);
     if (interactive) io.stderr(`\r\x1b[2K${line}`);
     else io.stderr(`${line}\n`);
-  }, 1000);
+  };
+  const progress = setInterval(report, 1000);
+  const everyDeviceDone = () =>
+    messages !== undefined && fleet.devices.every((d) => d.app.stats.acknowledged >= messages);
 
-  await new Promise<void>((resolve) => {
-    const done = () => {
-      process.off('SIGINT', done);
-      process.off('SIGTERM', done);
-      resolve();
+  const reachedCount = await new Promise<boolean>((resolve) => {
+    const timers: NodeJS.Timeout[] = [];
+    const done = (counted: boolean) => {
+      process.off('SIGINT', interrupted);
+      process.off('SIGTERM', interrupted);
+      for (const t of timers) clearInterval(t);
+      resolve(counted);
     };
-    process.once('SIGINT', done);
-    process.once('SIGTERM', done);
-    if (duration !== undefined) setTimeout(done, duration * 1000).unref();
+    const interrupted = () => done(false);
+    process.once('SIGINT', interrupted);
+    process.once('SIGTERM', interrupted);
+    if (duration !== undefined) timers.push(setTimeout(() => done(false), duration * 1000).unref());
+    if (messages !== undefined) timers.push(setInterval(() => everyDeviceDone() && done(true), 50));
   });
   clearInterval(progress);
+  report(); // the state at the end, whatever stopped the run
+  if (messages !== undefined && !reachedCount) {
+    const short = fleet.devices.filter((d) => d.app.stats.acknowledged < messages).map((d) => d.deviceId);
+    io.stderr(
+      `${short.length} device(s) had fewer than ${messages} messages acknowledged when the run stopped: ` +
+        `${short.slice(0, 5).join(', ')}${short.length > 5 ? ', …' : ''}\n`,
+    );
+  }
   if (interactive) io.stderr('\n');
   const totals = await fleet.stop();
   logFile?.end();
@@ -226,7 +248,7 @@ async function run(args: string[], io: CliIo): Promise<number> {
         `; resent ${summary.resent}, dropped ${summary.dropped}, skipped ${summary.skipped}, queued at stop ${summary.queuedAtStop}\n`,
     );
   }
-  return summary.errors > 0 ? 1 : 0;
+  return summary.errors > 0 || (messages !== undefined && !reachedCount) ? 1 : 0;
 }
 
 export const simCommand: Command = {

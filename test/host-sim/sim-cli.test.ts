@@ -32,8 +32,11 @@ test('cose-flow sim: three devices enroll, send at QoS 1 and report a summary', 
       '3',
       '--rate',
       '20',
+      // Until every device has 10 messages acknowledged; the duration is only the limit.
+      '--messages',
+      '10',
       '--duration',
-      '3',
+      '120',
       '--json',
     ];
     const code = await main(args, io);
@@ -41,11 +44,31 @@ test('cose-flow sim: three devices enroll, send at QoS 1 and report a summary', 
     const summary = JSON.parse(stdout) as Record<string, number>;
     assert.equal(summary.devices, 3);
     assert.equal(summary.errors, 0, stderr);
-    assert.ok(summary.acknowledged! > 20, stdout);
+    assert.ok(summary.acknowledged! >= 30, stdout);
     assert.equal(summary.sessions, 3);
     assert.match(stderr, /made a CA/);
     assert.match(stderr, /3\/3 sending/);
     assert.equal(await main(['sim', '--devices', '2'], io), 2, 'no broker: a usage error');
+  } finally {
+    await broker.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('cose-flow sim --messages: a count the run cannot reach before --duration exits 1 and says who fell short', async () => {
+  const broker = await startAedes();
+  const dir = mkdtempSync(join(tmpdir(), 'cf-sim-'));
+  let stderr = '';
+  const io = { stdout: () => {}, stderr: (t: string) => void (stderr += t), stdin: () => process.stdin };
+  try {
+    const args = ['sim', '--broker', broker.url, '--data-dir', dir, '--rate', '1', '--messages', '1000000'];
+    assert.equal(await main([...args, '--duration', '1'], io), 1, stderr);
+    assert.match(stderr, /1 device\(s\) had fewer than 1000000 messages acknowledged when the run stopped: sim-0001/);
+    for (const bad of ['0', '-1', '1.5', 'x']) {
+      stderr = '';
+      assert.equal(await main(['sim', '--broker', broker.url, '--messages', bad], io), 2, bad);
+      assert.match(stderr, /--messages/);
+    }
   } finally {
     await broker.close();
     rmSync(dir, { recursive: true, force: true });
