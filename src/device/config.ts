@@ -132,6 +132,8 @@ export interface ConnectionSettings {
   clientId?: string;
   /** MQTT keepalive in seconds. */
   keepalive?: number;
+  /** mqtts:// only: the DER certificate of the CA that issued the broker's TLS certificate. */
+  brokerCa?: Uint8Array;
 }
 
 /**
@@ -147,6 +149,7 @@ export interface ConnectionSettings {
  *   deviceCertificate, caCertificate, cloudCertificate       offline provisioning: all three or none,
  *     each PEM (the text of a .pem file, or only its base64 body; whitespace ignored)
  *   printCsr (true)                                          log the device's CSR at boot and stop
+ *   brokerCa (PEM)                                           mqtts:// only: the broker's TLS CA
  */
 export function readSettings(settings: Settings): { config: DeviceConfig; connection: ConnectionSettings } {
   const text = (key: string): string | undefined => {
@@ -247,5 +250,10 @@ export function readSettings(settings: Settings): { config: DeviceConfig; connec
   if (clientId !== undefined) connection.clientId = clientId;
   const keepalive = number('keepalive');
   if (keepalive !== undefined) connection.keepalive = keepalive;
+  const brokerCa = certificate('brokerCa');
+  if (brokerCa !== undefined) {
+    if (!broker.startsWith('mqtts:')) throw new RangeError('setting brokerCa is for an mqtts:// broker');
+    connection.brokerCa = brokerCa;
+  }
   return { config: deviceConfig(partial), connection };
 }

@@ -7,7 +7,8 @@
  *
  * Config keys (manifest "config", all optional except broker): broker, mqttUsername, mqttPassword
  * (the SDK's Wi-Fi setup reads `ssid` and `password` itself), deviceId, prefix, rate or interval, qos, rekeyMessages, rekeyAge, rekeyMinInterval, kidBlock,
- * outbox, ca or caFingerprint (hex), batch + enrollKey (hex), logLevel; see src/device/config.ts.
+ * outbox, ca or caFingerprint (hex), batch + enrollKey (hex), brokerCa (PEM, for mqtts://), logLevel;
+ * see src/device/config.ts.
  */
 import './abort-hook.js';
 import config from 'mc/config';
@@ -20,7 +21,7 @@ import { platformCrypto } from '../platform-crypto.js';
 import { moddableClock } from './clock.js';
 import { traceLogger } from './log.js';
 import { ModdableMqttLink } from './mqtt.js';
-import './network.js';
+import { configureNetwork, networkProblem } from './network.js';
 import { deviceSensor } from './sensor.js';
 import { PreferenceStore } from './store.js';
 import { moddableTimers } from './timers.js';
@@ -31,6 +32,9 @@ function start(): void {
   let app: DeviceApp;
   try {
     const { config: deviceConfig, connection } = readSettings(settings);
+    configureNetwork(connection.brokerCa === undefined ? {} : { brokerCa: connection.brokerCa });
+    const networkError = networkProblem(connection.broker);
+    if (networkError !== undefined) throw new RangeError(networkError);
     const crypto = platformCrypto();
     const store = new PreferenceStore();
     const huk = platformHuk(crypto, store);

@@ -11,10 +11,13 @@
  * - a QoS 0 publish buffered when the connection drops never calls back in mqtt/js: rejected here;
  * - publish/subscribe while not connected reject at once instead of being buffered;
  * - `end()` throws while connecting and sends no DISCONNECT (so a Will fires): `close()` copes;
- * - subscriptions are made again on every new connection before the link reports it is up.
+ * - subscriptions are made again on every new connection before the link reports it is up;
+ * - a failed attempt is reported as `error` with no argument: the reason given here says which
+ *   broker, and how far the attempt got and why it stopped, as the sockets of network.ts saw it.
  */
 import { Client } from 'mqtt/js';
 import type { LinkDown, MessageHandler, MqttLink, QoS } from '../../platform/mqtt.js';
+import { beginAttempt, connectionProgress, networkProblem } from './network.js';
 
 export interface ModdableMqttOptions {
   clientId: string;
@@ -48,6 +51,11 @@ export class ModdableMqttLink implements MqttLink {
   connect(): Promise<void> {
     if (this.#connected) return Promise.resolve();
     if (this.#attempt !== undefined) return this.#attempt;
+    const problem = networkProblem(this.#url);
+    if (problem !== undefined) {
+      for (const handler of [...this.#down]) handler({ reason: problem });
+      return Promise.reject(new Error(problem));
+    }
     const attempt = new Promise<void>((resolve, reject) => {
       let settled = false;
       let client: Client;
@@ -60,6 +68,7 @@ export class ModdableMqttLink implements MqttLink {
         reject(new Error(reason));
         for (const handler of [...this.#down]) handler({ reason });
       };
+      beginAttempt(this.#url);
       try {
         client = new Client(this.#url, {
           clientId: this.#options.clientId,
@@ -85,9 +94,13 @@ export class ModdableMqttLink implements MqttLink {
           }
         }
       });
-      client.on('error', (error: Error) => fail(`connection failed: ${String(error)}`));
+      const failed = (what: string) => `connection to ${redactUrl(this.#url)} ${what}, ${connectionProgress()}`;
+      // mqtt/js passes no argument; should a later version pass one, it is kept.
+      client.on('error', (error?: unknown) =>
+        fail(error === undefined || error === null ? failed('failed') : `${failed('failed')} (${String(error)})`),
+      );
       client.on('close', () => {
-        if (!settled) fail('the connection closed before the broker accepted it');
+        if (!settled) fail(failed('closed before the broker accepted it'));
         else this.#lost(client);
       });
       client.on('connect', () => {
@@ -194,6 +207,11 @@ function subscribeOn(client: Client, name: string, qos: QoS): Promise<void> {
       else resolve();
     });
   });
+}
+
+/** `url` without user name or password, for logs. */
+export function redactUrl(url: string): string {
+  return url.replace(/^([a-z]+:\/\/)[^@/]*@/i, '$1');
 }
 
 /** mqtt/js's end() throws while connecting; a link that gives up on a client must not. */

@@ -1,19 +1,19 @@
 /**
- * The device's own measurements: uptime (`Time.ticks`), free heap (the SDK's instrumentation,
+ * The device's own measurements: uptime (since the application started, clock.ts), free heap (the SDK's instrumentation,
  * "System Free Memory") and, where the chip has a temperature sensor, the internal temperature
  * (`chipTemperature`: by default ./temperature.js, which the ESP32 bundle maps to the native
  * sensor; the desktop simulator and the original ESP32 have none, and their readings no `temp`).
  */
 import Instrumentation from 'instrumentation';
-import Time from 'time';
 import type { Reading, Sensor } from '../../platform/sensor.js';
+import { uptimeMs } from './clock.js';
 import { chipTemperature as platformTemperature } from './temperature.js';
 
 export function deviceSensor(chipTemperature: (() => number | undefined) | undefined = platformTemperature): Sensor {
   const freeMemory = Instrumentation.map('System Free Memory');
   return {
     read(): Reading {
-      const reading: Reading = { uptime: Time.ticks / 1000 };
+      const reading: Reading = { uptime: uptimeMs() / 1000 };
       const heap = freeMemory === undefined ? undefined : Instrumentation.get(freeMemory);
       if (typeof heap === 'number' && heap > 0) reading.freeHeap = heap;
       const temperature = chipTemperature?.();
