@@ -62,6 +62,51 @@ export async function connectDeviceMqtt(url: string, options: IClientOptions = {
 export interface HostMqttLinkOptions {
   /** MQTT.js options (clientId, username, password, TLS, keepalive, connectTimeout, …). */
   mqtt?: IClientOptions;
+  /**
+   * mqtts:// only: the certificate (PEM text or DER) of the CA that issued the broker's TLS
+   * certificate, as the device's `brokerCa`. The broker's certificate must chain to it and name
+   * the broker's host; without it Node's default trust store is used.
+   */
+  brokerCa?: string | Uint8Array;
+}
+
+/** Node's codes for a server certificate that does not verify. */
+const UNTRUSTED_CERTIFICATE = new Set([
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_NOT_YET_VALID',
+  'CERT_HAS_EXPIRED',
+  'CERT_UNTRUSTED',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+/** PEM text for MQTT.js's `ca` (Node's TLS does not take DER). */
+function caPem(ca: string | Uint8Array): string {
+  if (typeof ca === 'string') return ca;
+  const body = Buffer.from(ca.buffer, ca.byteOffset, ca.byteLength).toString('base64');
+  return `-----BEGIN CERTIFICATE-----\n${body.replace(/.{1,64}/g, '$&\n')}-----END CERTIFICATE-----\n`;
+}
+
+/** `url` without user name or password, for logs. */
+function redactUrl(url: string): string {
+  return url.replace(/^([a-z]+:\/\/)[^@/]*@/i, '$1');
+}
+
+/** What a failed attempt's log line says: the broker, and for TLS which check failed. */
+function attemptFailure(url: string, error: Error, hasCa: boolean): Error {
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string' && UNTRUSTED_CERTIFICATE.has(code)) {
+    const trust = hasCa ? 'brokerCa' : "Node's default trust store (no brokerCa configured)";
+    return new Error(
+      `connection to ${redactUrl(url)} failed in the TLS handshake: the broker's certificate does not verify ` +
+        `against ${trust} (${code}: ${error.message})`,
+    );
+  }
+  return new Error(`connection to ${redactUrl(url)} failed: ${error.message}`);
 }
 
 /**
@@ -84,7 +129,12 @@ export class HostMqttLink implements MqttLink {
 
   constructor(url: string, options: HostMqttLinkOptions = {}) {
     this.url = url;
-    this.#options = options.mqtt ?? {};
+    this.#options = { ...options.mqtt };
+    if (options.brokerCa !== undefined) {
+      if (!url.startsWith('mqtts:')) throw new RangeError('brokerCa is for an mqtts:// broker');
+      this.#options.ca = caPem(options.brokerCa);
+      this.#options.rejectUnauthorized = true;
+    }
   }
 
   get connected(): boolean {
@@ -129,7 +179,7 @@ export class HostMqttLink implements MqttLink {
         }
       });
       client.on('error', (error) => {
-        if (!settled) fail(error);
+        if (!settled) fail(attemptFailure(this.url, error, this.#options.ca !== undefined));
       });
       client.on('close', () => {
         if (!settled) {
