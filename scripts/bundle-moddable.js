@@ -31,6 +31,7 @@ const targets = {
   esp32: {
     'platform-crypto.js': join(root, 'src/moddable/native-crypto.ts'),
     'identity-stored.js': join(root, 'src/moddable/identity-native.ts'),
+    'temperature.js': join(root, 'src/moddable/sdk/temperature-esp32.ts'),
   },
 };
 
@@ -52,8 +53,8 @@ for (const [target, swaps] of Object.entries(targets)) {
       {
         name: 'cose-flow-target',
         setup(b) {
-          b.onResolve({ filter: /^\.\.\/(platform-crypto|identity-stored)\.js$/ }, (args) => {
-            const swap = swaps[args.path.slice(3)];
+          b.onResolve({ filter: /^\.\.?\/(platform-crypto|identity-stored|temperature)\.js$/ }, (args) => {
+            const swap = swaps[args.path.replace(/^\.\.?\//, '')];
             return swap === undefined ? undefined : { path: swap };
           });
         },

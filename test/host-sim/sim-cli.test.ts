@@ -59,7 +59,13 @@ test('cose-flow sim --messages: a count the run cannot reach before --duration e
   const broker = await startAedes();
   const dir = mkdtempSync(join(tmpdir(), 'cf-sim-'));
   let stderr = '';
-  const io = { stdout: () => {}, stderr: (t: string) => void (stderr += t), stdin: () => process.stdin };
+  const io = {
+    stdout: () => {},
+    stderr: (t: string) => {
+      stderr += t;
+    },
+    stdin: () => process.stdin,
+  };
   try {
     const args = ['sim', '--broker', broker.url, '--data-dir', dir, '--rate', '1', '--messages', '1000000'];
     assert.equal(await main([...args, '--duration', '1'], io), 1, stderr);
