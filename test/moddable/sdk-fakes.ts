@@ -20,8 +20,11 @@
 interface FakeSdkState {
   ticks: number;
   tcp: 'refuse' | 'accept';
-  /** What the fake TLS socket does with the server's first bytes: "verify" or "reject". */
-  tls: 'verify' | 'reject';
+  /**
+   * What the fake TLS socket does: "verify" or "reject" the server's first bytes, or "setup-fails"
+   * (its constructor throws, as the SDK's does for a CA certificate out of its validity dates).
+   */
+  tls: 'verify' | 'reject' | 'setup-fails';
   escaped: string[];
   /** The `secure` options the TLS socket was given. */
   secure?: Record<string, unknown>;
@@ -112,6 +115,7 @@ export class FakeTLSSocket {
     fakeSdk.secure = options.secure;
     const certificate = options.secure?.certificate;
     if (!(certificate instanceof ArrayBuffer) || certificate.byteLength === 0) throw new TLSError('no CA certificate');
+    if (fakeSdk.tls === 'setup-fails') throw new Error('date validation failed');
     let ready = false;
     this.#tcp = new options.TCP.io({
       ...options,
@@ -139,23 +143,32 @@ export class FakeMqttClient {
   #socket: { close(): void } | undefined;
   constructor(options: Options & { socket: NetworkConfig['socket']; onControl?: Callback }) {
     let connected = false;
-    this.#socket = new options.socket.io({
-      ...options.socket,
-      address: options.host,
-      host: options.host,
-      port: options.port,
-      onWritable: () => {
-        // CONNECT sent
-      },
-      onReadable: () => {
-        if (connected) return;
-        connected = true;
-        options.onControl?.({ operation: FakeMqttClient.CONNACK, id: 0 });
-      },
-      onError: () => {
-        options.onError?.(); // the SDK's client reports no reason
-        this.close();
-      },
+    const onError = () => {
+      options.onError?.(); // the SDK's client reports no reason
+      this.close();
+    };
+    // As the SDK's: the socket is made once the host name is resolved, and what its constructor
+    // throws becomes an error without a reason.
+    later(() => {
+      try {
+        this.#socket = new options.socket.io({
+          ...options.socket,
+          address: options.host,
+          host: options.host,
+          port: options.port,
+          onWritable: () => {
+            // CONNECT sent
+          },
+          onReadable: () => {
+            if (connected) return;
+            connected = true;
+            options.onControl?.({ operation: FakeMqttClient.CONNACK, id: 0 });
+          },
+          onError,
+        });
+      } catch {
+        onError();
+      }
     });
   }
   close(): void {

@@ -138,6 +138,12 @@ test('a failed connection is logged with the broker and how far it got, not "und
   assert.deepEqual(json('tls-rejected-escaped'), [], 'the TLS error never reaches the socket (which would abort)');
   assert.deepEqual(json('tls-certificate'), [0x30, 0x82, 0x01, 0x02, 7, 7, 7], 'the configured CA, as DER');
 
+  assert.equal(
+    json('tls-setup-fails').reason,
+    'connection to mqtts://127.0.0.1:8883 failed, stopped while setting up TLS: TLS setup: date validation failed',
+    'what the TLS socket throws while it is made (a CA out of date) is named too',
+  );
+
   assert.deepEqual(json('tls-connects'), { ok: true });
   assert.deepEqual(json('tls-escaped'), []);
 });

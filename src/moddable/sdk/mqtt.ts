@@ -80,7 +80,9 @@ export class ModdableMqttLink implements MqttLink {
         });
       } catch (e) {
         this.#attempt = undefined;
-        reject(e instanceof Error ? e : new Error(String(e)));
+        reject(
+          new Error(`connection to ${redactUrl(this.#url)} failed: ${e instanceof Error ? e.message : String(e)}`),
+        );
         return;
       }
       this.#client = client;

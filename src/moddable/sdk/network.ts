@@ -49,8 +49,8 @@ export function connectionProgress(): string {
   if (progress.failure !== undefined) text += `: ${progress.failure}`;
   if (progress.tls && progress.failure?.includes('certificate'))
     text += " (the broker's certificate is not issued by brokerCa, is out of date, or does not name the broker's host)";
-  if (progress.tls && progress.stage === 'doing the TLS handshake' && !clockIsSet())
-    text += ' (the clock is not set: certificate dates cannot be checked before SNTP sets it)';
+  if (progress.tls && progress.failure !== undefined && !clockIsSet())
+    text += ' (the clock is not set: the SDK checks certificate dates against it; set it first, e.g. with sntp)';
   return text;
 }
 
@@ -128,6 +128,7 @@ class TracedTLS extends TLSSocket {
   constructor(options: SocketOptions) {
     let secured = false;
     const onWritable = options.onWritable;
+    note('setting up TLS');
     try {
       super({
         ...options,

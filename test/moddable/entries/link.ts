@@ -55,6 +55,9 @@ runMain(async () => {
     certificate instanceof ArrayBuffer ? Array.from(new Uint8Array(certificate)) : String(certificate),
   );
 
+  fakeSdk.tls = 'setup-fails';
+  report('tls-setup-fails', await attempt('mqtts://127.0.0.1:8883'));
+
   fakeSdk.tls = 'verify';
   report('tls-connects', await attempt('mqtts://127.0.0.1:8883'));
   report('tls-escaped', fakeSdk.escaped);
