@@ -129,7 +129,11 @@ static cf_status deviceSecret(uint8_t secret[CF_DEVICE_SECRET_BYTES])
  * is moved once (copied, read back, then erased there).
  */
 #include "bootloader_random.h"
+#include "esp_wifi.h"
 #include "nvs.h"
+#if CONFIG_BT_ENABLED
+#include "esp_bt.h"
+#endif
 #include "nvs_flash.h"
 
 #define CF_NVS_PARTITION "cf_huk"
@@ -236,9 +240,32 @@ static void eraseLegacyHuk(const uint8_t huk[CF_HUK_BYTES])
  * (Wi-Fi/BT, which the SDK starts only when `ssid` is configured) or the SAR ADC noise source that
  * bootloader_random_enable() turns on. This runs once in the device's life, at its first start.
  */
+/*
+ * Whether the radio runs: Wi-Fi initialised in any mode (the SDK initialises and starts it together,
+ * before main, when `ssid` is configured) or the Bluetooth controller enabled. Then esp_fill_random
+ * is already a true RNG, and bootloader_random_enable() must not be called: ESP-IDF documents it as
+ * unsafe while anything else uses the RF subsystem or the ADC (on the ESP32 it drives SAR ADC2 and
+ * resets I2S0, which Wi-Fi shares).
+ */
+static int radioRunning(void)
+{
+#if CONFIG_ESP_WIFI_ENABLED
+	wifi_mode_t mode;
+	if ((esp_wifi_get_mode(&mode) == ESP_OK) && (mode != WIFI_MODE_NULL))
+		return 1;
+#endif
+#if CONFIG_BT_ENABLED
+	if (esp_bt_controller_get_status() == ESP_BT_CONTROLLER_STATUS_ENABLED)
+		return 1;
+#endif
+	return 0;
+}
+
 static cf_status generateHuk(uint8_t huk[CF_HUK_BYTES])
 {
 	cf_status status;
+	if (radioRunning())
+		return cf_random(huk, CF_HUK_BYTES);
 	bootloader_random_enable();
 	status = cf_random(huk, CF_HUK_BYTES);
 	bootloader_random_disable();

@@ -133,15 +133,33 @@ describe('the original ESP32: the device secret in NVS', () => {
       `esp_fill_random without the entropy source:\n${lines.join('\n')}`,
     );
     // enable → draws → disable, and the source is off again afterwards.
-    const enable = lines.indexOf('call bootloader_random_enable');
+    const enable = lines.indexOf('call bootloader_random_enable radio=0');
     const disable = lines.indexOf('call bootloader_random_disable');
     assert.ok(enable >= 0 && disable > enable, `not bracketed:\n${lines.join('\n')}`);
     const firstDraw = lines.findIndex((l) => l.startsWith('call esp_fill_random'));
     const lastDraw = lines.length - 1 - [...lines].reverse().findIndex((l) => l.startsWith('call esp_fill_random'));
     assert.ok(enable < firstDraw && lastDraw < disable);
-    assert.equal(lines.filter((l) => l === 'call bootloader_random_enable').length, 1);
+    assert.equal(lines.filter((l) => l.startsWith('call bootloader_random_enable')).length, 1);
     assert.equal(lines.filter((l) => l === 'call bootloader_random_disable').length, 1);
-    assert.match(lines.at(-1)!, /^random calls=\d+ without-entropy=0$/);
+    assert.match(lines.at(-1)!, /^random calls=\d+ without-entropy=0 unsafe-enables=0$/);
+  });
+
+  test('with the radio on (Wi-Fi started before main), the secret is drawn without touching the ADC source', () => {
+    for (const mode of ['1', '2', '3']) {
+      const { identities, lines } = run('nohmac', ['wifi', mode, 'identity']);
+      assert.equal(identities[0]?.source, 'nvs', lines.join('\n'));
+      assert.deepEqual(
+        lines.filter((l) => l.startsWith('call bootloader_random')),
+        [],
+        `bootloader_random_enable() while Wi-Fi runs (mode ${mode}) is unsafe:\n${lines.join('\n')}`,
+      );
+      assert.ok(lines.some((l) => l.startsWith('call esp_fill_random')));
+      assert.match(lines.at(-1)!, /^random calls=\d+ without-entropy=0 unsafe-enables=0$/);
+    }
+    // Initialised but in WIFI_MODE_NULL: no radio, so the bootloader's source is used.
+    const { lines } = run('nohmac', ['wifi', '0', 'identity']);
+    assert.ok(lines.includes('call bootloader_random_enable radio=0'), lines.join('\n'));
+    assert.match(lines.at(-1)!, /^random calls=\d+ without-entropy=0 unsafe-enables=0$/);
   });
 
   test('is the same at every start, and no new one is made', () => {

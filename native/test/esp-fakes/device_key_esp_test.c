@@ -6,11 +6,12 @@
  *   put PARTITION NAMESPACE KEY HEX   an NVS blob
  *   nopartition PARTITION             the partition table has no such partition
  *   failset N                         the N-th next nvs_set_blob fails
+ *   wifi MODE                         Wi-Fi initialised in wifi_mode_t MODE (0 = NULL, 1 = STA, ...)
  *   identity                          cf_device_identity: "identity SOURCE ID PUBLIC" or "identity failed NAME"
  *   dump                              "nvs PARTITION/NAMESPACE/KEY HEX" for every blob
  *   mark TEXT                         "mark TEXT"
  *
- * then "random calls=N without-entropy=M".
+ * then "random calls=N without-entropy=M unsafe-enables=K".
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,6 +58,8 @@ int main(int argc, char** argv)
 			fake_nvs_partition_exists(argv[++i], 0);
 		else if (!strcmp(step, "failset") && (i + 1 < argc))
 			fake_nvs_fail_set(atoi(argv[++i]));
+		else if (!strcmp(step, "wifi") && (i + 1 < argc))
+			fake_wifi_set(atoi(argv[++i]));
 		else if (!strcmp(step, "identity")) {
 			cf_p256_key key;
 			uint8_t id[CF_DEVICE_ID_BYTES];
@@ -81,6 +84,7 @@ int main(int argc, char** argv)
 			return 2;
 		}
 	}
-	printf("random calls=%d without-entropy=%d\n", fake_random_calls, fake_random_calls_without_entropy);
+	printf("random calls=%d without-entropy=%d unsafe-enables=%d\n", fake_random_calls,
+		fake_random_calls_without_entropy, fake_unsafe_enables);
 	return 0;
 }

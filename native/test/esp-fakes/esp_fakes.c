@@ -12,6 +12,7 @@
 #include "cf_crypto.h"
 #include "esp_err.h"
 #include "esp_random.h"
+#include "esp_wifi.h"
 #include "nvs.h"
 #include "nvs_flash.h"
 #include "soc/soc_caps.h"
@@ -28,10 +29,33 @@
 /* ---- RNG and its entropy source ---- */
 
 int fake_random_calls, fake_random_calls_without_entropy, fake_bootloader_random_enabled;
+int fake_unsafe_enables;
+static int wifiMode = -1;
+
+void fake_wifi_set(int mode)
+{
+	wifiMode = mode;
+}
+
+esp_err_t esp_wifi_get_mode(wifi_mode_t* mode)
+{
+	printf("call esp_wifi_get_mode\n");
+	if (wifiMode < 0)
+		return ESP_ERR_WIFI_NOT_INIT;
+	*mode = (wifi_mode_t)wifiMode;
+	return ESP_OK;
+}
+
+static int radioRunning(void)
+{
+	return wifiMode > 0;
+}
 
 void bootloader_random_enable(void)
 {
-	printf("call bootloader_random_enable\n");
+	printf("call bootloader_random_enable radio=%d\n", radioRunning());
+	if (radioRunning())
+		fake_unsafe_enables++;
 	fake_bootloader_random_enabled = 1;
 }
 
@@ -44,9 +68,10 @@ void bootloader_random_disable(void)
 void esp_fill_random(void* buf, size_t len)
 {
 	size_t got = 0;
-	printf("call esp_fill_random %zu entropy=%d\n", len, fake_bootloader_random_enabled);
+	int entropy = fake_bootloader_random_enabled || radioRunning();
+	printf("call esp_fill_random %zu entropy=%d\n", len, entropy);
 	fake_random_calls++;
-	if (!fake_bootloader_random_enabled)
+	if (!entropy)
 		fake_random_calls_without_entropy++;
 	while (got < len) {
 		ssize_t n = getrandom((uint8_t*)buf + got, len - got, 0);

@@ -23,7 +23,14 @@ void fake_nvs_fail_set(int n);
 /* Prints every blob as "nvs PARTITION/NAMESPACE/KEY HEX". */
 void fake_nvs_dump(void);
 
-/* Counters. */
+/* Wi-Fi: -1 not initialised (the default), else the wifi_mode_t it runs in (0 = WIFI_MODE_NULL). */
+void fake_wifi_set(int mode);
+
+/*
+ * Counters. A draw has an entropy source while the bootloader's is enabled or the radio runs; an
+ * enable while the radio runs is unsafe (ESP-IDF: not while anything else uses RF or the ADC).
+ */
 extern int fake_random_calls, fake_random_calls_without_entropy, fake_bootloader_random_enabled;
+extern int fake_unsafe_enables;
 
 #endif
