@@ -2,9 +2,11 @@
  * What the SDK's mqtt/js client reads from `device.network`: `mqtt` (mqtt://) and, when the
  * broker's CA certificate is configured, `mqtts` (mqtts://): the ECMA-419 MQTT client over a TCP
  * socket, or over the SDK's TLS socket (examples/io/tcp/tlssocket, TLS 1.2) that trusts only
- * that CA (`secure.certificate`; the server's chain must name the CA, and its certificate must
- * carry the broker's host name or IPv4 address in subjectAltName). The SDK checks certificate
- * dates against `Date.now()`: the clock must be set (SNTP) before an mqtts:// connection.
+ * that CA (`secure.certificate`). The broker must send its certificate followed by the CA's (the
+ * SDK matches subjectAltName only inside a chain of two or more: a lone server certificate fails
+ * with "subjectAltName match failed"), and its certificate must carry the broker's host name or
+ * IPv4 address in subjectAltName. The SDK checks certificate dates against `Date.now()`: the
+ * clock must be set (SNTP) before an mqtts:// connection.
  *
  * mqtt/js reports a failed attempt as `error` with no argument, so the sockets here note how far
  * each attempt got (`connectionProgress`), and the link's log line says it. They also catch what
@@ -48,7 +50,9 @@ export function connectionProgress(): string {
   let text = `stopped while ${progress.stage}`;
   if (progress.failure !== undefined) text += `: ${progress.failure}`;
   if (progress.tls && progress.failure?.includes('certificate'))
-    text += " (the broker's certificate is not issued by brokerCa, is out of date, or does not name the broker's host)";
+    text +=
+      " (the broker's certificate is not issued by brokerCa, is out of date, or does not name the broker's host;" +
+      ' or the broker sends its certificate without the CA certificate after it, which the SDK needs)';
   if (progress.tls && progress.failure !== undefined && !clockIsSet())
     text += ' (the clock is not set: the SDK checks certificate dates against it; set it first, e.g. with sntp)';
   return text;
