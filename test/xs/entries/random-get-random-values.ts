@@ -187,9 +187,9 @@ const cases: Record<string, () => void> = {
   },
 
   /**
-   * Where the built-ins are not frozen (the simulator, this host), a script can replace the
-   * accessors of %TypedArray%.prototype or Reflect.get themselves: the C still writes only within
-   * a real ArrayBuffer's real length.
+   * Were the built-ins not frozen (the device and the simulator freeze them; this host can be
+   * told not to), a script could replace the accessors of %TypedArray%.prototype or Reflect.get
+   * themselves: the C still writes only within a real ArrayBuffer's real length.
    */
   'intrinsics-replaced'() {
     const proto = Object.getPrototypeOf(Uint8Array.prototype) as object;
