@@ -7,7 +7,7 @@ import { createWriteStream } from 'node:fs';
 import { deviceIds, type FleetTotals, startFleet } from '../host-sim/fleet.js';
 import { jsonLogger } from '../host-sim/log.js';
 import { hostCrypto } from '../host-sim/platform.js';
-import { deviceCsr, readProvisioning } from '../host-sim/provisioning.js';
+import { deviceCsr, readCertificateFile, readProvisioning } from '../host-sim/provisioning.js';
 import type { DeviceConfig, RekeyPolicy } from '../src/device/config.js';
 import { DEFAULT_CONFIG } from '../src/device/config.js';
 import type { Credentials } from '../src/device/credentials.js';
@@ -32,6 +32,8 @@ Options (environment variable in brackets):
   --id-prefix P         device ids P0001, P0002, … (default sim-)
   --prefix P            topic prefix (default cose-flow/v1)
   --username U, --password P   broker credentials                         [COSE_FLOW_USERNAME, COSE_FLOW_PASSWORD]
+  --broker-ca FILE      mqtts:// only: the CA certificate (PEM or DER) that issued the broker's
+                        TLS certificate; the devices trust only it           [COSE_FLOW_BROKER_CA]
   --crypto noble|node   the devices' crypto: noble as on the device (default), node:crypto for large fleets
   --rekey-messages N    re-key after N messages per session (default: never for this reason)
   --rekey-age S         re-key when a session is S seconds old (default ${DEFAULT_CONFIG.rekey.afterMs / 1000})
@@ -60,6 +62,7 @@ const FLAGS = {
   'id-prefix': { type: 'string' },
   prefix: { type: 'string' },
   username: { type: 'string' },
+  'broker-ca': { type: 'string' },
   password: { type: 'string' },
   crypto: { type: 'string' },
   'rekey-messages': { type: 'string' },
@@ -160,6 +163,16 @@ async function run(args: string[], io: CliIo): Promise<number> {
   const password = values.password ?? env('PASSWORD');
   const dataDir = values['data-dir'] ?? env('DATA_DIR') ?? './data';
 
+  const brokerCaFile = values['broker-ca'] ?? env('BROKER_CA');
+  let brokerCa: Uint8Array | undefined;
+  if (brokerCaFile !== undefined) {
+    if (!broker.startsWith('mqtts:')) throw new UsageError(`--broker-ca is for an mqtts:// broker, not ${broker}`);
+    try {
+      brokerCa = readCertificateFile(brokerCaFile, 'broker CA certificate');
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+  }
   const provisioned = readProvisioningFlags(values, deviceIds(devices, values['id-prefix'] ?? 'sim-'));
 
   const interactive = process.stderr.isTTY === true;
@@ -177,6 +190,7 @@ async function run(args: string[], io: CliIo): Promise<number> {
     ...(values['id-prefix'] === undefined ? {} : { idPrefix: values['id-prefix'] }),
     ...(username === undefined ? {} : { username }),
     ...(password === undefined ? {} : { password }),
+    ...(brokerCa === undefined ? {} : { brokerCa }),
     ...(logFile === undefined ? {} : { log: jsonLogger((line) => logFile.write(line), 'info') }),
     note: (line) => io.stderr(`${line}\n`),
   });

@@ -27,6 +27,7 @@ import type { Credentials } from '../src/device/credentials.js';
 import type { Logger } from '../src/platform/log.js';
 import { silentLogger } from '../src/platform/log.js';
 import { checkDeviceId } from '../src/profile/topics.js';
+import { caPem } from './mqtt.js';
 import { type CryptoChoice, hostCrypto, hostPlatform } from './platform.js';
 
 export const SIM_BATCH = 'sim';
@@ -43,6 +44,8 @@ export interface FleetOptions {
   crypto?: CryptoChoice;
   username?: string;
   password?: string;
+  /** mqtts:// only: the CA certificate (PEM or DER) that issued the broker's TLS certificate. */
+  brokerCa?: string | Uint8Array;
   /** Serve enrollments in process with the CA in dataDir (default true; never with `provisioned`). */
   enrollService?: boolean;
   /**
@@ -151,6 +154,7 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
       mqttOptions: {
         ...(options.username === undefined ? {} : { username: options.username }),
         ...(options.password === undefined ? {} : { password: options.password }),
+        ...(options.brokerCa === undefined ? {} : { ca: caPem(options.brokerCa), rejectUnauthorized: true }),
       },
       ...(options.config?.prefix === undefined ? {} : { prefix: options.config.prefix }),
     });
@@ -163,6 +167,7 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
       crypto,
       dir: join(options.dataDir, 'sim', deviceId),
       deviceId,
+      ...(options.brokerCa === undefined ? {} : { brokerCa: options.brokerCa }),
       log: provisioned === undefined ? (options.log ?? silentLogger) : notingRefusals(deviceId, options.log, note),
       mqtt: {
         clientId: deviceId,

@@ -85,7 +85,8 @@ const UNTRUSTED_CERTIFICATE = new Set([
 ]);
 
 /** PEM text for MQTT.js's `ca` (Node's TLS does not take DER). */
-function caPem(ca: string | Uint8Array): string {
+/** A CA certificate as MQTT.js (Node TLS) takes it: PEM text, or DER bytes wrapped into PEM. */
+export function caPem(ca: string | Uint8Array): string {
   if (typeof ca === 'string') return ca;
   const body = Buffer.from(ca.buffer, ca.byteOffset, ca.byteLength).toString('base64');
   return `-----BEGIN CERTIFICATE-----\n${body.replace(/.{1,64}/g, '$&\n')}-----END CERTIFICATE-----\n`;

@@ -29,6 +29,8 @@ export interface HostPlatformOptions {
   broker: string;
   /** MQTT.js options: clientId (default the device id), username, password, TLS … */
   mqtt?: IClientOptions;
+  /** mqtts:// only: the CA certificate (PEM or DER) that issued the broker's TLS certificate. */
+  brokerCa?: string | Uint8Array;
   crypto?: CryptoProvider;
   /** The device's directory (store/ and huk); or give `store` and `huk` yourself. */
   dir?: string;
@@ -57,7 +59,10 @@ export function hostPlatform(options: HostPlatformOptions): Platform {
     rng: crypto,
     huk,
     sensor: simulatedSensor(clock),
-    mqtt: new HostMqttLink(options.broker, { mqtt: { clientId: options.deviceId, ...options.mqtt } }),
+    mqtt: new HostMqttLink(options.broker, {
+      mqtt: { clientId: options.deviceId, ...options.mqtt },
+      ...(options.brokerCa === undefined ? {} : { brokerCa: options.brokerCa }),
+    }),
     log: options.log ?? silentLogger,
     crypto,
   };

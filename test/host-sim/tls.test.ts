@@ -6,9 +6,13 @@
  * fails and the device's log line says that the broker's certificate does not verify.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { TLSSocket } from 'node:tls';
 import mqtt, { type MqttClient } from 'mqtt';
+import { main } from '../../cli/main.js';
 import { x509 } from '../../cloud/pki/x509.js';
 import { hostClock } from '../../host-sim/clock.js';
 import { seededHuk } from '../../host-sim/huk.js';
@@ -149,4 +153,38 @@ describe('device link over TLS (mqtts://) to mosquitto', { skip: available.run ?
       );
     });
   }
+  test('cose-flow sim --broker-ca: a fleet enrolls and sends over TLS; --broker-ca is refused for mqtt:// and an unreadable file', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cf-sim-tls-'));
+    let stdout = '';
+    let stderr = '';
+    const io = {
+      stdout: (t: string) => {
+        stdout += t;
+      },
+      stderr: (t: string) => {
+        stderr += t;
+      },
+      stdin: () => process.stdin,
+    };
+    try {
+      const caFile = join(dir, 'broker-ca.pem');
+      writeFileSync(caFile, brokerCa.pem);
+      const args = ['sim', '--broker', broker.tlsUrl!, '--broker-ca', caFile, '--data-dir', join(dir, 'data')];
+      const run = [...args, '--devices', '2', '--rate', '20', '--messages', '5', '--duration', '120', '--json'];
+      assert.equal(await main(run, io), 0, stderr);
+      const summary = JSON.parse(stdout) as Record<string, number>;
+      assert.equal(summary.sessions, 2, stdout);
+      assert.ok(summary.acknowledged! >= 10, stdout);
+      assert.equal(summary.errors, 0, stderr);
+
+      stderr = '';
+      assert.equal(await main(['sim', '--broker', broker.url, '--broker-ca', caFile], io), 2);
+      assert.match(stderr, /--broker-ca is for an mqtts:\/\/ broker/);
+      stderr = '';
+      assert.equal(await main(['sim', '--broker', broker.tlsUrl!, '--broker-ca', join(dir, 'missing.pem')], io), 2);
+      assert.match(stderr, /cannot read the broker CA certificate .*missing\.pem: ENOENT/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
