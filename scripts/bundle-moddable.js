@@ -35,10 +35,16 @@ const targets = {
   },
 };
 
-for (const [target, swaps] of Object.entries(targets)) {
+/**
+ * Bundles the app for one target into dist/moddable/TARGET/main.js and returns esbuild's result
+ * (with `metafile`: which input contributed how many bytes, for bench/device-bundle.ts).
+ */
+export async function bundleDevice(target) {
+  const swaps = targets[target];
+  if (swaps === undefined) throw new Error(`no such target ${target}: ${Object.keys(targets).join(', ')}`);
   const outfile = join(root, 'dist', 'moddable', target, 'main.js');
   mkdirSync(dirname(outfile), { recursive: true });
-  await build({
+  const result = await build({
     entryPoints: [join(root, 'src/moddable/sdk/main.ts')],
     outfile,
     bundle: true,
@@ -49,6 +55,7 @@ for (const [target, swaps] of Object.entries(targets)) {
     conditions: ['import', 'default'],
     external: [...sdkModules, 'embedded:*'],
     logLevel: 'warning',
+    metafile: true,
     plugins: [
       {
         name: 'cose-flow-target',
@@ -61,5 +68,14 @@ for (const [target, swaps] of Object.entries(targets)) {
       },
     ],
   });
-  console.log(`bundled ${target}: ${outfile}`);
+  return { outfile, metafile: result.metafile };
+}
+
+export const deviceTargets = Object.keys(targets);
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  for (const target of deviceTargets) {
+    const { outfile } = await bundleDevice(target);
+    console.log(`bundled ${target}: ${outfile}`);
+  }
 }

@@ -10,6 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { measureBundles, owner } from '../../bench/device-bundle.js';
 import { projectRoot } from '../vectors.js';
 import { deviceBuildCFiles, manifestPathOf, projectPath } from './device-build.js';
 
@@ -58,4 +59,25 @@ test('the ESP32 bundle takes native crypto, the hardware identity and the temper
     assert.ok(esp32.has(name), `the esp32 bundle does not call ${name}`);
   }
   assert.deepEqual([...nativeCalls(bundle('sim'))], ['xs_cf_get_random_values']);
+});
+
+test('each device bundle is within its size budget (bench/device-bundle.ts), and the sizes are attributed', async () => {
+  assert.equal(owner('node_modules/@noble/curves/nist.js'), '@noble/curves');
+  assert.equal(owner('node_modules/cbor-x/decode.js'), 'cbor-x');
+  assert.equal(owner('src/cose/sign1.ts'), 'src/cose');
+  const reports = await measureBundles();
+  assert.deepEqual(reports.map((r) => r.target).sort(), ['esp32', 'sim']);
+  for (const r of reports) {
+    assert.ok(r.bytes <= r.budget, `${r.target}: ${r.bytes} B of JavaScript is over its budget of ${r.budget} B`);
+    const attributed = r.byOwner.reduce((n, o) => n + o.bytes, 0);
+    assert.ok(
+      attributed > 0.9 * r.bytes && attributed <= r.bytes,
+      `${r.target}: ${attributed} of ${r.bytes} B attributed`,
+    );
+  }
+  const esp32 = reports.find((r) => r.target === 'esp32')!;
+  assert.ok(
+    !esp32.byOwner.some((o) => o.owner.startsWith('@noble/')),
+    'the esp32 bundle must use the native crypto, not noble',
+  );
 });
