@@ -6,9 +6,10 @@
  * platform RNG and a stored secret on a desktop.
  *
  * Config keys (manifest "config", all optional except broker): broker, mqttUsername, mqttPassword
- * (the SDK's Wi-Fi setup reads `ssid` and `password` itself), deviceId, prefix, rate or interval, qos, rekeyMessages, rekeyAge, rekeyMinInterval, kidBlock,
- * outbox, ca or caFingerprint (hex), batch + enrollKey (hex), brokerCa (PEM, for mqtts://), logLevel;
- * see src/device/config.ts.
+ * (the SDK's Wi-Fi setup reads `ssid` and `password` itself), deviceId, prefix, rate or interval,
+ * qos, rekeyMessages, rekeyAge, rekeyMinInterval, kidBlock, outbox, ca or caFingerprint (hex),
+ * batch + enrollKey (hex), brokerCa (PEM, for mqtts://), deviceCertificate + caCertificate +
+ * cloudCertificate (PEM, offline provisioning), printCsr, logLevel; see src/device/config.ts.
  */
 import './abort-hook.js';
 import config from 'mc/config';
