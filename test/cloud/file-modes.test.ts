@@ -8,25 +8,13 @@ import { chmodSync, existsSync, mkdtempSync, rmSync, statSync, writeFileSync } f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { CliIo } from '../../cli/command.js';
 import { main } from '../../cli/main.js';
 import { OutFile } from '../../cloud/service/out-file.js';
 import { SqliteStore } from '../../cloud/store/sqlite.js';
+import { capturingIo } from '../fixtures/cli-io.js';
 
 const mode = (path: string) => statSync(path).mode & 0o777;
 const octal = (m: number) => `0${m.toString(8)}`;
-
-function quietIo(): CliIo & { out: string[]; err: string[] } {
-  const out: string[] = [];
-  const err: string[] = [];
-  return {
-    out,
-    err,
-    stdout: (text) => void out.push(text),
-    stderr: (text) => void err.push(text),
-    stdin: async function* () {},
-  };
-}
 
 describe('file modes of what the cloud writes', () => {
   let tmp: string;
@@ -42,8 +30,8 @@ describe('file modes of what the cloud writes', () => {
 
   test('`ca init` makes the data directory 0700', async () => {
     const dir = join(tmp, 'data');
-    const io = quietIo();
-    assert.equal(await main(['ca', 'init', '--data-dir', dir], io), 0, io.err.join(''));
+    const io = capturingIo();
+    assert.equal(await main(['ca', 'init', '--data-dir', dir], io), 0, io.err);
     assert.equal(octal(mode(dir)), '0700');
   });
 

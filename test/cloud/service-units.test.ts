@@ -26,6 +26,7 @@ import { encode, Tag } from '../../src/cbor/index.js';
 import { openControlMessage } from '../../src/profile/control.js';
 import { encodeKid } from '../../src/profile/counter.js';
 import { startBroker } from '../fixtures/broker.js';
+import { capturingIo } from '../fixtures/cli-io.js';
 import { crypto, sleep, until } from './service-fixture.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cose-flow-service-units-'));
@@ -473,27 +474,17 @@ describe('MQTT consumer', () => {
 
 describe('cose-flow cloud run / reset-kid', () => {
   test('usage errors (exit 2) and an unknown device (exit 1)', async () => {
-    let out = '';
-    let err = '';
-    const io = {
-      stdout: (t: string) => {
-        out += t;
-      },
-      stderr: (t: string) => {
-        err += t;
-      },
-      stdin: () => (async function* () {})(),
-    };
+    const io = capturingIo();
     assert.equal(await main(['cloud', 'run'], io), 2);
-    assert.match(err, /--broker URL is required/);
+    assert.match(io.err, /--broker URL is required/);
     assert.equal(await main(['cloud', 'run', '--broker', 'mqtt://h', '--window', 'x'], io), 2);
-    assert.match(err, /--window must be a whole number/);
+    assert.match(io.err, /--window must be a whole number/);
     assert.equal(await main(['cloud', 'reset-kid'], io), 2);
     assert.equal(await main(['cloud', 'reset-kid', 'bad id'], io), 2);
     assert.equal(await main(['cloud', 'reset-kid', 'nobody', '--store', `sqlite:${join(tmp, 'empty.db')}`], io), 1);
-    assert.match(err, /nobody is not in the store/);
+    assert.match(io.err, /nobody is not in the store/);
     assert.equal(await main(['cloud', 'bogus'], io), 2);
     assert.equal(await main(['cloud', '--help'], io), 0);
-    assert.match(out, /cose-flow cloud run --broker URL/);
+    assert.match(io.out, /cose-flow cloud run --broker URL/);
   });
 });

@@ -23,6 +23,7 @@ import { readSettings } from '../../src/device/config.js';
 import { CredentialStore, type Credentials } from '../../src/device/credentials.js';
 import { fromBase64, pemDecode, pemEncode, toBase64 } from '../../src/pki/pem.js';
 import { captureLog, makeCloudDataDir, until as untilAsync } from '../cloud/service-fixture.js';
+import { capturingIo } from '../fixtures/cli-io.js';
 import { type RestartableBroker, startAedes } from '../host-sim/brokers.js';
 import {
   CloudView,
@@ -379,17 +380,18 @@ describe('the factory path with the CLI, and the cloud service storing what arri
   });
 
   function cli() {
-    const out = { stdout: '', stderr: '' };
-    const io = {
-      stdout: (t: string) => {
-        out.stdout += t;
+    const io = capturingIo();
+    return {
+      io,
+      out: {
+        get stdout() {
+          return io.out;
+        },
+        get stderr() {
+          return io.err;
+        },
       },
-      stderr: (t: string) => {
-        out.stderr += t;
-      },
-      stdin: () => process.stdin,
     };
-    return { out, io };
   }
 
   const ids = ['factory-0001', 'factory-0002'];

@@ -5,49 +5,25 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { main } from '../../cli/main.js';
+import { capturingIo } from '../fixtures/cli-io.js';
 import { startAedes } from './brokers.js';
 
 test('cose-flow sim: three devices enroll, send at QoS 1 and report a summary', async () => {
   const broker = await startAedes();
   const dir = mkdtempSync(join(tmpdir(), 'cf-sim-'));
-  let stdout = '';
-  let stderr = '';
-  const io = {
-    stdout: (t: string) => {
-      stdout += t;
-    },
-    stderr: (t: string) => {
-      stderr += t;
-    },
-    stdin: () => process.stdin,
-  };
+  const io = capturingIo();
   try {
-    const args = [
-      'sim',
-      '--broker',
-      broker.url,
-      '--data-dir',
-      dir,
-      '--devices',
-      '3',
-      '--rate',
-      '20',
-      // Until every device has 10 messages acknowledged; the duration is only the limit.
-      '--messages',
-      '10',
-      '--duration',
-      '120',
-      '--json',
-    ];
-    const code = await main(args, io);
-    assert.equal(code, 0, stderr);
-    const summary = JSON.parse(stdout) as Record<string, number>;
+    const args = ['sim', '--broker', broker.url, '--data-dir', dir, '--devices', '3', '--rate', '20'];
+    // Until every device has 10 messages acknowledged; the duration is only the limit.
+    const code = await main([...args, '--messages', '10', '--duration', '120', '--json'], io);
+    assert.equal(code, 0, io.err);
+    const summary = JSON.parse(io.out) as Record<string, number>;
     assert.equal(summary.devices, 3);
-    assert.equal(summary.errors, 0, stderr);
-    assert.ok(summary.acknowledged! >= 30, stdout);
+    assert.equal(summary.errors, 0, io.err);
+    assert.ok(summary.acknowledged! >= 30, io.out);
     assert.equal(summary.sessions, 3);
-    assert.match(stderr, /made a CA/);
-    assert.match(stderr, /3\/3 sending/);
+    assert.match(io.err, /made a CA/);
+    assert.match(io.err, /3\/3 sending/);
     assert.equal(await main(['sim', '--devices', '2'], io), 2, 'no broker: a usage error');
   } finally {
     await broker.close();
@@ -58,22 +34,15 @@ test('cose-flow sim: three devices enroll, send at QoS 1 and report a summary', 
 test('cose-flow sim --messages: a count the run cannot reach before --duration exits 1 and says who fell short', async () => {
   const broker = await startAedes();
   const dir = mkdtempSync(join(tmpdir(), 'cf-sim-'));
-  let stderr = '';
-  const io = {
-    stdout: () => {},
-    stderr: (t: string) => {
-      stderr += t;
-    },
-    stdin: () => process.stdin,
-  };
+  const io = capturingIo();
   try {
     const args = ['sim', '--broker', broker.url, '--data-dir', dir, '--rate', '1', '--messages', '1000000'];
-    assert.equal(await main([...args, '--duration', '1'], io), 1, stderr);
-    assert.match(stderr, /1 device\(s\) had fewer than 1000000 messages acknowledged when the run stopped: sim-0001/);
+    assert.equal(await main([...args, '--duration', '1'], io), 1, io.err);
+    assert.match(io.err, /1 device\(s\) had fewer than 1000000 messages acknowledged when the run stopped: sim-0001/);
     for (const bad of ['0', '-1', '1.5', 'x']) {
-      stderr = '';
+      io.clear();
       assert.equal(await main(['sim', '--broker', broker.url, '--messages', bad], io), 2, bad);
-      assert.match(stderr, /--messages/);
+      assert.match(io.err, /--messages/);
     }
   } finally {
     await broker.close();

@@ -27,6 +27,7 @@ import { DeviceApp } from '../../src/device/app.js';
 import { deviceConfig } from '../../src/device/config.js';
 import { CredentialStore } from '../../src/device/credentials.js';
 import { decodeReading } from '../../src/device/reading.js';
+import { capturingIo } from '../fixtures/cli-io.js';
 import { mosquittoAvailability, startMosquitto, type TestMosquitto } from '../fixtures/mosquitto.js';
 import { issueCertificate, makeCa, type TestCa } from '../fixtures/pki.js';
 import { CloudView, FAST, logged, makeTestPki, type TestPki, until } from './harness.js';
@@ -155,34 +156,24 @@ describe('device link over TLS (mqtts://) to mosquitto', { skip: available.run ?
   }
   test('cose-flow sim --broker-ca: a fleet enrolls and sends over TLS; --broker-ca is refused for mqtt:// and an unreadable file', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'cf-sim-tls-'));
-    let stdout = '';
-    let stderr = '';
-    const io = {
-      stdout: (t: string) => {
-        stdout += t;
-      },
-      stderr: (t: string) => {
-        stderr += t;
-      },
-      stdin: () => process.stdin,
-    };
+    const io = capturingIo();
     try {
       const caFile = join(dir, 'broker-ca.pem');
       writeFileSync(caFile, brokerCa.pem);
       const args = ['sim', '--broker', broker.tlsUrl!, '--broker-ca', caFile, '--data-dir', join(dir, 'data')];
       const run = [...args, '--devices', '2', '--rate', '20', '--messages', '5', '--duration', '120', '--json'];
-      assert.equal(await main(run, io), 0, stderr);
-      const summary = JSON.parse(stdout) as Record<string, number>;
-      assert.equal(summary.sessions, 2, stdout);
-      assert.ok(summary.acknowledged! >= 10, stdout);
-      assert.equal(summary.errors, 0, stderr);
+      assert.equal(await main(run, io), 0, io.err);
+      const summary = JSON.parse(io.out) as Record<string, number>;
+      assert.equal(summary.sessions, 2, io.out);
+      assert.ok(summary.acknowledged! >= 10, io.out);
+      assert.equal(summary.errors, 0, io.err);
 
-      stderr = '';
+      io.clear();
       assert.equal(await main(['sim', '--broker', broker.url, '--broker-ca', caFile], io), 2);
-      assert.match(stderr, /--broker-ca is for an mqtts:\/\/ broker/);
-      stderr = '';
+      assert.match(io.err, /--broker-ca is for an mqtts:\/\/ broker/);
+      io.clear();
       assert.equal(await main(['sim', '--broker', broker.tlsUrl!, '--broker-ca', join(dir, 'missing.pem')], io), 2);
-      assert.match(stderr, /cannot read the broker CA certificate .*missing\.pem: ENOENT/);
+      assert.match(io.err, /cannot read the broker CA certificate .*missing\.pem: ENOENT/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -26,6 +26,7 @@ import { certificateVerifier } from '../../src/pki/certificate.js';
 import { makeCsr } from '../../src/pki/csr.js';
 import { enrollmentKey } from '../../src/profile/enrollment.js';
 import { cloudKeyId } from '../../src/profile/session.js';
+import { capturingIo } from '../fixtures/cli-io.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 const bin = join(root, 'bin', 'cose-flow.js');
@@ -342,19 +343,9 @@ describe('cose-flow ca / cloud keygen', () => {
 
   test('usage errors exit 2 (in process)', async () => {
     const run = async (...args: string[]) => {
-      let stdout = '';
-      let stderr = '';
-      const io = {
-        stdout: (t: string) => {
-          stdout += t;
-        },
-        stderr: (t: string) => {
-          stderr += t;
-        },
-        stdin: async function* () {},
-      };
+      const io = capturingIo();
       const status = await main([...args, '--data-dir', data], io);
-      return { status, stdout, stderr };
+      return { status, stdout: io.out, stderr: io.err };
     };
     assert.equal((await run('ca', 'issue')).status, 2);
     assert.match((await run('ca', 'issue')).stderr, /--csr FILE is required/);
