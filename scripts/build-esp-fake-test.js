@@ -18,6 +18,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { psaCflags, psaLibs as psaLibFlags, SANITIZER_C_FLAGS, STRICT_C_FLAGS } from './native-c-flags.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const cryptoDir = join(root, 'native', 'crypto');
@@ -25,13 +26,11 @@ const fakesDir = join(root, 'native', 'test', 'esp-fakes');
 const buildDir = join(root, 'native', 'build');
 const args = process.argv.slice(2);
 const quiet = args.includes('--quiet');
-const split = (flags) => flags.split(/\s+/).filter(Boolean);
-const psaCflags = split(process.env.CF_PSA_CFLAGS ?? '');
-const psaLibs = split(process.env.CF_PSA_LIBS ?? '-lmbedcrypto');
+const psaLibs = psaLibFlags();
 const deviceKeySource = process.env.CF_DEVICE_KEY_SOURCE || join(cryptoDir, 'cf_device_key.c');
 
-const common = ['-std=c11', '-D_GNU_SOURCE', '-g', '-Wall', '-Wextra', '-Werror', `-I${cryptoDir}`, ...psaCflags];
-const sanitize = ['-O1', '-fno-omit-frame-pointer', '-fsanitize=address,undefined', '-fno-sanitize-recover=all'];
+const common = ['-std=c11', ...STRICT_C_FLAGS, `-I${cryptoDir}`, ...psaCflags()];
+const sanitize = SANITIZER_C_FLAGS;
 const chip = { nohmac: [], hmac: ['-DCF_FAKE_HMAC=1'] };
 /** The ESP32 side: the fakes come before anything else on the include path. */
 const esp = (variant) => ['-DESP_PLATFORM', `-I${fakesDir}`, ...chip[variant]];

@@ -14,15 +14,14 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { psaCflags, psaLibs as psaLibFlags, SANITIZER_C_FLAGS, STRICT_C_FLAGS } from './native-c-flags.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const cryptoDir = join(root, 'native', 'crypto');
 const testSource = join(root, 'native', 'test', 'cf_test.c');
 const output = process.env.CF_TEST_OUTPUT || join(root, 'native', 'build', 'cf-test');
 const quiet = process.argv.includes('--quiet');
-const split = (flags) => flags.split(/\s+/).filter(Boolean);
-const psaCflags = split(process.env.CF_PSA_CFLAGS ?? '');
-const psaLibs = split(process.env.CF_PSA_LIBS ?? '-lmbedcrypto');
+const psaLibs = psaLibFlags();
 
 const sources = [
   ...readdirSync(cryptoDir)
@@ -36,20 +35,7 @@ const inputs = [
   ...readdirSync(cryptoDir).map((name) => join(cryptoDir, name)),
   fileURLToPath(import.meta.url),
 ];
-const flags = [
-  '-std=c99',
-  '-D_GNU_SOURCE',
-  '-O1',
-  '-g',
-  '-Wall',
-  '-Wextra',
-  '-Werror',
-  '-fno-omit-frame-pointer',
-  '-fsanitize=address,undefined',
-  '-fno-sanitize-recover=all',
-  `-I${cryptoDir}`,
-  ...psaCflags,
-];
+const flags = ['-std=c99', ...STRICT_C_FLAGS, ...SANITIZER_C_FLAGS, `-I${cryptoDir}`, ...psaCflags()];
 
 const newest = Math.max(...inputs.map((f) => statSync(f).mtimeMs));
 const stamp = `${output}.flags`;

@@ -16,6 +16,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
+import { pathToFileURL } from 'node:url';
 import { projectRoot } from '../vectors.js';
 
 const HARNESS = 'test/native/psa-harness.c';
@@ -36,31 +37,33 @@ const WRAPPED = [
   'psa_verify_message',
   'psa_raw_key_agreement',
 ];
-const split = (flags: string) => flags.split(/\s+/).filter(Boolean);
 
-before(() => {
+/** The shared C flags of scripts/native-c-flags.js (a script, outside the compiled tree). */
+interface NativeCFlags {
+  STRICT_C_FLAGS: string[];
+  SANITIZER_C_FLAGS: string[];
+  psaCflags(): string[];
+  psaLibs(): string[];
+}
+
+before(async () => {
+  const flagsModule = pathToFileURL(join(projectRoot, 'scripts', 'native-c-flags.js')).href;
+  const { STRICT_C_FLAGS, SANITIZER_C_FLAGS, psaCflags, psaLibs } = (await import(flagsModule)) as NativeCFlags;
   mkdirSync(join(projectRoot, 'native', 'build'), { recursive: true });
   const crypto = join(projectRoot, 'native', 'crypto');
   const args = [
     '-std=c99',
-    '-D_GNU_SOURCE',
-    '-O1',
-    '-g',
-    '-Wall',
-    '-Wextra',
-    '-Werror',
-    '-fno-omit-frame-pointer',
-    '-fsanitize=address,undefined',
-    '-fno-sanitize-recover=all',
+    ...STRICT_C_FLAGS,
+    ...SANITIZER_C_FLAGS,
     `-I${crypto}`,
-    ...split(process.env.CF_PSA_CFLAGS ?? ''),
+    ...psaCflags(),
     join(crypto, 'cf_crypto.c'),
     join(crypto, 'cf_random.c'),
     join(projectRoot, HARNESS),
     '-o',
     program,
     `-Wl,${WRAPPED.map((name) => `--wrap=${name}`).join(',')}`,
-    ...split(process.env.CF_PSA_LIBS ?? '-lmbedcrypto'),
+    ...psaLibs(),
   ];
   const build = spawnSync(process.env.CC ?? 'cc', args, { encoding: 'utf8' });
   assert.equal(build.status, 0, `building ${HARNESS} failed:\n${build.stdout}${build.stderr}`);
