@@ -22,7 +22,10 @@
  * - re-key: near the sequence-number limit, after `rekey.afterMessages` messages or `rekey.afterMs`
  *   of session age, after every reboot, and when the cloud asks (rate-limited).
  * - control: `{prefix}/{id}/control` (QoS 1) COSE_Sign1 by the cloud key (src/profile/control.ts),
- *   acted on only when it names the current kid; anything else is ignored with a log line.
+ *   acted on only when it names the current kid; size, request and kid are checked before any
+ *   signature, signature checks are capped per interval (config.control); a new cloud certificate
+ *   must be announced by the cloud key in use and be newer than its certificate (no rollback);
+ *   anything else is ignored with a (rate-limited) log line.
  * - connectivity: one connection attempt at a time, exponential backoff with jitter between them.
  */
 import { equal, toHex } from '../bytes.js';
@@ -41,7 +44,7 @@ import type { SessionKey } from '../profile/session.js';
 import { topic } from '../profile/topics.js';
 import { Backoff } from './backoff.js';
 import type { DeviceConfig } from './config.js';
-import { CredentialStore, type Credentials, verifyCredentials } from './credentials.js';
+import { CredentialStore, type Credentials, issuedLater, verifyCredentials } from './credentials.js';
 import { EnrollmentError, enrollDevice } from './enrollment.js';
 import { defaultDeviceId } from './identity.js';
 import { KidAllocator } from './kid-allocator.js';
@@ -115,6 +118,9 @@ interface TrustedCloud {
   publicKey: Uint8Array;
 }
 
+/** control-ignored log lines per control interval; the rest are counted (`suppressed`). */
+const CONTROL_LOG_LINES = 20;
+
 const newStats = (): DeviceStats => ({
   sealed: 0,
   sent: 0,
@@ -162,6 +168,12 @@ export class DeviceApp {
   #startingSession = false;
   #rekeyPending: RekeyReason | undefined;
   #lastCloudRekey = -Infinity;
+  /** The control verification budget (config.control) and the control-ignored log lines, per interval. */
+  #verifyFrom = -Infinity;
+  #verifications = 0;
+  #controlLogFrom = -Infinity;
+  #controlLogLines = 0;
+  #controlLogSuppressed = 0;
   #controlSubscribed = false;
   #connecting = false;
   #reconnectTimer: unknown;
@@ -742,10 +754,41 @@ export class DeviceApp {
 
   #ignoreControl(request: string, reason: string, fields: LogFields = {}): void {
     this.stats.controlIgnored++;
-    this.#log('warn', 'control-ignored', { request, reason, ...fields });
+    // A flood must not become a flood of log lines: at most CONTROL_LOG_LINES per interval.
+    const now = this.#p.clock.uptimeMs();
+    if (now - this.#controlLogFrom >= this.config.control.intervalMs) {
+      this.#controlLogFrom = now;
+      this.#controlLogLines = 0;
+    }
+    if (this.#controlLogLines < CONTROL_LOG_LINES) {
+      this.#controlLogLines++;
+      const suppressed = this.#controlLogSuppressed;
+      this.#controlLogSuppressed = 0;
+      this.#log('warn', 'control-ignored', { request, reason, ...fields, ...(suppressed > 0 ? { suppressed } : {}) });
+    } else this.#controlLogSuppressed++;
     this.#emit({ type: 'control', request, accepted: false, reason });
   }
 
+  /** Whether one more signature check fits in this interval's budget (config.control). */
+  #takeVerification(): boolean {
+    const now = this.#p.clock.uptimeMs();
+    const policy = this.config.control;
+    if (now - this.#verifyFrom >= policy.intervalMs) {
+      this.#verifyFrom = now;
+      this.#verifications = 0;
+    }
+    if (this.#verifications >= policy.maxVerifications) return false;
+    this.#verifications++;
+    return true;
+  }
+
+  /**
+   * docs/PROTOCOL.md §4.9. What costs no signature check comes first — size, structure, request,
+   * the kid naming the current session, the re-key rate limit —, then the verification budget,
+   * then the signature: under the cloud key in use, or the next one that key announced. A new
+   * cloud certificate is taken only from a message signed so (never by its own key), issued by
+   * the CA, and newer than the one in use: a retired (older) certificate cannot come back.
+   */
   #control(payload: Uint8Array): void {
     const cloud = this.#cloud;
     const session = this.#session;
@@ -753,57 +796,48 @@ export class DeviceApp {
       this.#ignoreControl('?', 'no session yet');
       return;
     }
+    let claimed: ReturnType<typeof peekControlMessage>;
+    try {
+      claimed = peekControlMessage(payload); // unverified: only to refuse cheaply
+    } catch (e) {
+      this.#ignoreControl('?', describeError(e));
+      return;
+    }
+    const kid = encodeKid(session.kid);
+    if (!equal(claimed.kid, kid)) {
+      this.#ignoreControl(claimed.request, 'stale-kid', { kid: toHex(claimed.kid), current: toHex(kid) });
+      return;
+    }
+    const now = this.#p.clock.uptimeMs();
+    if (claimed.request === 'rekey' && now - this.#lastCloudRekey < this.config.rekey.minIntervalMs) {
+      this.#ignoreControl('rekey', 'rate-limited');
+      return;
+    }
+    if (!this.#takeVerification()) {
+      this.#ignoreControl(claimed.request, 'verification-limit', {
+        limit: `${this.config.control.maxVerifications} per ${this.config.control.intervalMs} ms`,
+      });
+      return;
+    }
     const keys = [cloud.publicKey];
     if (this.#nextCloud !== undefined) keys.push(this.#nextCloud.publicKey);
     let opened: ReturnType<typeof openControlMessage>;
-    let announced: TrustedCloud | undefined;
     try {
       opened = openControlMessage(this.#p.crypto, payload, { cloudPublicKeys: keys, deviceId: this.#deviceId });
     } catch (e) {
-      // A new cloud certificate may come signed by its own (new) key: check the certificate
-      // against the CA first, then the signature with its key.
-      const first = e;
-      let peeked: ReturnType<typeof peekControlMessage> | undefined;
-      try {
-        peeked = peekControlMessage(payload);
-      } catch {
-        peeked = undefined;
-      }
-      if (!isCoseError(first) || first.reason !== 'bad-signature' || peeked?.cloudCertificate === undefined) {
-        this.#ignoreControl(peeked?.request ?? '?', describeError(first));
-        return;
-      }
-      try {
-        announced = this.#checkCloud(peeked.cloudCertificate);
-        opened = openControlMessage(this.#p.crypto, payload, {
-          cloudPublicKeys: [announced.publicKey],
-          deviceId: this.#deviceId,
-        });
-      } catch (e2) {
-        this.#ignoreControl(peeked.request, describeError(e2));
-        return;
-      }
-    }
-    const kid = encodeKid(session.kid);
-    if (!equal(opened.kid, kid)) {
-      this.#ignoreControl(opened.request, 'stale-kid', { kid: toHex(opened.kid), current: toHex(kid) });
+      this.#ignoreControl(claimed.request, describeError(e));
       return;
     }
     if (opened.request === 'rekey') {
-      const now = this.#p.clock.uptimeMs();
-      if (now - this.#lastCloudRekey < this.config.rekey.minIntervalMs) {
-        this.#ignoreControl('rekey', 'rate-limited');
-        return;
-      }
       this.#lastCloudRekey = now;
       this.#accepted('rekey');
       this.#startSession('cloud');
       return;
     }
-    // "cloud-certificate": checked against the CA, stored, used from the next session on.
+    // "cloud-certificate": checked against the CA, newer than the one in use, stored, used from the next session on.
     let next: TrustedCloud;
     try {
-      next = announced ?? this.#checkCloud(opened.cloudCertificate!);
+      next = this.#checkCloud(opened.cloudCertificate!);
     } catch (e) {
       this.#ignoreControl('cloud-certificate', describeError(e));
       return;
@@ -811,6 +845,20 @@ export class DeviceApp {
     if (equal(next.certificate, cloud.certificate)) {
       this.#accepted('cloud-certificate', 'already in use');
       return;
+    }
+    const announced = this.#nextCloud;
+    if (announced !== undefined && equal(next.certificate, announced.certificate)) {
+      this.#accepted('cloud-certificate', 'already announced');
+      return;
+    }
+    for (const [than, name] of [
+      [cloud, 'the cloud certificate in use'],
+      [announced, 'the one announced before'],
+    ] as const) {
+      if (than !== undefined && !issuedLater(next.certificate, than.certificate)) {
+        this.#ignoreControl('cloud-certificate', `not newer than ${name} (a rollback): notBefore must be later`);
+        return;
+      }
     }
     try {
       this.#credentialStore.save({ ...this.#credentials!, cloudCertificate: next.certificate });

@@ -25,6 +25,16 @@ export interface RekeyPolicy {
   minIntervalMs: number;
 }
 
+/**
+ * What a control message may cost (docs/PROTOCOL.md §4.9): size, request and kid are checked
+ * without any signature check; at most `maxVerifications` signatures are checked per `intervalMs`,
+ * more control messages in that interval are ignored unverified (`verification-limit`).
+ */
+export interface ControlPolicy {
+  maxVerifications: number;
+  intervalMs: number;
+}
+
 export interface EnrollSettings {
   credential?: EnrollCredential;
   /** The CA certificate (DER) pinned in the firmware, or its SHA-256; with neither: trust on first use. */
@@ -42,6 +52,7 @@ export interface DeviceConfig {
   /** QoS of data messages. */
   dataQos: 0 | 1;
   rekey: RekeyPolicy;
+  control: ControlPolicy;
   /** Session kids reserved per store write (src/device/kid-allocator.ts). */
   kidBlock: number;
   /** Data messages the offline queue holds. */
@@ -69,6 +80,7 @@ export const DEFAULT_CONFIG: Readonly<DeviceConfig> = {
   intervalMs: 5000,
   dataQos: 1,
   rekey: { afterMessages: 0, afterMs: 24 * 3600_000, seqLimit: MAX_SEQ, minIntervalMs: 60_000 },
+  control: { maxVerifications: 8, intervalMs: 60_000 },
   kidBlock: DEFAULT_KID_BLOCK,
   outboxCapacity: 64,
   maxInFlight: 8,
@@ -84,6 +96,7 @@ export function deviceConfig(partial: Partial<DeviceConfig> = {}): DeviceConfig 
     ...DEFAULT_CONFIG,
     ...partial,
     rekey: { ...DEFAULT_CONFIG.rekey, ...partial.rekey },
+    control: { ...DEFAULT_CONFIG.control, ...partial.control },
     reconnect: { ...DEFAULT_CONFIG.reconnect, ...partial.reconnect },
     retry: { ...DEFAULT_CONFIG.retry, ...partial.retry },
     enroll: { ...DEFAULT_CONFIG.enroll, ...partial.enroll },
@@ -105,6 +118,8 @@ export function checkConfig(c: DeviceConfig): DeviceConfig {
   if (!Number.isInteger(c.rekey.seqLimit) || c.rekey.seqLimit < 1 || c.rekey.seqLimit > MAX_SEQ) {
     throw new RangeError(`rekey.seqLimit must be 1 … ${MAX_SEQ}`);
   }
+  positive('control.maxVerifications', c.control.maxVerifications, 0);
+  positive('control.intervalMs', c.control.intervalMs);
   positive('kidBlock', c.kidBlock);
   positive('outboxCapacity', c.outboxCapacity);
   positive('maxInFlight', c.maxInFlight);

@@ -53,8 +53,12 @@ export interface VerifiedCredentials {
   pin: 'ca' | 'fingerprint' | 'none';
 }
 
-/** Whether certificate `a` has a later notBefore than `b` (false when either does not parse). */
-function issuedLater(a: Uint8Array, b: Uint8Array): boolean {
+/**
+ * Whether certificate `a` has a later notBefore than `b` (false when either does not parse): what
+ * makes a cloud certificate newer than another. Serial numbers are random (no order); two cloud
+ * certificates of one CA get distinct notBefore seconds (`cloudKeygen --rotate`).
+ */
+export function issuedLater(a: Uint8Array, b: Uint8Array): boolean {
   try {
     return parseCertificate(a).notBefore > parseCertificate(b).notBefore;
   } catch {

@@ -9,7 +9,9 @@
  * The external AAD binds a request to one device: a request made for device A does not verify on
  * device B's topic. The kid binds it to one session: a device acts only on a request that names
  * its current kid, so a request recorded earlier and replayed later does nothing. `request` 4 is
- * present exactly when the request is "cloud-certificate". See docs/PROTOCOL.md §4.9.
+ * present exactly when the request is "cloud-certificate". A receiver checks what costs no signature
+ * check first (`peekControlMessage`), then the signature (`openControlMessage`). See
+ * docs/PROTOCOL.md §4.9.
  */
 import { utf8Encode } from '../bytes.js';
 import { CborError, decode, encode } from '../cbor/index.js';
@@ -122,9 +124,10 @@ export function openControlMessage(
 }
 
 /**
- * The payload of a control message read WITHOUT checking the signature: only for a device that
- * must look at a "cloud-certificate" request signed by the new cloud key to find that key. Verify
- * the certificate, then the message with `openControlMessage`, before acting on anything in it.
+ * The structure and payload of a control message read WITHOUT checking the signature (size,
+ * strict CBOR, headers, request, kid): what a device checks before it spends a signature check,
+ * so that a message naming another kid, or not well formed, costs no ECDSA verification. Nothing
+ * in it is to be believed: act only on what `openControlMessage` returns.
  */
 export function peekControlMessage(bytes: Uint8Array, maxBytes?: number): ControlMessage {
   return readControlPayload(parseControlSign1(bytes, maxBytes).payload!);

@@ -278,11 +278,12 @@ for (const { kind, skip } of kinds) {
       assert.ok(logged(d.log.entries, 'control-ignored', 'stale-kid').length >= 2, 'the replay is ignored as stale');
       assert.equal(d.app.kid, firstKid + 1);
 
-      // A new cloud certificate, signed by the new cloud key: checked against the CA, used from the next session.
+      // A new cloud certificate, announced by the current cloud key: checked against the CA, newer
+      // than the one in use, used from the next session.
       const next = await pki.newCloud();
       cloud.addKey(next);
       await send(
-        makeControlMessage(host, next.key, {
+        makeControlMessage(host, pki.cloud.key, {
           deviceId: d.deviceId,
           request: 'cloud-certificate',
           kid: kid(),

@@ -48,12 +48,18 @@ export interface TestPki {
 
 export async function makeTestPki(): Promise<TestPki> {
   const ca = await createCa({ name: 'cose-flow device tests CA' });
+  let lastNotBefore = 0;
   const newCloud = async (): Promise<CloudIdentity> => {
     const pair = generateKeyPair();
+    // Each new cloud certificate strictly newer (notBefore) than the last, as devices require.
+    const notBefore = new Date(Math.max(Math.floor((Date.now() - 3600_000) / 1000) * 1000, lastNotBefore + 1000));
+    lastNotBefore = notBefore.getTime();
     const issued = await issueCertificate(ca, {
       commonName: 'cose-flow test cloud',
       publicKey: pair.publicKey,
       keyUsage: 'cloud',
+      notBefore,
+      notAfter: new Date(notBefore.getTime() + 365 * 86_400_000),
     });
     return {
       certificate: issued.der,
