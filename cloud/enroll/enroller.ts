@@ -3,7 +3,9 @@
  * request arrived on and its bytes, decide, issue or re-serve the certificate, and say what to
  * publish back. The service (`service.ts`) feeds it from the broker; tests call it directly.
  *
- * Order of checks (the first failure decides; CA work only after authorization):
+ * Order of checks (the first failure decides; CA work only after authorization). `admit` does
+ * steps 1–2 (cheap, synchronous: the service runs it before its per-device rate limit, so that
+ * unauthenticated garbage cannot use up a device's turn), `issue` steps 3–4:
  * 1. the request parses (`parseEnrollRequest`); otherwise it is ignored — there is no request id
  *    to answer to;
  * 2. authorization: a credentialed request names a batch whose secret this CA holds and its MAC
@@ -69,9 +71,22 @@ export interface EnrollerOptions {
   now?: () => Date;
 }
 
+/**
+ * The cheap first part of a decision (steps 1 and 2, no CA work, synchronous): `unauthenticated`
+ * carries the final decision for a request that does not parse, whose credential does not verify,
+ * or that has none and is not allow-listed; `admitted` a request that may go on to `issue`.
+ */
+export type Admission =
+  | { kind: 'unauthenticated'; decision: EnrollDecision }
+  | { kind: 'admitted'; deviceId: string; request: EnrollRequest; enrollment: Enrollment };
+
 export interface Enroller {
   /** Decides on the request `payload` received on device `deviceId`'s enroll topic. Never throws. */
   handle(deviceId: string, payload: Uint8Array): Promise<EnrollDecision>;
+  /** Steps 1–2: parse and authorize (the MAC, or the allow-list). Never throws. */
+  admit(deviceId: string, payload: Uint8Array): Admission;
+  /** Steps 3–4 for an admitted request: the CSR and the device record. Never throws. */
+  issue(admitted: Extract<Admission, { kind: 'admitted' }>): Promise<EnrollDecision>;
 }
 
 export function createEnroller(options: EnrollerOptions): Enroller {
@@ -106,31 +121,52 @@ export function createEnroller(options: EnrollerOptions): Enroller {
     return { mode: 'batch', batch };
   }
 
-  async function handle(deviceId: string, payload: Uint8Array): Promise<EnrollDecision> {
-    let request: EnrollRequest;
-    try {
-      request = parseEnrollRequest(payload);
-    } catch (e) {
-      return { deviceId, outcome: 'ignored', code: 'bad-request', reason: `bad-request: ${(e as Error).message}` };
-    }
-    const requestId = toHex(request.requestId);
-    const refused = (
-      code: DecisionCode,
-      reason: string,
-      extra: Partial<EnrollDecision> = {},
-      sent: string = reason,
-    ): EnrollDecision => ({
+  function refusal(
+    deviceId: string,
+    request: EnrollRequest,
+    code: DecisionCode,
+    reason: string,
+    extra: Partial<EnrollDecision> = {},
+    sent: string = reason,
+  ): EnrollDecision {
+    return {
       deviceId,
       outcome: 'refused',
       code,
       reason,
-      requestId,
+      requestId: toHex(request.requestId),
       ...extra,
       reply: makeEnrollResult({ status: 'refused', requestId: request.requestId, reason: sent }),
-    });
-    let enrollment: Enrollment | undefined;
+    };
+  }
+
+  function admit(deviceId: string, payload: Uint8Array): Admission {
+    let request: EnrollRequest;
     try {
-      enrollment = authorize(deviceId, request);
+      request = parseEnrollRequest(payload);
+    } catch (e) {
+      const reason = `bad-request: ${(e as Error).message}`;
+      return { kind: 'unauthenticated', decision: { deviceId, outcome: 'ignored', code: 'bad-request', reason } };
+    }
+    try {
+      return { kind: 'admitted', deviceId, request, enrollment: authorize(deviceId, request) };
+    } catch (e) {
+      if (isRefusal(e)) return { kind: 'unauthenticated', decision: refusal(deviceId, request, e.code, e.message) };
+      const reason = `unavailable: ${(e as Error).message}`;
+      return {
+        kind: 'unauthenticated',
+        decision: refusal(deviceId, request, 'unavailable', reason, {}, UNAVAILABLE),
+      };
+    }
+  }
+
+  async function issue({ deviceId, request, enrollment }: Extract<Admission, { kind: 'admitted' }>) {
+    const requestId = toHex(request.requestId);
+    const context: Partial<EnrollDecision> = {
+      mode: enrollment.mode,
+      ...(enrollment.batch === undefined ? {} : { batch: enrollment.batch }),
+    };
+    try {
       const ca = await loadCaFromDir(root);
       const cloudCertificates = currentCloudCertificates(root);
       const allowRekey = readRekeyAllowed(root).includes(deviceId);
@@ -146,8 +182,7 @@ export function createEnroller(options: EnrollerOptions): Enroller {
         deviceId,
         outcome: issued.outcome,
         requestId,
-        mode: enrollment.mode,
-        ...(enrollment.batch === undefined ? {} : { batch: enrollment.batch }),
+        ...context,
         serial: issued.record.serial,
         reply: makeEnrollResult({
           status: 'issued',
@@ -156,25 +191,40 @@ export function createEnroller(options: EnrollerOptions): Enroller {
           caCertificate: ca.der,
           cloudCertificates,
         }),
-      };
+      } satisfies EnrollDecision;
     } catch (e) {
-      const context: Partial<EnrollDecision> =
-        enrollment === undefined
-          ? {}
-          : { mode: enrollment.mode, ...(enrollment.batch === undefined ? {} : { batch: enrollment.batch }) };
-      if (isRefusal(e)) return refused(e.code, e.message, context);
+      if (isRefusal(e)) return refusal(deviceId, request, e.code, e.message, context);
       // The detail (paths, file problems) goes to the log only, not to the broker.
-      return refused('unavailable', `unavailable: ${(e as Error).message}`, context, UNAVAILABLE);
+      return refusal(deviceId, request, 'unavailable', `unavailable: ${(e as Error).message}`, context, UNAVAILABLE);
     }
   }
 
-  return {
-    async handle(deviceId, payload) {
+  const failed = (deviceId: string, e: unknown): EnrollDecision => ({
+    deviceId,
+    outcome: 'ignored',
+    code: 'unavailable',
+    reason: `unavailable: ${(e as Error).message}`,
+  });
+
+  const api: Enroller = {
+    admit(deviceId, payload) {
       try {
-        return await handle(deviceId, payload);
+        return admit(deviceId, payload);
       } catch (e) {
-        return { deviceId, outcome: 'ignored', code: 'unavailable', reason: `unavailable: ${(e as Error).message}` };
+        return { kind: 'unauthenticated', decision: failed(deviceId, e) };
       }
     },
+    async issue(admitted) {
+      try {
+        return await issue(admitted);
+      } catch (e) {
+        return failed(admitted.deviceId, e);
+      }
+    },
+    async handle(deviceId, payload) {
+      const admitted = api.admit(deviceId, payload);
+      return admitted.kind === 'admitted' ? api.issue(admitted) : admitted.decision;
+    },
   };
+  return api;
 }

@@ -4,9 +4,15 @@
  * on `{prefix}/{deviceId}/enroll/result` (QoS 1). One JSON log line per decision.
  *
  * Bounds on the work an anonymous publisher can cause:
- * - requests are decided one at a time, in arrival order; at most `maxQueue` wait, more are dropped;
- * - per device id at most one request per `minIntervalMs` (default 1 s) is looked at, the others
- *   are dropped unanswered (a device retries with backoff, so it loses nothing);
+ * - each request is first parsed and authenticated (`enroller.admit`: its MAC under the device's
+ *   enrollment key, or the allow-list) — cheap, and before any per-device limit, so that garbage on
+ *   a device's topic cannot use up that device's turn;
+ * - unauthenticated requests (unparsable, a MAC that does not verify, not allow-listed) share one
+ *   global limit: at most `maxUnauthenticatedPerSecond` (default 20) a second are answered and
+ *   logged, the rest are dropped unanswered and counted in one summary line a second;
+ * - authenticated requests are decided one at a time, in arrival order; at most `maxQueue` wait,
+ *   more are dropped; per device id at most one per `minIntervalMs` (default 1 s) is looked at, the
+ *   others are dropped unanswered (a device retries with backoff, so it loses nothing);
  * - a request is at most 16 KiB (`ENROLL_MAX_BYTES`); a topic that is not `{prefix}/{valid id}/enroll`
  *   and a payload that does not parse are ignored.
  * Bad input never stops the service: every failure is one log line.
@@ -15,10 +21,11 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { CryptoProvider } from '../../src/crypto/provider.js';
 import { DEFAULT_PREFIX } from '../../src/profile/limits.js';
 import { checkPrefix, parseTopic, topic, topicFilter } from '../../src/profile/topics.js';
-import { createEnroller, type EnrollDecision } from './enroller.js';
+import { type Admission, createEnroller, type EnrollDecision } from './enroller.js';
 
 export const DEFAULT_MIN_INTERVAL_MS = 1000;
 export const DEFAULT_MAX_QUEUE = 256;
+export const DEFAULT_MAX_UNAUTHENTICATED_PER_SECOND = 20;
 /** Device ids remembered for the rate limit before old entries are swept. */
 const RATE_TABLE_SWEEP = 10_000;
 
@@ -38,6 +45,8 @@ export interface EnrollmentServiceOptions {
   log?: (line: LogLine) => void;
   minIntervalMs?: number;
   maxQueue?: number;
+  /** Unauthenticated requests answered and logged per second, all devices together (default 20). */
+  maxUnauthenticatedPerSecond?: number;
   validityDays?: number;
   now?: () => Date;
 }
@@ -58,6 +67,7 @@ export async function startEnrollmentService(options: EnrollmentServiceOptions):
   const filter = topicFilter('enroll', prefix);
   const minInterval = options.minIntervalMs ?? DEFAULT_MIN_INTERVAL_MS;
   const maxQueue = options.maxQueue ?? DEFAULT_MAX_QUEUE;
+  const maxUnauthenticated = options.maxUnauthenticatedPerSecond ?? DEFAULT_MAX_UNAUTHENTICATED_PER_SECOND;
   const log = options.log ?? (() => {});
   const now = options.now ?? (() => new Date());
   const enroller = createEnroller({
@@ -94,8 +104,35 @@ export async function startEnrollmentService(options: EnrollmentServiceOptions):
     return false;
   }
 
-  async function decide(deviceId: string, payload: Uint8Array): Promise<void> {
-    const decision = await enroller.handle(deviceId, payload);
+  /** The global budget of unauthenticated requests: a one-second window, with a count of the dropped. */
+  let windowStart = 0;
+  let windowUsed = 0;
+  let dropped = 0;
+  function unauthenticatedAllowed(): boolean {
+    const t = Date.now();
+    if (t - windowStart >= 1000) {
+      if (dropped > 0) {
+        log({
+          time: now().toISOString(),
+          event: 'unauthenticated-dropped',
+          dropped,
+          reason: `more than ${maxUnauthenticated} unauthenticated requests a second: dropped unanswered`,
+        });
+      }
+      windowStart = t;
+      windowUsed = 0;
+      dropped = 0;
+    }
+    if (windowUsed >= maxUnauthenticated) {
+      dropped++;
+      return false;
+    }
+    windowUsed++;
+    return true;
+  }
+
+  async function answer(decision: EnrollDecision): Promise<void> {
+    const { deviceId } = decision;
     if (decision.reply !== undefined) {
       try {
         await client.publishAsync(topic('enroll/result', deviceId, prefix), Buffer.from(decision.reply), { qos: 1 });
@@ -104,6 +141,10 @@ export async function startEnrollmentService(options: EnrollmentServiceOptions):
       }
     }
     emit(decision);
+  }
+
+  async function decide(admitted: Extract<Admission, { kind: 'admitted' }>): Promise<void> {
+    await answer(await enroller.issue(admitted));
   }
 
   client.on('message', (name, payload) => {
@@ -121,6 +162,16 @@ export async function startEnrollmentService(options: EnrollmentServiceOptions):
       return;
     }
     const { deviceId } = parsed;
+    const admitted = enroller.admit(deviceId, new Uint8Array(payload)); // a private copy, a plain Uint8Array
+    if (admitted.kind === 'unauthenticated') {
+      if (unauthenticatedAllowed()) {
+        const { decision } = admitted;
+        tail = tail
+          .then(() => answer(decision))
+          .catch((e) => log({ time: now().toISOString(), event: 'error', deviceId, error: String(e) }));
+      }
+      return;
+    }
     if (queued >= maxQueue) {
       emit({ deviceId, outcome: 'ignored', code: 'busy', reason: `busy: ${queued} requests waiting` });
       return;
@@ -134,10 +185,9 @@ export async function startEnrollmentService(options: EnrollmentServiceOptions):
       });
       return;
     }
-    const bytes = new Uint8Array(payload); // a private copy, a plain Uint8Array
     queued++;
     tail = tail
-      .then(() => decide(deviceId, bytes))
+      .then(() => decide(admitted))
       .catch((e) => log({ time: now().toISOString(), event: 'error', deviceId, error: String(e) }))
       .finally(() => {
         queued--;

@@ -416,6 +416,58 @@ describe('enrollment over MQTT', () => {
     const enrolled = await enroll('batch-dev-5', { credential: credential('batch-dev-5') });
     assert.equal(enrolled.attempts, 1);
   });
+
+  test('a device enrolls despite ~100 garbage messages a second on its enroll topic', async () => {
+    // Its own prefix and service, with the default per-device limit (one request a second): before
+    // the MAC was checked first, the garbage used up that limit and the device's requests were dropped.
+    const prefix = 'flood/v1';
+    const lines: LogLine[] = [];
+    const own = await startEnrollmentService({
+      dataDir: data,
+      crypto: host,
+      brokerUrl: broker.url,
+      prefix,
+      log: (l) => lines.push(l),
+    });
+    const attacker = await rawClient();
+    const target = 'flood-dev-1';
+    const name = topic('enroll', target, prefix);
+    const forged = request(target, device.p256Generate(), { batchId: BATCH, key: device.randomBytes(32) }).bytes;
+    const garbage = [device.randomBytes(64), forged, new Uint8Array(0)];
+    let stop = false;
+    let sent = 0;
+    const flood = (async () => {
+      while (!stop) {
+        await attacker.publishAsync(name, Buffer.from(garbage[sent++ % garbage.length]!), { qos: 0 });
+        await sleep(10); // ~100 a second
+      }
+    })();
+    try {
+      await sleep(300); // the flood is on before the device asks
+      const enrolled = await enroll(target, {
+        prefix,
+        credential: credential(target),
+        retry: { ...FAST, maxAttempts: 5 },
+      });
+      assert.equal(enrolled.deviceCertificate.length > 0, true);
+      assert.ok(sent >= 30, `the flood was on (${sent} sent)`);
+      assert.ok(
+        lines.some((l) => l.deviceId === target && l.outcome === 'issued'),
+        'issued while the flood went on',
+      );
+    } finally {
+      stop = true;
+      await flood;
+      await own.close();
+    }
+    // The garbage was refused without taking the device's turn, and its log lines are bounded.
+    const refusedForged = lines.filter((l) => l.deviceId === target && l.code === 'bad-credential').length;
+    assert.ok(refusedForged >= 1, 'forged credentials are refused');
+    assert.ok(
+      lines.filter((l) => l.deviceId === target).length < sent,
+      `fewer log lines (${lines.length}) than garbage messages (${sent})`,
+    );
+  });
 });
 
 describe('device retry policy', () => {
