@@ -87,6 +87,7 @@ export function benchCases(p: CryptoProvider): [string, () => unknown][] {
       'makeKeyMessage (one session start)',
       () =>
         makeKeyMessage(p, {
+          deviceId: 'bench-1',
           deviceKey: key,
           deviceCertificate: certificate,
           cloudPublicKey: cloud.publicKey,

@@ -56,7 +56,13 @@ for (const crypto of [nobleCrypto(), nodeCrypto()] as CryptoProvider[]) {
   const verifyCertificate = deviceCertificateVerifier({ crypto, trustAnchors: [pki.caDer] });
   const session = newSessionKey(crypto, 1);
   const make = () =>
-    makeKeyMessage(crypto, { deviceKey, deviceCertificate: dev.der, cloudPublicKey: pki.cloud.publicKey, session });
+    makeKeyMessage(crypto, {
+      deviceId: 'bench-1',
+      deviceKey,
+      deviceCertificate: dev.der,
+      cloudPublicKey: pki.cloud.publicKey,
+      session,
+    });
   const keyMessage = make();
   const options = { cloudKey: (kid: Uint8Array) => (equal(kid, cloudKid) ? cloudKey : undefined), verifyCertificate };
   let seq = 0;

@@ -170,7 +170,11 @@ export class Inspector {
         maxBytes: this.maxBytes,
       });
       this.learn(opened.session, result.file);
-      result.checked = [...keyChecks(withCa), 'recipient unwrapped with the cloud key', 'session COSE_Key decrypted'];
+      result.checked = [
+        ...keyChecks(withCa),
+        `recipient unwrapped with the cloud key for device ${opened.deviceId} (the KDF context names it)`,
+        'session COSE_Key decrypted',
+      ];
       return {
         ...result,
         valid: true,

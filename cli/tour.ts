@@ -296,11 +296,18 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     const deviceKey = readP256PrivateKey(device, at(DEMO_FILES.deviceKey));
     const deviceCertificate = readCertificates(at(DEMO_FILES.deviceCertificate))[0]!;
     const cloudPublicKey = certificateP256PublicKey(readCertificates(at(DEMO_FILES.cloudCertificate))[0]!);
-    const keyMessage = makeKeyMessage(device, { deviceKey, deviceCertificate, cloudPublicKey, session });
+    const keyMessage = makeKeyMessage(device, {
+      deviceId: DEMO_DEVICE_ID,
+      deviceKey,
+      deviceCertificate,
+      cloudPublicKey,
+      session,
+    });
     writeFileAtomic(at(DEMO_FILES.keyMessage), keyMessage, PUBLIC);
     print(
       `[2/6] device ${DEMO_DEVICE_ID} (noble crypto): kid counter ${kidCounter} → session kid ${toHex(session.kid)}; ` +
-        `new session key sealed for cloud key id ${toHex(cloudKeyId(device, cloudPublicKey))} and signed with the ` +
+        `new session key sealed for cloud key id ${toHex(cloudKeyId(device, cloudPublicKey))} (bound to ` +
+        `${DEMO_DEVICE_ID} in the key derivation) and signed with the ` +
         `device key → ${at(DEMO_FILES.keyMessage)} (${keyMessage.length} bytes)`,
     );
     return { session, kidCounter, keyMessage };

@@ -175,6 +175,7 @@ export class Attacker {
     })();
     const forger = await this.#forger;
     return makeKeyMessage(crypto, {
+      deviceId,
       deviceKey: forger.key,
       deviceCertificate: forger.certificate,
       cloudPublicKey: certificateP256PublicKey(this.#o.cloudCertificate),

@@ -49,10 +49,17 @@ function decodeRecipient(value: unknown, index: number): Recipient {
 
 /**
  * COSE_KDF_Context for ECDH-ES + A128KW (RFC 9053 §5.2): AlgorithmID is the key-wrap algorithm
- * (A128KW, -3), PartyU/PartyV identities are all null, SuppPubInfo = [128, recipient protected].
+ * (A128KW, -3), PartyUInfo = [identity, null, null] with `partyUIdentity` (nil when absent, as in
+ * the cose-wg examples), PartyVInfo = [null, null, null], SuppPubInfo = [128, recipient protected].
+ * The identity is not transmitted: both parties must know it.
  */
-export function kdfContextA128kw(recipientProtectedBytes: Uint8Array): Uint8Array {
-  return encodeAsGiven([Alg.A128KW, [null, null, null], [null, null, null], [128, recipientProtectedBytes]]);
+export function kdfContextA128kw(recipientProtectedBytes: Uint8Array, partyUIdentity?: Uint8Array): Uint8Array {
+  return encodeAsGiven([
+    Alg.A128KW,
+    [partyUIdentity ?? null, null, null],
+    [null, null, null],
+    [128, recipientProtectedBytes],
+  ]);
 }
 
 function deriveKek(
@@ -60,6 +67,7 @@ function deriveKek(
   key: P256PrivateKey,
   peer: Uint8Array,
   recipientProtectedBytes: Uint8Array,
+  partyUIdentity: Uint8Array | undefined,
 ): Uint8Array {
   let shared: Uint8Array;
   try {
@@ -68,7 +76,7 @@ function deriveKek(
     if (e instanceof CryptoError) throw new CoseError('bad-key', `ECDH refused the public key: ${e.message}`);
     throw e;
   }
-  const kek = crypto.hkdfSha256(shared, EMPTY, kdfContextA128kw(recipientProtectedBytes), 16);
+  const kek = crypto.hkdfSha256(shared, EMPTY, kdfContextA128kw(recipientProtectedBytes, partyUIdentity), 16);
   wipe(shared);
   return kek;
 }
@@ -81,13 +89,15 @@ export interface MakeRecipient {
   recipientKid: Uint8Array;
   /** The ephemeral key; a fresh one from the provider when omitted (tests inject one to reproduce vectors). */
   ephemeral?: P256PrivateKey;
+  /** PartyU identity of the KDF context (not sent); the recipient must unwrap with the same bytes. */
+  partyUIdentity?: Uint8Array;
 }
 
 /** Builds one ECDH-ES + A128KW recipient: [h'A101381C', {-1: epk, 4: kid}, wrapped CEK]. */
 export function makeEcdhEsA128kwRecipient(crypto: CryptoProvider, input: MakeRecipient): unknown[] {
   const protectedBytes = encode(new Map([[Header.alg, Alg.ECDH_ES_A128KW]]));
   const ephemeral = input.ephemeral ?? crypto.p256Generate();
-  const kek = deriveKek(crypto, ephemeral, input.recipientPublicKey, protectedBytes);
+  const kek = deriveKek(crypto, ephemeral, input.recipientPublicKey, protectedBytes, input.partyUIdentity);
   const wrapped = crypto.aesKeyWrap(kek, input.cek);
   wipe(kek);
   const unprotected = new Map<number, unknown>([
@@ -98,16 +108,23 @@ export function makeEcdhEsA128kwRecipient(crypto: CryptoProvider, input: MakeRec
 }
 
 /**
- * Recovers the CEK from an ECDH-ES + A128KW recipient with the recipient's private key.
+ * Recovers the CEK from an ECDH-ES + A128KW recipient with the recipient's private key and the
+ * PartyU identity the sender put in the KDF context (none when omitted).
  * `unsupported-alg` for another recipient algorithm, `bad-key` for an unusable ephemeral key,
- * `unwrap-failed` when the wrapped key does not authenticate under the derived KEK.
+ * `unwrap-failed` when the wrapped key does not authenticate under the derived KEK (which is also
+ * what another PartyU identity gives).
  */
-export function unwrapEcdhEsA128kw(crypto: CryptoProvider, recipient: Recipient, key: P256PrivateKey): Uint8Array {
+export function unwrapEcdhEsA128kw(
+  crypto: CryptoProvider,
+  recipient: Recipient,
+  key: P256PrivateKey,
+  partyUIdentity?: Uint8Array,
+): Uint8Array {
   requireAlg(findHeader(recipient.protected, recipient.unprotected, Header.alg), Alg.ECDH_ES_A128KW, 'COSE_recipient');
   const epk = findHeader(recipient.protected, recipient.unprotected, Header.ephemeralKey);
   if (epk === undefined) throw new CoseError('missing-header', 'COSE_recipient: no ephemeral key (-1)');
   const peer = ec2PublicKeyFromMap(epk);
-  const kek = deriveKek(crypto, key, peer, recipient.protectedBytes);
+  const kek = deriveKek(crypto, key, peer, recipient.protectedBytes, partyUIdentity);
   try {
     return crypto.aesKeyUnwrap(kek, recipient.ciphertext);
   } catch (e) {

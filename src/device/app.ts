@@ -588,6 +588,7 @@ export class DeviceApp {
       const rng = this.#p.rng;
       const key: SessionKey = { kid: encodeKid(kid), key: rng.randomBytes(16), baseIv: rng.randomBytes(12) };
       const keyMessage = makeKeyMessage(this.#p.crypto, {
+        deviceId: this.#deviceId,
         deviceKey: this.#identity!.key,
         deviceCertificate: this.#credentials!.deviceCertificate,
         cloudPublicKey: this.#cloud.publicKey,

@@ -5,8 +5,12 @@
  *   payload = COSE_Encrypt (tag 96) protected {1: 1, 4: kid}, unprotected {5: IV},
  *             ciphertext = A128GCM(CEK, session COSE_Key),
  *             recipients = [[h'A101381C', {4: cloud kid, -1: ephemeral EC2 key}, A128KW(KEK, CEK)]]
+ *
+ * The KEK's COSE_KDF_Context names the device: PartyU identity = the device id (the certificate's
+ * CN, UTF-8), not transmitted. A COSE_Encrypt made for device A therefore does not unwrap as
+ * device B's, even when B's key re-signs it (`unwrap-failed`).
  */
-import { equal } from '../bytes.js';
+import { equal, utf8Encode } from '../bytes.js';
 import { encode } from '../cbor/index.js';
 import {
   decodeEncrypt,
@@ -31,8 +35,11 @@ import type { CryptoProvider, P256PrivateKey } from '../crypto/provider.js';
 import { decodeKid } from './counter.js';
 import { BASE_IV_BYTES, CLOUD_KID_BYTES, DEFAULT_MAX_MESSAGE_BYTES, SESSION_KEY_BYTES } from './limits.js';
 import { cloudKeyId, type SessionKey } from './session.js';
+import { checkDeviceId } from './topics.js';
 
 export interface MakeKeyMessage {
+  /** The device id: the CN of `deviceCertificate`, the `{deviceId}` of its topics. Bound into the KDF context. */
+  deviceId: string;
   /** The device's private key (stays in the provider). */
   deviceKey: P256PrivateKey;
   /** The device certificate (DER) issued by the CA for `deviceKey`. */
@@ -46,6 +53,7 @@ export interface MakeKeyMessage {
 /** Builds the key message for `session`. Every random value (CEK, IV, ephemeral key) comes from `crypto`. */
 export function makeKeyMessage(crypto: CryptoProvider, input: MakeKeyMessage): Uint8Array {
   const { session } = input;
+  const partyUIdentity = utf8Encode(checkDeviceId(input.deviceId));
   decodeKid(session.kid);
   if (session.key.length !== SESSION_KEY_BYTES || session.baseIv.length !== BASE_IV_BYTES) {
     throw new RangeError('session key must be 16 bytes and its Base IV 12 bytes');
@@ -56,6 +64,7 @@ export function makeKeyMessage(crypto: CryptoProvider, input: MakeKeyMessage): U
     cek,
     recipientPublicKey: input.cloudPublicKey,
     recipientKid: cloudKeyId(crypto, input.cloudPublicKey),
+    partyUIdentity,
   });
   const plaintext = encode(
     symmetricKeyMap({ kid: session.kid, alg: Alg.A128GCM, baseIv: session.baseIv, k: session.key }),
@@ -101,7 +110,12 @@ export interface OpenKeyMessage {
   /** The cloud private key whose key id the recipient names, or undefined when none is held. */
   cloudKey: (cloudKid: Uint8Array) => P256PrivateKey | undefined;
   verifyCertificate: DeviceCertificateVerifier;
-  /** The device id of the topic the message arrived on; it must equal the certificate's. */
+  /**
+   * The device id of the topic the message arrived on; it must equal the certificate's CN
+   * (`device-mismatch`). A receiver always passes it; a tool that opens a message without its topic
+   * (`inspect` of a file) may omit it. Either way the KEK is derived with the certificate's CN as
+   * PartyU identity, so a COSE_Encrypt made for another device fails with `unwrap-failed`.
+   */
   topicDeviceId?: string;
   maxBytes?: number;
 }
@@ -115,7 +129,8 @@ export interface OpenedKeyMessage {
 
 /**
  * Verifies and opens a key message: strict structure, certificate, device id, signature,
- * recipient unwrap, content decryption, session COSE_Key. Throws `CoseError` with a reason code.
+ * recipient unwrap (KDF context bound to the certificate's device id), content decryption, session
+ * COSE_Key. Throws `CoseError` with a reason code.
  */
 export function openKeyMessage(crypto: CryptoProvider, bytes: Uint8Array, options: OpenKeyMessage): OpenedKeyMessage {
   const sign1 = decodeSign1(bytes, { requireTag: true, maxBytes: options.maxBytes ?? DEFAULT_MAX_MESSAGE_BYTES });
@@ -163,7 +178,19 @@ export function openKeyMessage(crypto: CryptoProvider, bytes: Uint8Array, option
   if (cloudKey === undefined)
     throw new CoseError('unknown-recipient', 'the recipient names a cloud key this receiver does not hold');
 
-  const cek = unwrapEcdhEsA128kw(crypto, recipient, cloudKey);
+  let cek: Uint8Array;
+  try {
+    cek = unwrapEcdhEsA128kw(crypto, recipient, cloudKey, utf8Encode(device.deviceId));
+  } catch (e) {
+    if (e instanceof CoseError && e.reason === 'unwrap-failed') {
+      throw new CoseError(
+        'unwrap-failed',
+        `the wrapped key does not open as device ${device.deviceId}'s with this cloud key: sealed for another ` +
+          'cloud key or another device (re-signed), or tampered',
+      );
+    }
+    throw e;
+  }
   let plaintext: Uint8Array;
   try {
     plaintext = decryptEncryptContent(crypto, encrypt, cek);

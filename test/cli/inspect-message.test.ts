@@ -18,6 +18,7 @@ before(async () => {
   const dev = pki.devices.get('dev-1')!;
   const session = newSessionKey(crypto, 7);
   keyMessage = makeKeyMessage(crypto, {
+    deviceId: 'dev-1',
     deviceKey: crypto.p256Import(dev.privateScalar),
     deviceCertificate: dev.der,
     cloudPublicKey: pki.cloud.publicKey,

@@ -75,6 +75,7 @@ before(async () => {
   const dev = pki.devices.get('dev-1')!;
   session = newSessionKey(crypto, 1);
   keyMessage = makeKeyMessage(crypto, {
+    deviceId: 'dev-1',
     deviceKey: crypto.p256Import(dev.privateScalar),
     deviceCertificate: dev.der,
     cloudPublicKey: pki.cloud.publicKey,

@@ -55,6 +55,8 @@ export class TestDevice {
     readonly certificate: Uint8Array,
     readonly serialHex: string,
     readonly cloudPublicKey: Uint8Array,
+    /** The certificate's CN, which the key messages name (PartyU identity); the device id unless set otherwise. */
+    readonly commonName: string = id,
   ) {}
 
   /** The key message of session `kid` (made once; the same bytes on every call, as a device resends). */
@@ -69,6 +71,7 @@ export class TestDevice {
   /** A fresh key message for `kid` (new session key): what a device that lost its counter sends. */
   otherKeyMessage(kid: number): Uint8Array {
     return makeKeyMessage(crypto, {
+      deviceId: this.commonName,
       deviceKey: this.key,
       deviceCertificate: this.certificate,
       cloudPublicKey: this.cloudPublicKey,
@@ -86,6 +89,7 @@ export class TestDevice {
     if (s === undefined) {
       const session = newSessionKey(crypto, kid);
       const keyMessage = makeKeyMessage(crypto, {
+        deviceId: this.commonName,
         deviceKey: this.key,
         deviceCertificate: this.certificate,
         cloudPublicKey: this.cloudPublicKey,
@@ -109,7 +113,7 @@ export async function makeDevice(fixture: CloudFixture, id: string, options: Dev
     ...(options.notBefore === undefined ? {} : { notBefore: options.notBefore }),
     ...(options.notAfter === undefined ? {} : { notAfter: options.notAfter }),
   });
-  return new TestDevice(id, key, issued.der, issued.serialHex, fixture.cloudPublicKey);
+  return new TestDevice(id, key, issued.der, issued.serialHex, fixture.cloudPublicKey, options.commonName ?? id);
 }
 
 /** A publisher for tests (MQTT.js, MQTT 3.1.1 so it works on aedes too). */

@@ -254,3 +254,12 @@ for (const crypto of providers) {
 test('cose-wg: the KDF context of ECDH-ES + A128KW matches the README', () => {
   assert.equal(toHex(kdfContextA128kw(encodeAsGiven(new Map([[1, -29]])))), '842283f6f6f683f6f6f682188044a101381c');
 });
+
+test('the KDF context with a PartyU identity (cose-flow/1 names the device there): RFC 9053 §5.2', () => {
+  const prot = encodeAsGiven(new Map([[1, -29]]));
+  // [-3, [h'73656E736F722D30303031' ("sensor-0001"), null, null], [null, null, null], [128, h'A101381C']]
+  assert.equal(
+    toHex(kdfContextA128kw(prot, new TextEncoder().encode('sensor-0001'))),
+    '8422834b73656e736f722d30303031f6f683f6f6f682188044a101381c',
+  );
+});

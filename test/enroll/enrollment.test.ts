@@ -194,6 +194,7 @@ describe('enrollment over MQTT', () => {
     // The device starts its first session with what it got; the cloud opens it with its keys.
     const session = newSessionKey(device, 1);
     const keyMessage = makeKeyMessage(device, {
+      deviceId: 'batch-dev-1',
       deviceKey: enrolled.key,
       deviceCertificate: enrolled.deviceCertificate,
       cloudPublicKey: enrolled.cloudPublicKeys[0]!,
@@ -374,9 +375,13 @@ describe('enrollment over MQTT', () => {
     assert.equal(keys.get(rotated.kidHex)?.current, true);
     assert.equal(keys.get(rotated.retiredKidHex!)?.current, false);
     const verify = deviceCertificateVerifier({ crypto: host, trustAnchors: [caDer] });
-    for (const d of [before, after]) {
+    for (const [deviceId, d] of [
+      ['rotate-1', before],
+      ['rotate-2', after],
+    ] as const) {
       const session = newSessionKey(device, 1);
       const message = makeKeyMessage(device, {
+        deviceId,
         deviceKey: d.key,
         deviceCertificate: d.deviceCertificate,
         cloudPublicKey: d.cloudPublicKeys[0]!,

@@ -89,6 +89,7 @@ for (const { kind, skip } of kinds) {
       assert.ok(at >= 0, 'the session key and Base IV come from the platform RNG');
       const identity = d.platform.huk.identity();
       const expected = makeKeyMessage(nobleCrypto(random.replayFrom(at + 2)), {
+        deviceId: d.deviceId,
         deviceKey: identity.key,
         deviceCertificate: new CredentialStore(d.store).load()!.deviceCertificate,
         cloudPublicKey: pki.cloud.publicKey,

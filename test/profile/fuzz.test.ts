@@ -40,6 +40,7 @@ before(async () => {
   const cloudKid = cloudKeyId(crypto, cloudKey.publicKey);
   session = newSessionKey(crypto, 1);
   keyMessage = makeKeyMessage(crypto, {
+    deviceId: 'dev-1',
     deviceKey: crypto.p256Import(dev.privateScalar),
     deviceCertificate: dev.der,
     cloudPublicKey: pki.cloud.publicKey,

@@ -80,6 +80,7 @@ for (const sender of providers) {
         cloudKey = receiver.p256Import(pki.cloud.privateScalar);
         session = newSessionKey(sender, 7);
         keyMessage = makeKeyMessage(sender, {
+          deviceId: 'dev-1',
           deviceKey,
           deviceCertificate: dev.der,
           cloudPublicKey: pki.cloud.publicKey,
@@ -142,6 +143,7 @@ describe('refusals', () => {
     const cloudKey = crypto.p256Import(pki.cloud.privateScalar);
     session = newSessionKey(crypto, 3);
     keyMessage = makeKeyMessage(crypto, {
+      deviceId: 'dev-1',
       deviceKey,
       deviceCertificate: dev.der,
       cloudPublicKey: pki.cloud.publicKey,
@@ -453,6 +455,7 @@ describe('refusals', () => {
         cek,
         recipientPublicKey: pki.cloud.publicKey,
         recipientKid: cloudKeyId(crypto, pki.cloud.publicKey),
+        partyUIdentity: new TextEncoder().encode('dev-1'),
       });
       const inner = makeEncrypt(crypto, {
         protected: new Map<number, unknown>([
