@@ -13,6 +13,7 @@ import { nodeCrypto } from '../../cloud/crypto/node.js';
 import { deviceCertificateVerifier } from '../../cloud/pki/verify.js';
 import { equal, fromHex, toHex } from '../../src/bytes.js';
 import { encode } from '../../src/cbor/index.js';
+import { decodeSign1, makeSign1 } from '../../src/cose/sign1.js';
 import {
   cloudKeyId,
   decodeKid,
@@ -40,6 +41,30 @@ let nodeSession: SessionKey;
 let run: XsRun;
 let cloudOptions: OpenKeyMessage;
 
+/** `keyMessage`'s COSE_Encrypt, untouched, signed by `deviceId`'s key with its certificate in x5chain. */
+function resignAs(deviceId: string, keyMessage: Uint8Array): Uint8Array {
+  const device = pki.devices.get(deviceId)!;
+  const sign1 = decodeSign1(keyMessage, { requireTag: true });
+  return makeSign1(crypto, crypto.p256Import(device.privateScalar), {
+    protected: new Map<number, unknown>([
+      [1, -7],
+      [3, 96],
+      [33, device.der],
+    ]),
+    payload: sign1.payload!,
+  });
+}
+
+/**
+ * The recipient's COSE_KDF_Context written out by hand from RFC 9053 §5.2 (not the library's
+ * builder): [-3, [h'<device id>', nil, nil], [nil, nil, nil], [128, h'A101381C']], id < 24 bytes.
+ */
+function handContext(deviceId: string): string {
+  const id = Buffer.from(deviceId, 'utf8');
+  assert.ok(id.length < 24);
+  return `842283${(0x40 + id.length).toString(16)}${id.toString('hex')}f6f683f6f6f682188044a101381c`;
+}
+
 /** The fields of every stdout line that starts with `kind`. */
 function lines(kind: string): string[][] {
   return run.stdout
@@ -55,11 +80,12 @@ function one(kind: string): string[] {
 }
 
 before(async () => {
-  pki = await makePki({ deviceIds: ['dev-1'] });
+  pki = await makePki({ deviceIds: ['dev-1', 'dev-2'] });
   const otherCa = await makeCa({ name: 'some other CA' });
   const dev = pki.devices.get('dev-1')!;
   nodeSession = newSessionKey(crypto, 3);
   const nodeKeyMessage = makeKeyMessage(crypto, {
+    deviceId: 'dev-1',
     deviceKey: crypto.p256Import(dev.privateScalar),
     deviceCertificate: dev.der,
     cloudPublicKey: pki.cloud.publicKey,
@@ -78,8 +104,10 @@ before(async () => {
     cloud: { publicKey: toHex(pki.cloud.publicKey), scalar: toHex(pki.cloud.privateScalar) },
     kidCounter: XS_KID_COUNTER,
     sequences: SEQUENCES,
+    otherDevice: { id: 'dev-2' },
     fromNode: {
       keyMessage: toHex(nodeKeyMessage),
+      resignedKeyMessage: toHex(resignAs('dev-2', nodeKeyMessage)),
       data: SEQUENCES.map((seq) => ({
         seq,
         message: toHex(sealData(crypto, nodeSession, seq, encode(readingPayload(seq)))),
@@ -187,8 +215,23 @@ for (const provider of ['noble', 'native']) {
         'data-tag-byte': 'decrypt-failed',
         'key-message-signature': 'bad-signature',
         'key-message-other-device': 'device-mismatch',
+        'key-message-resigned': 'unwrap-failed',
         'certificate-other-ca': 'bad-certificate',
       });
+    });
+
+    test('the device binding in XS: the KDF context names the device; a key message re-signed by another device fails', () => {
+      assert.deepEqual(
+        lines('kdf-context'),
+        ['dev-1', 'dev-2'].map((id) => [id, handContext(id)]),
+        'XS builds the context of RFC 9053 §5.2 with the device id as PartyU identity',
+      );
+      // XS's own key message, re-signed in Node by dev-2, does not open as dev-2's (it opened as dev-1's above).
+      const resigned = resignAs('dev-2', fromHex(one('key-message')[0]!));
+      assert.throws(
+        () => openKeyMessage(crypto, resigned, { ...cloudOptions, topicDeviceId: 'dev-2' }),
+        (e: unknown) => e instanceof Error && 'reason' in e && e.reason === 'unwrap-failed',
+      );
     });
   });
 }

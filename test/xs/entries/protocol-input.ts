@@ -60,7 +60,14 @@ export interface ProtocolInput {
   /** Sequence numbers of the data messages XS seals (payloads: see `readingPayload`). */
   sequences: number[];
   /** Messages Node made, for XS to open. */
-  fromNode: { keyMessage: string; data: { seq: number; message: string }[] };
+  fromNode: {
+    keyMessage: string;
+    data: { seq: number; message: string }[];
+    /** `keyMessage`'s COSE_Encrypt re-signed with `otherDevice`'s key and certificate (same CA). */
+    resignedKeyMessage: string;
+  };
+  /** Another device of the same CA: the id whose topic the re-signed key message is opened for. */
+  otherDevice: { id: string };
 }
 
 /** The application payload of reading `seq`, built the same way on both sides. */

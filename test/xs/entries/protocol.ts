@@ -11,9 +11,10 @@
  *   opened-key DEVICEID KID KEY BASEIV   Node's key message, opened in XS
  *   opened-data SEQ PAYLOADHEX    Node's data messages, opened in XS
  *   refused WHAT REASON           tampered input refused in XS
+ *   kdf-context DEVICEID HEX      the recipient's COSE_KDF_Context XS builds for that device id
  *   done
  */
-import { equal, fromHex, toHex, utf8Decode } from '../../../src/bytes.js';
+import { equal, fromHex, toHex, utf8Decode, utf8Encode } from '../../../src/bytes.js';
 import { decode, encode } from '../../../src/cbor/index.js';
 import {
   CoseError,
@@ -179,6 +180,7 @@ function main(): void {
     'key-message',
     toHex(
       makeKeyMessage(crypto, {
+        deviceId: input.device.id,
         deviceKey,
         deviceCertificate: fromHex(input.device.certificate),
         cloudPublicKey: fromHex(input.cloud.publicKey),
@@ -224,6 +226,17 @@ function main(): void {
   refused('data-tag-byte', () => openData(crypto, parseDataMessage(flip(firstData, -1)), opened.session));
   refused('key-message-signature', () => openKeyMessage(crypto, flip(keyMessage, -1), options));
   refused('key-message-other-device', () => openKeyMessage(crypto, keyMessage, { ...options, topicDeviceId: 'dev-2' }));
+  // The device binding: dev-1's COSE_Encrypt re-signed by another device of the CA, on that device's topic.
+  refused('key-message-resigned', () =>
+    openKeyMessage(crypto, fromHex(input.fromNode.resignedKeyMessage), {
+      ...options,
+      topicDeviceId: input.otherDevice.id,
+    }),
+  );
+  const recipientProtected = fromHex('a101381c');
+  for (const id of [input.device.id, input.otherDevice.id]) {
+    emit('kdf-context', id, toHex(kdfContextA128kw(recipientProtected, utf8Encode(id))));
+  }
   refused('certificate-other-ca', () =>
     openKeyMessage(crypto, keyMessage, {
       ...options,
