@@ -5,10 +5,13 @@
  *
  * Bounded whatever the traffic: at most `maxDevices` devices (the least recently heard of are
  * forgotten first), a fixed ring of per-second counts, the last `maxRecent` refusals and the last
- * `maxLatencySamples` latencies.
+ * `maxLatencySamples` latencies. Each refusal's `detail` is cut to MAX_DETAIL_CHARS and a reading
+ * whose JSON is longer than `maxReadingChars` (default 512) is shown as a short note instead, so a
+ * snapshot stays small however large the messages (a few hundred bytes per device).
  */
 
 import type { ServiceEvent } from '../service/events.js';
+import { truncateDetail } from '../service/log.js';
 import type { DeliveredPayload } from '../service/payload.js';
 import { decodePayload } from '../service/payload.js';
 
@@ -76,6 +79,8 @@ export interface LiveStateOptions {
   maxDevices?: number;
   maxRecent?: number;
   maxLatencySamples?: number;
+  /** Longest reading (as JSON) shown; longer ones are replaced by a note (default 512). */
+  maxReadingChars?: number;
 }
 
 export class LiveState {
@@ -84,6 +89,7 @@ export class LiveState {
   readonly #maxDevices: number;
   readonly #maxRecent: number;
   readonly #maxLatency: number;
+  readonly #maxReading: number;
   readonly #startedAt: number;
   readonly #devices = new Map<string, LiveDevice>();
   /** Ring of per-second counts, indexed by epoch second modulo its length. */
@@ -103,6 +109,7 @@ export class LiveState {
     this.#maxDevices = options.maxDevices ?? 500;
     this.#maxRecent = options.maxRecent ?? 20;
     this.#maxLatency = options.maxLatencySamples ?? 1000;
+    this.#maxReading = options.maxReadingChars ?? 512;
     this.#startedAt = this.#now();
     this.#counts = new Array(this.#seconds + 1).fill(0);
     this.#countSecond = new Array(this.#seconds + 1).fill(-1);
@@ -131,7 +138,12 @@ export class LiveState {
       case 'rejected': {
         this.#totals.rejected++;
         this.#rejections[event.reason] = (this.#rejections[event.reason] ?? 0) + 1;
-        const entry: RejectionEntry = { at: event.at, kind: event.kind, reason: event.reason, detail: event.detail };
+        const entry: RejectionEntry = {
+          at: event.at,
+          kind: event.kind,
+          reason: event.reason,
+          detail: truncateDetail(event.detail),
+        };
         if (event.deviceId !== undefined) {
           entry.deviceId = event.deviceId;
           const d = this.#devices.get(event.deviceId);
@@ -169,7 +181,9 @@ export class LiveState {
     const decoded = decodePayload(p.payload);
     if (decoded === undefined) delete d.reading;
     else {
-      d.reading = decoded.value;
+      const json = JSON.stringify(decoded.value) ?? '';
+      d.reading =
+        json.length <= this.#maxReading ? decoded.value : `(a reading of ${json.length} characters as JSON: not shown)`;
       const t = (decoded.value as { t?: unknown } | null)?.t;
       if (typeof t === 'number' && Number.isFinite(t)) this.#latency(Math.max(0, now - t));
     }

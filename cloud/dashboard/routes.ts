@@ -4,7 +4,10 @@
  *   GET  /                  the page (cloud/dashboard/public/index.html; no build step)
  *   GET  /dashboard.js, /dashboard.css
  *   GET  /api/state         the current LiveSnapshot as JSON
- *   GET  /api/events        server-sent events: a `state` event with the LiveSnapshot every second
+ *   GET  /api/events        server-sent events: a `state` event with the LiveSnapshot every second;
+ *                           a client that has not taken what was sent (more than `maxBufferedBytes`
+ *                           waiting, default 1 MiB: a few snapshots) is disconnected, so a stalled
+ *                           page cannot make the service hold snapshots for it without end
  *   POST /api/attack        only when an attack action is configured (the demo): injects forged,
  *                           tampered and replayed messages; answers 202 with what was injected
  *
@@ -39,6 +42,8 @@ export interface DashboardOptions {
   state: LiveState;
   /** Milliseconds between two `state` events (default 1000). */
   intervalMs?: number;
+  /** An event-stream client with more than this many bytes not yet sent is dropped (default 1 MiB). */
+  maxBufferedBytes?: number;
   /** The demo's attack: what a POST /api/attack runs. */
   attack?: () => Promise<Record<string, number>>;
 }
@@ -47,6 +52,8 @@ export interface Dashboard {
   route: HttpRoute;
   /** Live event streams now. */
   readonly clients: number;
+  /** Event-stream clients dropped for not keeping up. */
+  readonly slowClientsDropped: number;
   /** Ends every event stream (before the HTTP server closes). */
   close(): void;
 }
@@ -65,10 +72,25 @@ export function dashboard(options: DashboardOptions): Dashboard {
   }
   const clients = new Set<ServerResponse>();
   const intervalMs = options.intervalMs ?? 1000;
+  const maxBuffered = options.maxBufferedBytes ?? 1024 * 1024;
+  let slowDropped = 0;
   let timer: NodeJS.Timeout | undefined;
   const broadcast = () => {
     const data = `event: state\ndata: ${JSON.stringify(options.state.snapshot())}\n\n`;
-    for (const res of clients) res.write(data);
+    for (const res of clients) {
+      if (res.writableLength > maxBuffered) {
+        // Not reading (or far too slow): let it go; an EventSource reconnects by itself.
+        slowDropped++;
+        clients.delete(res);
+        res.destroy();
+        continue;
+      }
+      res.write(data);
+    }
+    if (clients.size === 0 && timer !== undefined) {
+      clearInterval(timer);
+      timer = undefined;
+    }
   };
   const json = (res: ServerResponse, status: number, body: unknown) => {
     res.writeHead(status, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store', ...SECURITY_HEADERS });
@@ -138,6 +160,9 @@ export function dashboard(options: DashboardOptions): Dashboard {
     route,
     get clients() {
       return clients.size;
+    },
+    get slowClientsDropped() {
+      return slowDropped;
     },
     close() {
       if (timer !== undefined) clearInterval(timer);

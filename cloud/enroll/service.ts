@@ -21,6 +21,7 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { CryptoProvider } from '../../src/crypto/provider.js';
 import { DEFAULT_PREFIX } from '../../src/profile/limits.js';
 import { checkPrefix, parseTopic, topic, topicFilter } from '../../src/profile/topics.js';
+import { LineAggregator } from '../service/log.js';
 import { type Admission, createEnroller, type EnrollDecision } from './enroller.js';
 
 export const DEFAULT_MIN_INTERVAL_MS = 1000;
@@ -147,14 +148,30 @@ export async function startEnrollmentService(options: EnrollmentServiceOptions):
     await answer(await enroller.issue(admitted));
   }
 
+  // Requests dropped unanswered (busy, rate-limited, not an enroll topic): the first 5 per code
+  // and 10 s are logged, the others counted in one summary line (a flood made 100 MB of "busy").
+  const ignored = new LineAggregator((s) =>
+    log({
+      time: now().toISOString(),
+      event: 'enroll-ignored-summary',
+      outcome: 'ignored',
+      code: s.key,
+      count: s.count,
+      devices: s.devices,
+      examples: s.examples,
+      seconds: s.seconds,
+    }),
+  );
+
   client.on('message', (name, payload) => {
     if (closing) return;
     const parsed = parseTopic(name, prefix);
     if (parsed === undefined || parsed.kind !== 'enroll') {
+      if (!ignored.admit('bad-request')) return;
       log({
         time: now().toISOString(),
         event: 'enroll',
-        topic: name,
+        topic: name.slice(0, 200),
         outcome: 'ignored',
         code: 'bad-request',
         reason: 'bad-request: not an enroll topic',
@@ -173,16 +190,18 @@ export async function startEnrollmentService(options: EnrollmentServiceOptions):
       return;
     }
     if (queued >= maxQueue) {
-      emit({ deviceId, outcome: 'ignored', code: 'busy', reason: `busy: ${queued} requests waiting` });
+      if (ignored.admit('busy', deviceId))
+        emit({ deviceId, outcome: 'ignored', code: 'busy', reason: `busy: ${queued} requests waiting` });
       return;
     }
     if (rateLimited(deviceId)) {
-      emit({
-        deviceId,
-        outcome: 'ignored',
-        code: 'rate-limited',
-        reason: `rate-limited: more than one request per ${minInterval} ms`,
-      });
+      if (ignored.admit('rate-limited', deviceId))
+        emit({
+          deviceId,
+          outcome: 'ignored',
+          code: 'rate-limited',
+          reason: `rate-limited: more than one request per ${minInterval} ms`,
+        });
       return;
     }
     queued++;
@@ -228,6 +247,7 @@ export async function startEnrollmentService(options: EnrollmentServiceOptions):
         if (seen === tail) break;
       }
       await client.endAsync();
+      ignored.flush();
       log({ time: now().toISOString(), event: 'stopped' });
     },
   };

@@ -15,7 +15,12 @@
  *   clean session off, so messages wait in the broker while the service restarts. With
  *   `protocolVersion: 'auto'` (default) it tries 5 and falls back to 3.1.1 for brokers that refuse
  *   5 (aedes);
- * - subscribes on every connect (harmless when the broker kept the session);
+ * - subscribes on every connect (harmless when the broker kept the session), with MQTT 5 Retain
+ *   Handling 2 (the broker sends no retained message on subscribe); a message that still comes
+ *   with the retain flag (MQTT 3.1.1 brokers send retained messages on subscribe) is acknowledged
+ *   and dropped, never handed on: a retained message is a stale copy, not traffic;
+ * - MQTT 5 Maximum Packet Size in CONNECT (`maxPacketBytes`): the broker drops larger messages
+ *   for this client instead of sending them (MQTT 3.1.1 has no such limit);
  * - inbound QoS 0/1/2: the message goes to `onMessage`; `ack()` sends PUBACK (QoS 1) or PUBREC
  *   (QoS 2; PUBREL is answered with PUBCOMP at once). An ack for a message of a connection that
  *   has since dropped is not sent: the broker redelivers that message on the new connection;
@@ -28,6 +33,7 @@ import { EventEmitter } from 'node:events';
 import { connect as netConnect, type Socket } from 'node:net';
 import { type ConnectionOptions, connect as tlsConnect } from 'node:tls';
 import mqttPacket, { type IConnackPacket, type IPublishPacket, type Packet, type QoS } from 'mqtt-packet';
+import { DEFAULT_MAX_MESSAGE_BYTES } from '../../src/profile/limits.js';
 
 export type ProtocolVersion = 4 | 5;
 
@@ -70,6 +76,11 @@ export interface MqttConsumerOptions {
   receiveMaximum?: number;
   /** Reading pauses while this many QoS 1/2 messages are unacknowledged (default: receiveMaximum). */
   maxUnacked?: number;
+  /**
+   * MQTT 5 Maximum Packet Size: the broker does not send larger packets (default the largest
+   * message the protocol allows, 65 536 bytes, plus 1024 for the topic and the packet's fields).
+   */
+  maxPacketBytes?: number;
   username?: string;
   password?: string;
   /** TLS options for mqtts:// (ca, cert, key, rejectUnauthorized, …). */
@@ -90,6 +101,8 @@ interface Connection {
   open: boolean;
   /** The broker refused the protocol version (auto mode falls back to 3.1.1). */
   versionRefused?: string;
+  /** Writes of this tick are gathered (socket corked) and sent together on the next. */
+  corked?: boolean;
 }
 
 interface PendingPublish {
@@ -114,6 +127,7 @@ export class MqttConsumer extends EventEmitter {
       | 'keepaliveSeconds'
       | 'receiveMaximum'
       | 'maxUnacked'
+      | 'maxPacketBytes'
       | 'connectTimeoutMs'
       | 'reconnectMinMs'
       | 'reconnectMaxMs'
@@ -137,6 +151,8 @@ export class MqttConsumer extends EventEmitter {
   #firstConnect: { resolve: () => void; reject: (e: Error) => void } | undefined;
   /** Reconnections after the first connection (for metrics). */
   reconnects = 0;
+  /** Retained messages acknowledged and dropped (not handed on). */
+  retainedDropped = 0;
 
   constructor(options: MqttConsumerOptions) {
     super();
@@ -150,9 +166,12 @@ export class MqttConsumer extends EventEmitter {
       reconnectMinMs: 250,
       reconnectMaxMs: 5000,
       maxUnacked: receiveMaximum,
+      maxPacketBytes: DEFAULT_MAX_MESSAGE_BYTES + 1024,
       ...options,
       receiveMaximum,
     };
+    if (!Number.isInteger(this.#o.maxPacketBytes) || this.#o.maxPacketBytes < 1024)
+      throw new RangeError(`maxPacketBytes must be an integer ≥ 1024, got ${this.#o.maxPacketBytes}`);
     this.#url = new URL(options.url);
     if (this.#url.protocol !== 'mqtt:' && this.#url.protocol !== 'mqtts:')
       throw new RangeError(
@@ -263,6 +282,16 @@ export class MqttConsumer extends EventEmitter {
   #send(conn: Connection, packet: Packet): void {
     if (!conn.open && packet.cmd !== 'connect') return;
     if (conn.socket.destroyed) return;
+    if (!conn.corked) {
+      // Acknowledgements come in bursts (a batch commits, a flood is refused): one write for all
+      // the packets of a tick instead of one system call each.
+      conn.corked = true;
+      conn.socket.cork();
+      process.nextTick(() => {
+        conn.corked = false;
+        conn.socket.uncork();
+      });
+    }
     conn.socket.write(mqttPacket.generate(packet, { protocolVersion: conn.version }));
   }
 
@@ -314,6 +343,7 @@ export class MqttConsumer extends EventEmitter {
               properties: {
                 sessionExpiryInterval: this.#o.sessionExpirySeconds,
                 receiveMaximum: this.#o.receiveMaximum,
+                maximumPacketSize: this.#o.maxPacketBytes,
               },
             }
           : {}),
@@ -454,7 +484,8 @@ export class MqttConsumer extends EventEmitter {
       this.#send(conn, {
         cmd: 'subscribe',
         messageId: id,
-        subscriptions: this.#o.subscriptions.map((s) => ({ topic: s.topic, qos: s.qos })),
+        // Retain Handling 2: no retained messages on subscribe (ignored by 3.1.1's encoder).
+        subscriptions: this.#o.subscriptions.map((s) => ({ topic: s.topic, qos: s.qos, rh: 2 })),
       });
     }).then((granted) => {
       const refused = granted
@@ -530,6 +561,15 @@ export class MqttConsumer extends EventEmitter {
 
   #onPublish(conn: Connection, packet: IPublishPacket): void {
     if (this.#paused) return; // left unacknowledged: the broker redelivers it later
+    if (packet.retain) {
+      // A stored copy sent on subscribe (MQTT 3.1.1, or a broker ignoring Retain Handling): drop it.
+      this.retainedDropped++;
+      if (this.retainedDropped === 1 || this.retainedDropped % 1000 === 0)
+        this.#log('info', 'mqtt-retained-dropped', { topic: packet.topic.slice(0, 200), total: this.retainedDropped });
+      if (packet.qos > 0)
+        this.#send(conn, { cmd: packet.qos === 1 ? 'puback' : 'pubrec', messageId: packet.messageId! });
+      return;
+    }
     const raw = packet.payload;
     // A private copy: the parser's buffer list may share memory with later reads.
     const payload = typeof raw === 'string' ? new TextEncoder().encode(raw) : new Uint8Array(raw);

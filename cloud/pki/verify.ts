@@ -10,6 +10,12 @@
  *
  * Successful results are cached by SHA-256 of the certificate bytes (bounded LRU); the validity
  * period and the revocation check are evaluated again on every call, cache hit or not.
+ *
+ * Against floods (docs/CLOUD.md "Floods and quotas"): a certificate larger than
+ * `maxCertificateBytes` (default 2 KiB; the project's device certificates are about 400 bytes) is
+ * refused before it is hashed or parsed, and a certificate that failed the checks that depend
+ * only on its bytes and the trust anchors (parse, issuer, signature, extensions, key, CN) is
+ * remembered by its SHA-256 (bounded LRU) and refused again without parsing or verifying it.
  */
 import { equal, toHex } from '../../src/bytes.js';
 import { CoseError } from '../../src/cose/errors.js';
@@ -41,6 +47,10 @@ export interface DeviceCertificateVerifierOptions {
   isRevoked?: (serialHex: string, certificate: RevocationQuery) => boolean;
   /** Verified certificates remembered (LRU by SHA-256 of the DER). Default 10 000; 0 disables the cache. */
   cacheSize?: number;
+  /** Certificates that failed, remembered (LRU by SHA-256 of the DER). Default 10 000; 0 disables it. */
+  failedCacheSize?: number;
+  /** Larger certificates are refused before parsing (default 2048 bytes). */
+  maxCertificateBytes?: number;
 }
 
 /** The extensions this profile understands; any other marked critical is refused. */
@@ -54,6 +64,7 @@ const KNOWN_EXTENSIONS: readonly string[] = [
 ];
 
 export const DEFAULT_CERTIFICATE_CACHE_SIZE = 10_000;
+export const DEFAULT_MAX_CERTIFICATE_BYTES = 2048;
 
 interface TrustAnchor {
   cert: ParsedCertificate;
@@ -113,12 +124,16 @@ export function deviceCertificateVerifier(options: DeviceCertificateVerifierOpti
   const { crypto } = options;
   const now = options.now ?? (() => new Date());
   const cacheSize = options.cacheSize ?? DEFAULT_CERTIFICATE_CACHE_SIZE;
+  const failedCacheSize = options.failedCacheSize ?? DEFAULT_CERTIFICATE_CACHE_SIZE;
+  const maxBytes = options.maxCertificateBytes ?? DEFAULT_MAX_CERTIFICATE_BYTES;
   if (!Array.isArray(options.trustAnchors) || options.trustAnchors.length === 0) {
     throw new Error('deviceCertificateVerifier needs at least one trust anchor (CA certificate DER)');
   }
   const anchors = options.trustAnchors.map(loadTrustAnchor);
   /** Insertion-ordered Map as an LRU: a hit moves its entry to the end. */
   const cache = new Map<string, VerifiedCertificate>();
+  /** Why each remembered failure failed (the same error is thrown again). */
+  const failed = new Map<string, CoseError>();
 
   function verifyOnce(der: Uint8Array): VerifiedCertificate {
     const cert = parseCertificate(der);
@@ -192,18 +207,27 @@ export function deviceCertificateVerifier(options: DeviceCertificateVerifierOpti
 
   return (certificateDer: Uint8Array): CertifiedDevice => {
     if (!(certificateDer instanceof Uint8Array)) throw bad('the certificate is not a byte string');
+    if (certificateDer.length > maxBytes)
+      throw bad(`a certificate of ${certificateDer.length} bytes is larger than ${maxBytes}: not parsed`);
     const id = toHex(crypto.sha256(certificateDer));
     let verified = cache.get(id);
     if (verified !== undefined) {
       cache.delete(id);
       cache.set(id, verified);
     } else {
+      const known = failed.get(id);
+      if (known !== undefined) throw known;
       try {
         verified = verifyOnce(certificateDer);
       } catch (e) {
         // The library may throw its own errors for odd content (e.g. an extension value): still bad-certificate.
-        if (e instanceof CoseError) throw e;
-        throw bad(`unreadable certificate: ${e instanceof Error ? e.message : String(e)}`);
+        const refusal =
+          e instanceof CoseError ? e : bad(`unreadable certificate: ${e instanceof Error ? e.message : String(e)}`);
+        if (failedCacheSize > 0) {
+          if (failed.size >= failedCacheSize) failed.delete(failed.keys().next().value!);
+          failed.set(id, refusal);
+        }
+        throw refusal;
       }
       if (cacheSize > 0) {
         if (cache.size >= cacheSize) cache.delete(cache.keys().next().value!);

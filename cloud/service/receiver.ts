@@ -29,10 +29,11 @@ import type { OpenedKeyMessage } from '../../src/profile/key-message.js';
 import { parseTopic } from '../../src/profile/topics.js';
 import type { InboundMessage } from '../mqtt/consumer.js';
 import type { Store } from '../store/store.js';
+import type { Admission } from './admission.js';
 import { AtRestError, type SessionSealer } from './at-rest.js';
 import type { CommitQueue } from './commit-queue.js';
 import type { ServiceEvent } from './events.js';
-import type { Logger } from './log.js';
+import { type Logger, RefusalLog } from './log.js';
 import type { MessageKind, ServiceMetrics } from './metrics.js';
 import type { DeliveredPayload } from './payload.js';
 import type { PendingBuffer } from './pending-buffer.js';
@@ -46,6 +47,9 @@ export type RejectReason =
   | 'kid-rollback'
   | 'replay'
   | 'unknown-kid'
+  /** Admission (admission.ts): over the device's or the global key-message rate, or its quota. */
+  | 'rate-limited'
+  | 'quota-exceeded'
   /** Not `{prefix}/{valid device id}/session|data`. */
   | 'bad-topic'
   /** A bug: an exception the code did not expect (logged at error level). */
@@ -67,6 +71,8 @@ export interface ReceiverOptions {
   log: Logger;
   prefix: string;
   maxMessageBytes: number;
+  /** Rates and quotas checked before any public-key work (default: none). */
+  admission?: Admission;
   /** Store retry backoff bounds, ms. */
   retryMinMs?: number;
   retryMaxMs?: number;
@@ -105,6 +111,7 @@ export class Receiver {
   readonly #o: ReceiverOptions;
   readonly #now: () => number;
   readonly #keyChains = new Map<string, Promise<void>>();
+  readonly #refusals: RefusalLog;
   #inFlight = 0;
   #unreadable = 0;
   #idleWaiters: (() => void)[] = [];
@@ -114,6 +121,7 @@ export class Receiver {
   constructor(options: ReceiverOptions) {
     this.#o = options;
     this.#now = options.now ?? Date.now;
+    this.#refusals = new RefusalLog(options.log);
   }
 
   /** Messages left unacknowledged because their stored session did not open (wrong storage key). */
@@ -153,6 +161,7 @@ export class Receiver {
   stop(): void {
     this.#stopping = true;
     this.#o.pending.clear();
+    this.#refusals.flush();
   }
 
   /**
@@ -200,6 +209,11 @@ export class Receiver {
   // -------------------------------------------------------------------------------- key messages
 
   #keyMessage(deviceId: string, message: InboundMessage): Promise<void> {
+    const refused = this.#o.admission?.admitKeyMessage(deviceId);
+    if (refused !== undefined) {
+      this.#reject(message, { kind: 'session', deviceId }, refused.reason, refused.detail);
+      return Promise.resolve();
+    }
     const previous = this.#keyChains.get(deviceId) ?? Promise.resolve();
     const run = previous.then(() => this.#openAndStore(deviceId, message));
     const tail = run.catch(() => {});
@@ -212,6 +226,11 @@ export class Receiver {
 
   async #openAndStore(deviceId: string, message: InboundMessage): Promise<void> {
     const ctx: Context = { kind: 'session', deviceId };
+    const quota = this.#o.admission?.admitSession(deviceId);
+    if (quota !== undefined) {
+      this.#reject(message, ctx, quota.reason, quota.detail);
+      return;
+    }
     let opened: OpenedKeyMessage;
     try {
       opened = this.#o.openKeyMessage(message.payload, deviceId);
@@ -238,6 +257,7 @@ export class Receiver {
     switch (result) {
       case 'stored':
         this.#o.sessions.remember(deviceId, session, sealed);
+        this.#o.admission?.sessionStored(deviceId);
         this.#o.metrics.accepted.inc({ kind: 'session' });
         this.#o.log.info({ event: 'session', ...fields }, 'session stored');
         this.#observe({ type: 'session', deviceId, kidHex: fields.kid, at: this.#now() });
@@ -267,6 +287,11 @@ export class Receiver {
   // ------------------------------------------------------------------------------- data messages
 
   async #dataMessage(deviceId: string, message: InboundMessage): Promise<void> {
+    const refused = this.#o.admission?.admitData(deviceId);
+    if (refused !== undefined) {
+      this.#reject(message, { kind: 'data', deviceId }, refused.reason, refused.detail);
+      return;
+    }
     let parsed: ParsedDataMessage;
     try {
       parsed = parseDataMessage(message.payload, this.#o.maxMessageBytes);
@@ -344,6 +369,7 @@ export class Receiver {
     switch (result) {
       case 'accepted': {
         if (live.window.check(seq) === 'new') live.window.accept(seq);
+        this.#o.admission?.payloadStored(deviceId, payload.length);
         this.#o.metrics.accepted.inc({ kind: 'data' });
         this.#o.onAccepted?.();
         await this.#o.deliver({
@@ -501,9 +527,9 @@ export class Receiver {
       detail,
       at: this.#now(),
     });
-    this.#o.log[level](
+    this.#refusals.refused(
+      level,
       {
-        event: 'rejected',
         kind: ctx.kind,
         reason,
         deviceId: ctx.deviceId,

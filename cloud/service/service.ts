@@ -35,6 +35,7 @@ import { DEFAULT_WINDOW_SIZE } from '../session/replay-window.js';
 import { openStore } from '../store/index.js';
 import { redactUrl } from '../store/postgres.js';
 import type { Store } from '../store/store.js';
+import { Admission, type AdmissionLimits } from './admission.js';
 import { loadStorageKey, SessionSealer } from './at-rest.js';
 import { CommitQueue, DEFAULT_MAX_BATCH } from './commit-queue.js';
 import {
@@ -108,6 +109,8 @@ export interface CloudServiceOptions {
   /** Most payloads per store transaction (default 1000). */
   maxBatch?: number;
   pending?: PendingLimits;
+  /** Per-device key-message rates and session / payload-byte quotas (cloud/service/admission.ts). */
+  admission?: Partial<AdmissionLimits>;
   /** At most one re-key request per device per this many ms (default 60 000). */
   rekeyIntervalMs?: number;
   logger?: Logger;
@@ -350,6 +353,7 @@ export async function startCloudService(options: CloudServiceOptions): Promise<C
       log,
       prefix,
       maxMessageBytes,
+      admission: new Admission(options.admission),
       ...(outFile === undefined ? {} : { onAccepted: () => outFile!.kick() }),
       observe: (event) => {
         for (const handler of eventHandlers) handler(event);
@@ -407,6 +411,8 @@ export async function startCloudService(options: CloudServiceOptions): Promise<C
       ],
       onMessage: (m) => receiver.handle(m),
       sessionExpirySeconds: DEFAULT_SESSION_EXPIRY_SECONDS,
+      // MQTT 5 Maximum Packet Size: a message, its topic and the packet's own fields.
+      maxPacketBytes: maxMessageBytes + 1024,
       ...options.mqtt,
       receiveMaximum,
       log: (level, event, fields) => mqttLog[level]({ event, ...fields }, event),
