@@ -211,6 +211,24 @@ export const SETTINGS: readonly Setting[] = [
     help: 'at most one re-key request per device per interval (default 60000)',
   },
   {
+    flag: 'session-grace-ms',
+    env: 'COSE_FLOW_SESSION_GRACE_MS',
+    key: 'sessionGraceMs',
+    kind: 'int',
+    min: 0,
+    max: 86_400_000,
+    help: 'how long a session stays open once a newer kid of its device is stored (default 120000)',
+  },
+  {
+    flag: 'session-grace-messages',
+    env: 'COSE_FLOW_SESSION_GRACE_MESSAGES',
+    key: 'sessionGraceMessages',
+    kind: 'int',
+    min: 0,
+    max: 4_294_967_295,
+    help: 'payloads a session still accepts once a newer kid of its device is stored (default 1000)',
+  },
+  {
     flag: 'log-level',
     env: 'COSE_FLOW_LOG_LEVEL',
     key: 'logLevel',
@@ -397,6 +415,12 @@ export function resolveRunConfig(flags: FlagValues, env: NodeJS.ProcessEnv = pro
   if (ttl !== undefined) pending.ttlMs = ttl;
   if (Object.keys(pending).length > 0) options.pending = pending;
   set('rekeyIntervalMs', int('rekeyIntervalMs'));
+  const grace: NonNullable<CloudServiceOptions['sessionGrace']> = {};
+  const graceMs = int('sessionGraceMs');
+  if (graceMs !== undefined) grace.ms = graceMs;
+  const graceMessages = int('sessionGraceMessages');
+  if (graceMessages !== undefined) grace.messages = graceMessages;
+  if (Object.keys(grace).length > 0) options.sessionGrace = grace;
   const level = str('logLevel') ?? 'info';
   if (!(LOG_LEVELS as readonly string[]).includes(level))
     throw new ConfigError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(level)}`);

@@ -4,10 +4,15 @@
  * `session` and `data` topics, and with a shared subscription the key message may even go to
  * another instance, so data can overtake its key message.
  *
- * Bounded, because what it holds is not yet authenticated: at most `perDevice` messages per device
- * (one sender cannot take the whole buffer) and `total` overall, each for at most `ttlMs`. A
- * message that does not fit is refused at once; one that expires is handed back by `expire()`;
- * the caller drops both as `unknown-kid`.
+ * Bounded, because what it holds is not yet authenticated: at most `perKid` messages per
+ * (device, kid), `perDevice` per device (one sender cannot take the whole buffer) and `total`
+ * overall, each for at most `ttlMs`. Entries are marked `plausible` by the caller (a known device,
+ * a kid just above its floor) or not (an unknown device, a kid far above the floor: what cannot be
+ * real). A plausible message that does not fit evicts an implausible one — of the same device when
+ * the device's quota is full, the largest such group when the buffer is — and the evicted entry is
+ * handed to `onEvict`. A message that still does not fit is refused with the reason; one that
+ * expires is handed back by `expire()`. The caller decides what refusal means (the receiver leaves
+ * such data unacknowledged, so the broker delivers it again).
  */
 import { toHex } from '../../src/bytes.js';
 
@@ -17,6 +22,8 @@ export interface PendingEntry<T> {
   seq: number;
   addedAt: number;
   value: T;
+  /** Could be real (a known device, a kid near its floor): evicted last. Default true. */
+  plausible?: boolean;
 }
 
 export interface PendingGroup {
@@ -28,6 +35,8 @@ export interface PendingGroup {
 }
 
 export interface PendingLimits {
+  /** Messages per (device, kid) (default 64, at most perDevice). */
+  perKid?: number;
   /** Messages per device (default 64). */
   perDevice?: number;
   /** Messages overall (default 1024). */
@@ -36,10 +45,13 @@ export interface PendingLimits {
   ttlMs?: number;
 }
 
-export const DEFAULT_PENDING: Required<PendingLimits> = { perDevice: 64, total: 1024, ttlMs: 10_000 };
+export const DEFAULT_PENDING: Required<PendingLimits> = { perKid: 64, perDevice: 64, total: 1024, ttlMs: 10_000 };
+
+export type PendingRefusal = 'kid-full' | 'device-full' | 'buffer-full';
 
 interface Group<T> extends PendingGroup {
   entries: PendingEntry<T>[];
+  plausible: boolean;
 }
 
 export class PendingBuffer<T> {
@@ -58,12 +70,25 @@ export class PendingBuffer<T> {
     return this.#size;
   }
 
-  /** Holds the message, or returns why it cannot. */
-  add(entry: PendingEntry<T>): 'held' | 'device-full' | 'buffer-full' {
-    const device = this.#perDevice.get(entry.deviceId) ?? 0;
-    if (device >= this.limits.perDevice) return 'device-full';
-    if (this.#size >= this.limits.total) return 'buffer-full';
+  /**
+   * Holds the message, or returns why it cannot. A plausible message may evict implausible ones
+   * to fit: each goes to `onEvict` (no longer held).
+   */
+  add(entry: PendingEntry<T>, onEvict: (evicted: PendingEntry<T>) => void = () => {}): 'held' | PendingRefusal {
     const key = groupKey(entry.deviceId, entry.kid);
+    const plausible = entry.plausible !== false;
+    if ((this.#groups.get(key)?.entries.length ?? 0) >= Math.min(this.limits.perKid, this.limits.perDevice))
+      return 'kid-full';
+    if ((this.#perDevice.get(entry.deviceId) ?? 0) >= this.limits.perDevice) {
+      const victim = plausible ? this.#implausible(entry.deviceId, key) : undefined;
+      if (victim === undefined) return 'device-full';
+      onEvict(this.#evict(victim));
+    }
+    if (this.#size >= this.limits.total) {
+      const victim = plausible ? this.#implausible(undefined, key) : undefined;
+      if (victim === undefined) return 'buffer-full';
+      onEvict(this.#evict(victim));
+    }
     let group = this.#groups.get(key);
     if (group === undefined) {
       group = {
@@ -72,13 +97,32 @@ export class PendingBuffer<T> {
         checkedAt: entry.addedAt,
         oldest: entry.addedAt,
         entries: [],
+        plausible,
       };
       this.#groups.set(key, group);
     }
     group.entries.push(entry);
-    this.#perDevice.set(entry.deviceId, device + 1);
+    this.#perDevice.set(entry.deviceId, (this.#perDevice.get(entry.deviceId) ?? 0) + 1);
     this.#size++;
     return 'held';
+  }
+
+  /** The largest implausible group (of `deviceId` if given), other than `except`. */
+  #implausible(deviceId: string | undefined, except: string): [string, Group<T>] | undefined {
+    let best: [string, Group<T>] | undefined;
+    for (const [key, group] of this.#groups) {
+      if (group.plausible || key === except || (deviceId !== undefined && group.deviceId !== deviceId)) continue;
+      if (best === undefined || group.entries.length > best[1].entries.length) best = [key, group];
+    }
+    return best;
+  }
+
+  /** Removes the newest entry of a group. */
+  #evict([key, group]: [string, Group<T>]): PendingEntry<T> {
+    const entry = group.entries.pop()!;
+    if (group.entries.length === 0) this.#groups.delete(key);
+    this.#release(group.deviceId, 1);
+    return entry;
   }
 
   /** Removes and returns the messages of (deviceId, kid), in sequence-number order. */

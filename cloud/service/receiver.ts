@@ -4,30 +4,35 @@
  *   {prefix}/{id}/session  openKeyMessage (size, CBOR, headers, certificate chain + validity + key
  *                          usage + revocation, CN = topic id, ES256, cloud key by recipient kid,
  *                          ECDH + HKDF + unwrap, session COSE_Key) → seal the key at rest →
- *                          store.putSession (§6.2: stored / duplicate / kid-reused / kid-rollback)
- *                          → ack (PUBREC) → run the pending data of that session
+ *                          store.putSession with the certificate serial (§6.2: stored / duplicate /
+ *                          kid-reused / kid-rollback / kid-too-far) → ack (PUBREC) → run the
+ *                          pending data of that session. A refused kid of an authenticated key
+ *                          message gets a re-key request (the device learns it was refused)
  *   {prefix}/{id}/data     parseDataMessage → session (memory, else store) → none: pending buffer
- *                          (kid above the floor) or unknown-kid + re-key request → window pre-check
- *                          (duplicate / replay without decrypting) → openData → commit queue
- *                          (store.commitBatch: window + insert, atomically) → accepted: handlers →
- *                          ack (PUBACK)
+ *                          (kid above the floor) or unknown-kid + re-key request → closed or
+ *                          revoked: session-closed → window pre-check (duplicate / replay without
+ *                          decrypting) → openData → commit queue (store.commitBatch: window +
+ *                          grace + insert, atomically) → accepted: handlers → ack (PUBACK)
  *
  * Every refusal is counted by reason, logged with device id, kid and sequence number, and
  * acknowledged (a refused message is dropped: redelivering it would change nothing). What is not
  * acknowledged: messages whose store operation has not completed (retried while the store is down),
- * pending data (acknowledged once handled or expired), and whatever arrives while stopping — the
- * broker redelivers those. Key messages of one device are handled one at a time, in arrival order.
+ * pending data (acknowledged once handled or expired), data that finds no room in the pending
+ * buffer (§6.3: it could be genuine), and whatever arrives while stopping — the broker redelivers
+ * those. Key messages of one device are handled one at a time, in arrival order.
  */
 import { equal, toHex } from '../../src/bytes.js';
 import { CborError } from '../../src/cbor/index.js';
 import { CoseError } from '../../src/cose/errors.js';
 import { decodeSign1, sign1ToBeSigned } from '../../src/cose/sign1.js';
 import { CryptoError, type CryptoProvider } from '../../src/crypto/provider.js';
-import { compareKids } from '../../src/profile/counter.js';
+import { parseCertificate } from '../../src/pki/certificate.js';
+import { compareKids, decodeKid } from '../../src/profile/counter.js';
 import { openData, type ParsedDataMessage, parseDataMessage } from '../../src/profile/data-message.js';
 import type { OpenedKeyMessage } from '../../src/profile/key-message.js';
 import { parseTopic } from '../../src/profile/topics.js';
 import type { InboundMessage } from '../mqtt/consumer.js';
+import { kidTooFar } from '../store/rules.js';
 import type { Store } from '../store/store.js';
 import type { Admission } from './admission.js';
 import { AtRestError, type SessionSealer } from './at-rest.js';
@@ -38,13 +43,22 @@ import type { MessageKind, ServiceMetrics } from './metrics.js';
 import type { DeliveredPayload } from './payload.js';
 import type { PendingBuffer } from './pending-buffer.js';
 import type { RekeyRequester } from './rekey.js';
-import type { LiveSession, SessionTable } from './session-table.js';
+import type { ClosedSession, LiveSession, SessionTable } from './session-table.js';
+
+/** Pending data for a known device within this many kids above its floor is plausible (evicted last). */
+export const PLAUSIBLE_KIDS_AHEAD = 16n;
+
+function nearFloor(kid: Uint8Array, floor: Uint8Array): boolean {
+  return decodeKid(kid) <= decodeKid(floor) + PLAUSIBLE_KIDS_AHEAD;
+}
 
 /** Refusal codes: the codec's `CoseReason`s, the cloud's of §6.4, and the service's own. */
 export type RejectReason =
   | CoseError['reason']
   | 'kid-reused'
   | 'kid-rollback'
+  | 'kid-too-far'
+  | 'session-closed'
   | 'replay'
   | 'unknown-kid'
   /** Admission (admission.ts): over the device's or the global key-message rate, or its quota. */
@@ -80,6 +94,11 @@ export interface ReceiverOptions {
   onAccepted?: () => void;
   /** Sessions stored, refusals, duplicates (never throws into the receiver). */
   observe?: (event: ServiceEvent) => void;
+  /**
+   * The revocation list (cached; re-read when it changes): data of a session whose certificate is
+   * revoked is refused as `session-closed`, and the device's sessions under it are closed.
+   */
+  isRevoked?: (serialHex: string) => boolean;
   now?: () => number;
 }
 
@@ -114,6 +133,7 @@ export class Receiver {
   readonly #refusals: RefusalLog;
   #inFlight = 0;
   #unreadable = 0;
+  #leftForRedelivery = 0;
   #idleWaiters: (() => void)[] = [];
   #stopping = false;
   #sweeping = false;
@@ -127,6 +147,11 @@ export class Receiver {
   /** Messages left unacknowledged because their stored session did not open (wrong storage key). */
   get unreadable(): number {
     return this.#unreadable;
+  }
+
+  /** Data messages left unacknowledged because the pending buffer had no room (redelivered later). */
+  get leftForRedelivery(): number {
+    return this.#leftForRedelivery;
   }
 
   /** Messages being handled now (not counting the pending buffer). */
@@ -166,8 +191,8 @@ export class Receiver {
 
   /**
    * Looks for the sessions of pending data in the store (another instance may have stored them),
-   * and drops what waited too long (as `unknown-kid`, asking the device to re-key). Call it every
-   * few hundred milliseconds.
+   * and drops what waited too long (as `unknown-kid`; no re-key request: its kid never
+   * authenticated). Call it every few hundred milliseconds.
    */
   async sweep(): Promise<void> {
     if (this.#sweeping || this.#stopping) return;
@@ -175,7 +200,6 @@ export class Receiver {
     try {
       const now = this.#now();
       const expired = this.#o.pending.expire(now);
-      const asked = new Set<string>();
       for (const e of expired) {
         this.#reject(
           e.value.message,
@@ -183,16 +207,11 @@ export class Receiver {
           'unknown-kid',
           `no key message for this kid within ${this.#o.pending.limits.ttlMs} ms`,
         );
-        const key = `${e.deviceId}\u0000${toHex(e.kid)}`;
-        if (!asked.has(key)) {
-          asked.add(key);
-          void this.#o.rekey.request(e.deviceId, e.kid);
-        }
       }
       for (const group of this.#o.pending.groups()) {
         if (now - group.checkedAt < 200) continue;
         group.checkedAt = now;
-        let live: LiveSession | undefined;
+        let live: LiveSession | ClosedSession | undefined;
         try {
           live = await this.#o.sessions.load(group.deviceId, group.kid);
         } catch (e) {
@@ -244,6 +263,7 @@ export class Receiver {
     const sign1 = decodeSign1(message.payload, { requireTag: true, maxBytes: this.#o.maxMessageBytes });
     const digest = this.#o.crypto.sha256(sign1ToBeSigned(sign1.protectedBytes, new Uint8Array(0), sign1.payload!));
     const sealed = this.#o.sealer.seal(deviceId, session);
+    const serial = parseCertificate(opened.deviceCertificate).serialHex;
     const result = await this.#withStore('putSession', () =>
       this.#o.store.putSession({
         deviceId,
@@ -251,12 +271,13 @@ export class Receiver {
         wrappedKey: sealed,
         keyMessageDigest: digest,
         createdAt: this.#now(),
+        certificateSerial: serial,
       }),
     );
     const fields = { deviceId, kid: toHex(session.kid) };
     switch (result) {
       case 'stored':
-        this.#o.sessions.remember(deviceId, session, sealed);
+        this.#o.sessions.remember(deviceId, session, sealed, serial);
         this.#o.admission?.sessionStored(deviceId);
         this.#o.metrics.accepted.inc({ kind: 'session' });
         this.#o.log.info({ event: 'session', ...fields }, 'session stored');
@@ -271,6 +292,15 @@ export class Receiver {
         message.ack();
         this.#drainPending(deviceId, session.kid); // another instance may have stored it
         return;
+      case 'kid-too-far':
+        session.key.fill(0);
+        this.#reject(
+          message,
+          ctx,
+          result,
+          'the kid is above 2^53 − 1 or more than 65 536 above the highest kid accepted for this device',
+        );
+        return;
       default:
         session.key.fill(0);
         this.#reject(
@@ -279,8 +309,11 @@ export class Receiver {
           result,
           result === 'kid-reused'
             ? 'a different key message was accepted under this kid'
-            : 'the kid is not above the highest kid accepted for this device (cose-flow cloud reset-kid resets it)',
+            : 'the kid is not above the highest kid accepted for this device, or this key message was accepted before (cose-flow cloud reset-kid resets the floor)',
         );
+        // The key message authenticated: tell the device its kid was refused (a re-key request
+        // for that kid; the requester signs only for kids at or below the floor).
+        void this.#o.rekey.request(deviceId, session.kid);
     }
   }
 
@@ -307,16 +340,47 @@ export class Receiver {
     const ctx: Context = { kind: 'data', deviceId, kid, seq };
     const keyChain = this.#keyChains.get(deviceId);
     if (keyChain !== undefined) await keyChain; // a key message of this device is being stored
-    let live = this.#o.sessions.cached(deviceId, kid);
-    let fromCache = live !== undefined;
-    if (live === undefined) {
+    let found: LiveSession | ClosedSession | undefined = this.#o.sessions.cached(deviceId, kid);
+    let fromCache = found !== undefined;
+    if (found === undefined) {
       // An AtRestError (the session does not open) goes up to #track: left unacknowledged.
-      live = await this.#withStore('getSession', () => this.#o.sessions.load(deviceId, kid));
+      found = await this.#withStore('getSession', () => this.#o.sessions.load(deviceId, kid));
     }
-    if (live === undefined) {
-      live = await this.#noSession(deviceId, message, parsed, ctx);
-      if (live === undefined) return;
+    if (found === undefined) {
+      found = await this.#noSession(deviceId, message, parsed, ctx);
+      if (found === undefined) return;
       fromCache = false;
+    }
+    if (found.closed) {
+      this.#reject(
+        message,
+        ctx,
+        'session-closed',
+        'the session has ended (superseded beyond its grace, revoked or reset)',
+      );
+      return;
+    }
+    let live: LiveSession | undefined = found;
+    if (live.serial !== null && this.#o.isRevoked !== undefined) {
+      let revoked: boolean;
+      try {
+        revoked = this.#o.isRevoked(live.serial);
+      } catch (e) {
+        this.#o.log.error(
+          { event: 'revocation-check-failed', deviceId, error: (e as Error).message },
+          'the revocation list cannot be read: data left unacknowledged',
+        );
+        return;
+      }
+      if (revoked) {
+        const serial = live.serial;
+        await this.#withStore('closeSessions', () =>
+          this.#o.store.closeSessions(deviceId, { serial, at: this.#now() }),
+        );
+        this.#o.sessions.forgetDevice(deviceId);
+        this.#reject(message, ctx, 'session-closed', `the certificate (serial ${serial}) of this session is revoked`);
+        return;
+      }
     }
     const pre = live.window.check(seq);
     if (pre === 'too-old') {
@@ -347,7 +411,8 @@ export class Receiver {
         // started over): look in the store once.
         const stale = live;
         try {
-          live = await this.#withStore('getSession', () => this.#o.sessions.load(deviceId, kid));
+          const again = await this.#withStore('getSession', () => this.#o.sessions.load(deviceId, kid));
+          live = again?.closed === false ? again : undefined;
         } catch (e) {
           if (!(e instanceof Stopping)) throw e;
           live = undefined;
@@ -399,6 +464,15 @@ export class Receiver {
           message.dup ? 'info' : 'warn',
         );
         return;
+      case 'closed':
+        this.#o.sessions.forget(deviceId, kid);
+        this.#reject(
+          message,
+          ctx,
+          'session-closed',
+          'the session has ended (a newer kid was stored and its grace is over)',
+        );
+        return;
       case 'unknown-session':
         // The store holds no such session in the device's current epoch (its kid floor was reset).
         this.#o.sessions.forget(deviceId, kid);
@@ -413,25 +487,31 @@ export class Receiver {
 
   /**
    * No session for the kid: hold the message when the kid is above the device's floor (its key
-   * message may still come), else refuse it as unknown-kid and ask the device to re-key. Returns
-   * the session if it turned up meanwhile (stored between the two lookups).
+   * message may still come), else refuse it as unknown-kid and ask the device to re-key. A kid no
+   * key message could ever open (above 2^53 − 1, or far above the floor) is refused at once. Data
+   * that finds no room is looked for in the store once more, then left unacknowledged (the broker
+   * delivers it again); so is what a plausible message evicts. Returns the session if it turned up
+   * meanwhile (stored between the lookups).
    */
   async #noSession(
     deviceId: string,
     message: InboundMessage,
     parsed: ParsedDataMessage,
     ctx: Context,
-  ): Promise<LiveSession | undefined> {
+  ): Promise<LiveSession | ClosedSession | undefined> {
     const device = await this.#withStore('getDevice', () => this.#o.store.getDevice(deviceId));
     const floor = device?.kidFloor ?? null;
     if (floor === null || compareKids(parsed.kid, floor) > 0) {
-      const held = this.#o.pending.add({
-        deviceId,
-        kid: parsed.kid,
-        seq: parsed.seq,
-        addedAt: this.#now(),
-        value: { message, parsed },
-      });
+      if (kidTooFar(parsed.kid, floor)) {
+        this.#reject(message, ctx, 'unknown-kid', 'the kid is far above the kid floor: no key message can open it');
+        return undefined;
+      }
+      const plausible = floor !== null && kidTooFar(parsed.kid, floor) === false && nearFloor(parsed.kid, floor);
+      const held = this.#o.pending.add(
+        { deviceId, kid: parsed.kid, seq: parsed.seq, addedAt: this.#now(), value: { message, parsed }, plausible },
+        (evicted) =>
+          this.#leaveForRedelivery(evicted.deviceId, evicted.value.parsed, 'evicted from the pending buffer'),
+      );
       if (held === 'held') {
         if (this.#o.log.isLevelEnabled('debug'))
           this.#o.log.debug(
@@ -440,7 +520,10 @@ export class Receiver {
           );
         return undefined;
       }
-      this.#reject(message, ctx, 'unknown-kid', `no session yet and the pending buffer is full (${held})`);
+      // Another instance may have stored the session meanwhile: look before refusing.
+      const again = await this.#withStore('getSession', () => this.#o.sessions.load(deviceId, parsed.kid));
+      if (again !== undefined) return again;
+      this.#leaveForRedelivery(deviceId, parsed, `the pending buffer is full (${held})`);
       return undefined;
     }
     // The floor reached this kid: its session may have been stored since the first lookup.
@@ -449,6 +532,16 @@ export class Receiver {
     this.#reject(message, ctx, 'unknown-kid', 'no session for this kid, which is not above the kid floor');
     void this.#o.rekey.request(deviceId, parsed.kid);
     return undefined;
+  }
+
+  /** Data refused for lack of room: not acknowledged, so the broker delivers it again. */
+  #leaveForRedelivery(deviceId: string, parsed: ParsedDataMessage, why: string): void {
+    this.#leftForRedelivery++;
+    if (this.#o.log.isLevelEnabled('debug'))
+      this.#o.log.debug(
+        { event: 'pending-full', deviceId, kid: toHex(parsed.kid), seq: parsed.seq, detail: why },
+        'data left unacknowledged for redelivery',
+      );
   }
 
   #drainPending(deviceId: string, kid: Uint8Array): void {

@@ -8,16 +8,24 @@
  * Rate-limited per device (default one request a minute): a device sending a stream under an
  * unknown kid gets one request, not one per message; the table of recent requests is swept as
  * it grows.
+ *
+ * Signed only on what the store knows (issue 12 §4): for a device the store holds, and for a kid
+ * at or below its kid floor. A kid above the floor was never announced by an authenticated key
+ * message, so a request for it could only come from unauthenticated input — and, replayed once
+ * the device reaches that kid, would re-key it on an attacker's word. Anything else is `refused`
+ * without signing.
  */
 import { toHex } from '../../src/bytes.js';
 import type { CryptoProvider, P256PrivateKey } from '../../src/crypto/provider.js';
 import { makeControlMessage } from '../../src/profile/control.js';
+import { compareKids } from '../../src/profile/counter.js';
 import { topic } from '../../src/profile/topics.js';
+import type { Store } from '../store/store.js';
 
 export const DEFAULT_REKEY_INTERVAL_MS = 60_000;
 const SWEEP_AT = 10_000;
 
-export type RekeyOutcome = 'sent' | 'rate-limited' | 'failed';
+export type RekeyOutcome = 'sent' | 'rate-limited' | 'refused' | 'failed';
 
 export interface RekeyRequesterOptions {
   crypto: CryptoProvider;
@@ -25,6 +33,8 @@ export interface RekeyRequesterOptions {
   cloudKey: () => P256PrivateKey;
   prefix: string;
   publish: (topic: string, payload: Uint8Array) => Promise<void>;
+  /** Where the devices and their kid floors are: requests only for known devices, kids ≤ floor. */
+  store: Pick<Store, 'getDevice'>;
   minIntervalMs?: number;
   now?: () => number;
   /** Called once per request with what happened (after the publish settled). */
@@ -43,14 +53,28 @@ export class RekeyRequester {
     this.#now = options.now ?? Date.now;
   }
 
-  /** Asks `deviceId` to re-key unless it was asked less than the interval ago. */
-  request(deviceId: string, kid: Uint8Array): Promise<RekeyOutcome> {
+  /**
+   * Asks `deviceId` to re-key unless it was asked less than the interval ago, the store does not
+   * know the device, or `kid` is above its kid floor (`refused`).
+   */
+  async request(deviceId: string, kid: Uint8Array): Promise<RekeyOutcome> {
+    const kidHex = toHex(kid);
+    let device: Awaited<ReturnType<Store['getDevice']>>;
+    try {
+      device = await this.#o.store.getDevice(deviceId);
+    } catch (e) {
+      this.#o.onOutcome?.(deviceId, kidHex, 'failed', e as Error);
+      return 'failed';
+    }
+    if (device?.kidFloor == null || compareKids(kid, device.kidFloor) > 0) {
+      this.#o.onOutcome?.(deviceId, kidHex, 'refused');
+      return 'refused';
+    }
     const now = this.#now();
     const last = this.#last.get(deviceId);
-    const kidHex = toHex(kid);
     if (last !== undefined && now - last < this.#interval) {
       this.#o.onOutcome?.(deviceId, kidHex, 'rate-limited');
-      return Promise.resolve('rate-limited');
+      return 'rate-limited';
     }
     if (this.#last.size >= SWEEP_AT) {
       for (const [id, t] of this.#last) if (now - t >= this.#interval) this.#last.delete(id);
@@ -66,7 +90,7 @@ export class RekeyRequester {
       });
     } catch (e) {
       this.#o.onOutcome?.(deviceId, kidHex, 'failed', e as Error);
-      return Promise.resolve('failed');
+      return 'failed';
     }
     return this.#o.publish(topic('control', deviceId, this.#o.prefix), message).then(
       () => {

@@ -26,7 +26,7 @@ import { LiveState } from '../dashboard/live-state.js';
 import { type Dashboard, dashboard } from '../dashboard/routes.js';
 import { type HealthReport, type HttpEndpoint, startHttpEndpoint } from '../http/server.js';
 import { MqttConsumer, type MqttConsumerOptions } from '../mqtt/consumer.js';
-import { type CloudKey, cloudKeyLookup, loadCloudKeys } from '../pki/cloud-keys.js';
+import { type CloudKey, cloudKeyLookup, cloudKeysVersion, loadCloudKeys } from '../pki/cloud-keys.js';
 import { readCertificates } from '../pki/files.js';
 import { revocationChecker } from '../pki/revocation.js';
 import { dataLayout, StoreError } from '../pki/store.js';
@@ -34,7 +34,7 @@ import { deviceCertificateVerifier } from '../pki/verify.js';
 import { DEFAULT_WINDOW_SIZE } from '../session/replay-window.js';
 import { openStore } from '../store/index.js';
 import { redactUrl } from '../store/postgres.js';
-import type { Store } from '../store/store.js';
+import type { SessionGrace, Store } from '../store/store.js';
 import { Admission, type AdmissionLimits } from './admission.js';
 import { loadStorageKey, SessionSealer } from './at-rest.js';
 import { CommitQueue, DEFAULT_MAX_BATCH } from './commit-queue.js';
@@ -54,8 +54,8 @@ import { type PendingData, Receiver } from './receiver.js';
 import { DEFAULT_REKEY_INTERVAL_MS, RekeyRequester } from './rekey.js';
 import { SessionTable } from './session-table.js';
 
-/** How often cloud keys may be re-read when a key message names one not loaded (after a rotation). */
-const CLOUD_KEY_RELOAD_MS = 10_000;
+/** How often the service looks whether its cloud keys changed on disk (rotation, retirement, deadline). */
+const CLOUD_KEY_CHECK_MS = 1000;
 
 export type PayloadHandler = (payload: DeliveredPayload) => void | Promise<void>;
 
@@ -113,6 +113,12 @@ export interface CloudServiceOptions {
   admission?: Partial<AdmissionLimits>;
   /** At most one re-key request per device per this many ms (default 60 000). */
   rekeyIntervalMs?: number;
+  /**
+   * How long (ms) and for how many more payloads a session stays open once a newer kid of its
+   * device is stored (default 120 000 ms and 1000; PROTOCOL.md §6.1). Applies to a store opened
+   * from a URL; an open Store keeps its own.
+   */
+  sessionGrace?: Partial<SessionGrace>;
   logger?: Logger;
   crypto?: CryptoProvider;
   /** How long stop() waits for in-flight work before giving up on it (default 10 000 ms). */
@@ -196,28 +202,47 @@ export async function startCloudService(options: CloudServiceOptions): Promise<C
       );
     }
   });
+  const isRevoked = revocationChecker(dataDir);
   const verifyCertificate = deviceCertificateVerifier({
     crypto,
     trustAnchors: anchors,
-    isRevoked: revocationChecker(dataDir),
+    isRevoked,
     ...(options.certificateTime === undefined ? {} : { now: options.certificateTime }),
   });
+  // Cloud keys: loaded again whenever the data directory's keys change (a rotation, a retirement:
+  // two stats, checked every CLOUD_KEY_CHECK_MS and when a key message names an unknown key) and
+  // when a retired key's deadline passes — so that during a rotation both keys open sessions, and
+  // a retired key stops at its deadline.
+  let keysVersion = cloudKeysVersion(dataDir);
   let cloudKeys = loadCloudKeys(crypto, dataDir);
   let lookup = cloudKeyLookup(cloudKeys);
-  let keysReloadedAt = 0;
   const currentKey = (): P256PrivateKey => {
     for (const k of cloudKeys.values()) if (k.current) return k.key;
     throw new Error('no current cloud key');
   };
   const reloadCloudKeys = (): boolean => {
-    if (Date.now() - keysReloadedAt < CLOUD_KEY_RELOAD_MS) return false;
-    keysReloadedAt = Date.now();
+    const version = cloudKeysVersion(dataDir);
+    const now = Date.now();
+    const expired = [...cloudKeys.values()].some((k) => k.retireAt !== undefined && k.retireAt.getTime() <= now);
+    if (version === keysVersion && !expired) return false;
+    keysVersion = version;
     try {
-      const fresh = loadCloudKeys(crypto, dataDir);
+      const fresh = loadCloudKeys(crypto, dataDir, now);
       const added = [...fresh.keys()].filter((k) => !cloudKeys.has(k));
+      const removed = [...cloudKeys.keys()].filter((k) => !fresh.has(k));
       cloudKeys = fresh;
       lookup = cloudKeyLookup(fresh);
-      if (added.length > 0) log.info({ event: 'cloud-keys-reloaded', added }, 'new cloud keys loaded');
+      if (added.length > 0 || removed.length > 0) {
+        log.info(
+          {
+            event: 'cloud-keys-reloaded',
+            added,
+            removed,
+            keys: [...fresh.values()].map((k) => ({ kid: k.kidHex, current: k.current, retireAt: k.retireAt })),
+          },
+          'cloud keys changed',
+        );
+      }
       return added.length > 0;
     } catch (e) {
       log.error({ event: 'cloud-keys-reload-failed', error: (e as Error).message });
@@ -244,6 +269,7 @@ export async function startCloudService(options: CloudServiceOptions): Promise<C
       : await openStore(storeUrl, {
           windowSize:
             options.windowSize ?? (options.shareGroup === undefined ? DEFAULT_WINDOW_SIZE : DEFAULT_SHARED_WINDOW_SIZE),
+          ...(options.sessionGrace === undefined ? {} : { sessionGrace: options.sessionGrace }),
         });
 
   const cleanUp: (() => Promise<void>)[] = [];
@@ -298,6 +324,7 @@ export async function startCloudService(options: CloudServiceOptions): Promise<C
     });
     const rekey = new RekeyRequester({
       crypto,
+      store,
       cloudKey: currentKey,
       prefix,
       publish: (t, payload) => {
@@ -353,6 +380,7 @@ export async function startCloudService(options: CloudServiceOptions): Promise<C
       log,
       prefix,
       maxMessageBytes,
+      isRevoked,
       admission: new Admission(options.admission),
       ...(outFile === undefined ? {} : { onAccepted: () => outFile!.kick() }),
       observe: (event) => {
@@ -419,6 +447,9 @@ export async function startCloudService(options: CloudServiceOptions): Promise<C
     });
     const sweepTimer = setInterval(() => void receiver.sweep(), 100);
     cleanUp.push(async () => clearInterval(sweepTimer));
+    const keysTimer = setInterval(reloadCloudKeys, CLOUD_KEY_CHECK_MS);
+    keysTimer.unref();
+    cleanUp.push(async () => clearInterval(keysTimer));
     await consumer.start();
     const mqtt = consumer;
 
@@ -439,6 +470,7 @@ export async function startCloudService(options: CloudServiceOptions): Promise<C
         cloudKeys: [...cloudKeys.values()].map((k: CloudKey) => ({ kid: k.kidHex, current: k.current })),
         trustAnchors: anchors.length,
         windowSize: store.windowSize,
+        sessionGrace: store.sessionGrace,
       },
       'cloud service started',
     );

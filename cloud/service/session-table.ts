@@ -11,6 +11,10 @@
  *
  * Least recently used sessions are dropped beyond `maxEntries`; a dropped session is loaded again
  * from the store when its next message arrives.
+ *
+ * A session the store reports closed (grace over, certificate revoked, reset-kid: its key may be
+ * purged) loads as a `ClosedSession`, never opened, and is not cached. A cached session that
+ * closes meanwhile is caught by the store at commit ('closed'); the caller then forgets it.
  */
 import { toHex } from '../../src/bytes.js';
 import type { SessionKey } from '../../src/profile/session.js';
@@ -27,6 +31,17 @@ export interface LiveSession {
   sealed: Uint8Array;
   /** Lags the store's window; see the module comment. */
   window: ReplayWindow;
+  /** Serial (hex) of the certificate the session was opened under, or null (stored before schema 2). */
+  serial: string | null;
+  closed: false;
+}
+
+/** A session the store holds but that has ended (PROTOCOL.md §6.1): its data is `session-closed`. */
+export interface ClosedSession {
+  deviceId: string;
+  kid: Uint8Array;
+  closed: true;
+  closedAt: number;
 }
 
 export const DEFAULT_SESSION_CACHE = 100_000;
@@ -40,7 +55,7 @@ export class SessionTable {
   readonly #sealer: SessionSealer;
   readonly #max: number;
   readonly #live = new Map<string, LiveSession>();
-  readonly #loading = new Map<string, Promise<LiveSession | undefined>>();
+  readonly #loading = new Map<string, Promise<LiveSession | ClosedSession | undefined>>();
 
   constructor(store: Store, sealer: SessionSealer, maxEntries = DEFAULT_SESSION_CACHE) {
     this.#store = store;
@@ -67,7 +82,7 @@ export class SessionTable {
    * The session from the store (current epoch), opened and cached; undefined when the store holds
    * none. Throws the store's errors, and AtRestError when the sealed key does not open.
    */
-  load(deviceId: string, kid: Uint8Array): Promise<LiveSession | undefined> {
+  load(deviceId: string, kid: Uint8Array): Promise<LiveSession | ClosedSession | undefined> {
     // One store read per session at a time: the messages of a session that all missed the cache
     // wait for the same read, and continue in their arrival order.
     const key = cacheKey(deviceId, kid);
@@ -78,11 +93,15 @@ export class SessionTable {
     return load;
   }
 
-  async #load(deviceId: string, kid: Uint8Array): Promise<LiveSession | undefined> {
+  async #load(deviceId: string, kid: Uint8Array): Promise<LiveSession | ClosedSession | undefined> {
     const record = await this.#store.getSession(deviceId, kid);
     if (record === undefined) {
       this.forget(deviceId, kid);
       return undefined;
+    }
+    if (record.closedAt !== null) {
+      this.forget(deviceId, kid);
+      return { deviceId, kid: kid.slice(), closed: true, closedAt: record.closedAt };
     }
     const key = this.#sealer.open(deviceId, kid, record.wrappedKey);
     const live: LiveSession = {
@@ -92,13 +111,15 @@ export class SessionTable {
       key,
       sealed: record.wrappedKey,
       window: ReplayWindow.deserialize(record.window, this.#store.windowSize),
+      serial: record.certificateSerial,
+      closed: false,
     };
     this.#put(live);
     return live;
   }
 
   /** A session this instance has just stored (its window is empty). */
-  remember(deviceId: string, key: SessionKey, sealed: Uint8Array): LiveSession {
+  remember(deviceId: string, key: SessionKey, sealed: Uint8Array, serial: string | null = null): LiveSession {
     const live: LiveSession = {
       deviceId,
       kid: key.kid.slice(),
@@ -106,6 +127,8 @@ export class SessionTable {
       key,
       sealed,
       window: new ReplayWindow(this.#store.windowSize),
+      serial,
+      closed: false,
     };
     this.#put(live);
     return live;
@@ -114,6 +137,12 @@ export class SessionTable {
   forget(deviceId: string, kid: Uint8Array): void {
     // Not wiped: a message in flight may still hold it.
     this.#live.delete(cacheKey(deviceId, kid));
+  }
+
+  /** Forgets every cached session of the device (after they were closed in the store). */
+  forgetDevice(deviceId: string): void {
+    const prefix = `${deviceId}\u0000`;
+    for (const key of [...this.#live.keys()]) if (key.startsWith(prefix)) this.#live.delete(key);
   }
 
   /** Drops every session and wipes the keys held in memory (once nothing is in flight). */

@@ -17,6 +17,7 @@
  * a larger one, so a reader that pages with `after` should re-read a margin to see every row.
  */
 import { type DatabaseError, Pool, type PoolClient, type PoolConfig, types } from 'pg';
+import { equal } from '../../src/bytes.js';
 import { DEFAULT_WINDOW_SIZE, ReplayWindow } from '../session/replay-window.js';
 import {
   DEVICE_SELECT,
@@ -29,6 +30,8 @@ import {
 } from './rows.js';
 import {
   batchSessions,
+  certificateStep,
+  checkGrace,
   checkItem,
   checkListQuery,
   checkNewSession,
@@ -36,6 +39,7 @@ import {
   type LockedSession,
   planBatch,
   SCHEMA_VERSION,
+  sessionBudget,
   sessionKey,
 } from './rules.js';
 import type {
@@ -45,6 +49,7 @@ import type {
   ListPayloadsQuery,
   NewSession,
   PutSessionResult,
+  SessionGrace,
   SessionRecord,
   Store,
   StoredPayload,
@@ -65,7 +70,7 @@ const RETRIES = 5;
 const INT8_OID = 20;
 
 /** Schema migrations: MIGRATIONS[v − 1] takes the schema from version v − 1 to v. */
-const MIGRATIONS: readonly string[] = [
+export const MIGRATIONS: readonly string[] = [
   `
   CREATE TABLE devices (
     device_id       TEXT PRIMARY KEY,
@@ -102,6 +107,20 @@ const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX payloads_by_device ON payloads (device_id, id);
   `,
+  // 2: session lifetime (issue 12 §1). Sessions of earlier epochs are closed and their keys
+  // purged; of the current epoch, those below the floor start their grace now.
+  `
+  ALTER TABLE devices ADD COLUMN cert_serial TEXT;
+  ALTER TABLE sessions ADD COLUMN cert_serial TEXT;
+  ALTER TABLE sessions ADD COLUMN superseded_at BIGINT;
+  ALTER TABLE sessions ADD COLUMN superseded_accepted BIGINT;
+  ALTER TABLE sessions ADD COLUMN closed_at BIGINT;
+  CREATE INDEX sessions_by_digest ON sessions (device_id, key_message_digest);
+  UPDATE sessions s SET closed_at = (extract(epoch from now()) * 1000)::bigint, wrapped_key = '\\x'::bytea
+    FROM devices d WHERE d.device_id = s.device_id AND s.epoch <> d.epoch;
+  UPDATE sessions s SET superseded_at = (extract(epoch from now()) * 1000)::bigint, superseded_accepted = s.accepted
+    FROM devices d WHERE d.device_id = s.device_id AND s.closed_at IS NULL AND s.kid <> d.kid_floor;
+  `,
 ];
 
 /** BIGINT columns and counts as numbers: every one here is far below 2^53. */
@@ -135,6 +154,7 @@ export function redactUrl(url: string): string {
 export class PostgresStore implements Store {
   readonly kind = 'postgres';
   readonly windowSize: number;
+  readonly sessionGrace: SessionGrace;
   readonly #pool: Pool;
   readonly #now: () => number;
   #closed = false;
@@ -142,6 +162,7 @@ export class PostgresStore implements Store {
   private constructor(pool: Pool, options: PostgresStoreOptions) {
     this.#pool = pool;
     this.windowSize = new ReplayWindow(options.windowSize ?? DEFAULT_WINDOW_SIZE).size;
+    this.sessionGrace = checkGrace(options.sessionGrace);
     this.#now = options.now ?? Date.now;
   }
 
@@ -220,11 +241,43 @@ export class PostgresStore implements Store {
   }
 
   async resetKidFloor(deviceId: string, at: number = this.#now()): Promise<boolean> {
-    const r = await this.#pool.query(
-      'UPDATE devices SET epoch = epoch + 1, kid_floor = NULL, floor_reset_at = $2 WHERE device_id = $1',
-      [deviceId, at],
+    return this.#transaction(async (c) => {
+      const device = (
+        await c.query<{ epoch: number }>('SELECT epoch FROM devices WHERE device_id = $1 FOR UPDATE', [deviceId])
+      ).rows[0];
+      if (device === undefined) return false;
+      await this.#newEpoch(c, deviceId, device.epoch, at);
+      return true;
+    });
+  }
+
+  /** Closes the sessions of `epoch` (keys purged) and starts the next epoch with floor 0. */
+  async #newEpoch(c: PoolClient, deviceId: string, epoch: number, at: number): Promise<void> {
+    await c.query(
+      `UPDATE sessions SET closed_at = $3, wrapped_key = '\\x'::bytea
+       WHERE device_id = $1 AND epoch = $2 AND closed_at IS NULL`,
+      [deviceId, epoch, at],
     );
-    return (r.rowCount ?? 0) > 0;
+    await c.query('UPDATE devices SET epoch = epoch + 1, kid_floor = NULL, floor_reset_at = $2 WHERE device_id = $1', [
+      deviceId,
+      at,
+    ]);
+  }
+
+  async closeSessions(deviceId: string, options: { serial?: string; at?: number } = {}): Promise<number> {
+    const at = options.at ?? this.#now();
+    const r =
+      options.serial === undefined
+        ? await this.#pool.query(
+            `UPDATE sessions SET closed_at = $2, wrapped_key = '\\x'::bytea WHERE device_id = $1 AND closed_at IS NULL`,
+            [deviceId, at],
+          )
+        : await this.#pool.query(
+            `UPDATE sessions SET closed_at = $2, wrapped_key = '\\x'::bytea
+             WHERE device_id = $1 AND cert_serial = $3 AND closed_at IS NULL`,
+            [deviceId, at, options.serial],
+          );
+    return r.rowCount ?? 0;
   }
 
   async putSession(s: NewSession): Promise<PutSessionResult> {
@@ -235,8 +288,8 @@ export class PostgresStore implements Store {
         s.createdAt,
       ]);
       const device = (
-        await c.query<{ epoch: number; kid_floor: Uint8Array | null }>(
-          'SELECT epoch, kid_floor FROM devices WHERE device_id = $1 FOR UPDATE',
+        await c.query<{ epoch: number; kid_floor: Uint8Array | null; cert_serial: string | null }>(
+          'SELECT epoch, kid_floor, cert_serial FROM devices WHERE device_id = $1 FOR UPDATE',
           [s.deviceId],
         )
       ).rows[0]!;
@@ -246,20 +299,67 @@ export class PostgresStore implements Store {
           [s.deviceId, device.epoch, s.kid],
         )
       ).rows[0];
+      const seen = (
+        await c.query<{ epoch: number; kid: Uint8Array }>(
+          'SELECT epoch, kid FROM sessions WHERE device_id = $1 AND key_message_digest = $2 LIMIT 1',
+          [s.deviceId, s.keyMessageDigest],
+        )
+      ).rows[0];
+      const elsewhere = seen !== undefined && (seen.epoch !== device.epoch || !equal(seen.kid, s.kid));
+      const usedBefore =
+        s.certificateSerial !== undefined &&
+        (
+          await c.query('SELECT 1 FROM sessions WHERE device_id = $1 AND cert_serial = $2 LIMIT 1', [
+            s.deviceId,
+            s.certificateSerial,
+          ])
+        ).rows.length > 0;
+      const step = certificateStep(device.cert_serial, s.certificateSerial, device.kid_floor, usedBefore);
+      if (step === 'old-certificate' && !(held && equal(held.key_message_digest, s.keyMessageDigest)))
+        return 'kid-rollback';
       const result = decidePutSession(
         s.kid,
         s.keyMessageDigest,
-        device.kid_floor,
-        held && { digest: held.key_message_digest },
+        step === 'new-epoch' ? null : device.kid_floor,
+        step === 'new-epoch' ? undefined : held && { digest: held.key_message_digest },
+        elsewhere,
       );
       if (result !== 'stored') return result;
+      const now = this.#now();
+      let epoch = device.epoch;
+      if (step === 'new-epoch') {
+        await this.#newEpoch(c, s.deviceId, epoch, now);
+        epoch++;
+      }
+      if (step === 'new-epoch' || step === 'adopt')
+        await c.query('UPDATE devices SET cert_serial = $2 WHERE device_id = $1', [s.deviceId, s.certificateSerial]);
       const window = new ReplayWindow(this.windowSize).serialize();
       await c.query(
-        `INSERT INTO sessions (device_id, epoch, kid, wrapped_key, key_message_digest, created_at, win_size, win_highest, win_bitmap)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8)`,
-        [s.deviceId, device.epoch, s.kid, s.wrappedKey, s.keyMessageDigest, s.createdAt, window.size, window.bitmap],
+        `INSERT INTO sessions (device_id, epoch, kid, wrapped_key, key_message_digest, created_at, win_size, win_highest, win_bitmap, cert_serial)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8, $9)`,
+        [
+          s.deviceId,
+          epoch,
+          s.kid,
+          s.wrappedKey,
+          s.keyMessageDigest,
+          s.createdAt,
+          window.size,
+          window.bitmap,
+          s.certificateSerial ?? null,
+        ],
       );
       await c.query('UPDATE devices SET kid_floor = $2 WHERE device_id = $1', [s.deviceId, s.kid]);
+      await c.query(
+        `UPDATE sessions SET superseded_at = $4, superseded_accepted = accepted
+         WHERE device_id = $1 AND epoch = $2 AND kid <> $3 AND superseded_at IS NULL AND closed_at IS NULL`,
+        [s.deviceId, epoch, s.kid, now],
+      );
+      await c.query(
+        `UPDATE sessions SET closed_at = superseded_at + $3::int8, wrapped_key = '\\x'::bytea
+         WHERE device_id = $1 AND closed_at IS NULL AND superseded_at IS NOT NULL AND superseded_at <= $2::int8 - $3::int8`,
+        [s.deviceId, now, this.sessionGrace.ms],
+      );
       return 'stored';
     });
   }
@@ -269,7 +369,7 @@ export class PostgresStore implements Store {
       deviceId,
       kid,
     ]);
-    return rows[0] && sessionRecord(rows[0]);
+    return rows[0] && sessionRecord(rows[0], this.sessionGrace, this.#now());
   }
 
   async commitBatch(items: readonly DataItem[]): Promise<CommitResult[]> {
@@ -285,10 +385,12 @@ export class PostgresStore implements Store {
         [sessions.map((s) => s.deviceId), sessions.map((s) => s.kid)],
       );
       const locked = new Map<string, LockedSession>();
+      const now = this.#now();
       for (const r of rows)
         locked.set(sessionKey(r.device_id, r.kid), {
           epoch: r.epoch,
           window: { size: r.win_size, highest: r.win_highest, bitmap: r.win_bitmap },
+          budget: sessionBudget(r, this.sessionGrace, now),
         });
       const plan = planBatch(items, locked, this.windowSize);
       if (plan.inserts.length > 0) {

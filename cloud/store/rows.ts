@@ -2,8 +2,8 @@
  * The table rows both stores read (the schema is the same on SQLite and PostgreSQL) and how each
  * becomes the record the Store interface hands out.
  */
-import { bytes } from './rules.js';
-import type { DeviceRecord, SessionRecord, StoredPayload } from './store.js';
+import { bytes, sessionClosedAt } from './rules.js';
+import type { DeviceRecord, SessionGrace, SessionRecord, StoredPayload } from './store.js';
 
 export interface DeviceRow {
   device_id: string;
@@ -11,6 +11,7 @@ export interface DeviceRow {
   kid_floor: Uint8Array | null;
   created_at: number;
   floor_reset_at: number | null;
+  cert_serial: string | null;
   sessions: number;
 }
 
@@ -26,6 +27,10 @@ export interface SessionRow {
   win_bitmap: Uint8Array;
   accepted: number;
   last_received_at: number | null;
+  cert_serial: string | null;
+  superseded_at: number | null;
+  superseded_accepted: number | null;
+  closed_at: number | null;
 }
 
 export interface PayloadRow {
@@ -51,10 +56,11 @@ export function deviceRecord(r: DeviceRow): DeviceRecord {
     sessions: r.sessions,
     createdAt: r.created_at,
     floorResetAt: r.floor_reset_at,
+    certificateSerial: r.cert_serial,
   };
 }
 
-export function sessionRecord(r: SessionRow): SessionRecord {
+export function sessionRecord(r: SessionRow, grace: SessionGrace, now: number): SessionRecord {
   return {
     deviceId: r.device_id,
     kid: bytes(r.kid),
@@ -65,6 +71,9 @@ export function sessionRecord(r: SessionRow): SessionRecord {
     window: { size: r.win_size, highest: r.win_highest, bitmap: bytes(r.win_bitmap) },
     accepted: r.accepted,
     lastReceivedAt: r.last_received_at,
+    certificateSerial: r.cert_serial,
+    supersededAt: r.superseded_at,
+    closedAt: sessionClosedAt(r, grace, now),
   };
 }
 

@@ -7,9 +7,9 @@ import { equal, toHex } from '../../src/bytes.js';
 import { compareKids, decodeKid } from '../../src/profile/counter.js';
 import { checkDeviceId } from '../../src/profile/topics.js';
 import { MAX_SEQUENCE_NUMBER, ReplayWindow, type WindowState } from '../session/replay-window.js';
-import type { CommitResult, DataItem, ListPayloadsQuery, NewSession, PutSessionResult } from './store.js';
+import type { CommitResult, DataItem, ListPayloadsQuery, NewSession, PutSessionResult, SessionGrace } from './store.js';
 
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 export const MAX_LIST_LIMIT = 10_000;
 export const DIGEST_BYTES = 32;
 
@@ -23,9 +23,37 @@ function checkBytes(name: string, b: unknown): Uint8Array {
   return b;
 }
 
+/** Devices never count kids beyond 2^53 − 1 (PROTOCOL.md §6.6): a larger kid is `kid-too-far`. */
+export const MAX_KID = 2n ** 53n - 1n;
+/**
+ * "Far above the floor": a key message's kid may be at most this much above the device's kid floor
+ * (0 before the first session of an epoch). A device skips kids only for key messages that never
+ * reached the cloud; 65 536 of them in a row does not happen, while a compromised key that
+ * announces a huge kid would otherwise lock the real device out (`kid-rollback`) for good.
+ */
+export const MAX_KID_STEP = 65_536n;
+/** How long, and for how many more payloads, a session stays open once a newer kid is stored. */
+export const DEFAULT_SESSION_GRACE: SessionGrace = { ms: 120_000, messages: 1000 };
+
+export function checkGrace(grace: Partial<SessionGrace> = {}): SessionGrace {
+  const out = { ...DEFAULT_SESSION_GRACE, ...grace };
+  for (const [name, v] of Object.entries(out))
+    if (!Number.isSafeInteger(v) || v < 0)
+      throw new RangeError(`session grace ${name} must be an integer ≥ 0, got ${v}`);
+  return out;
+}
+
+/** True when a key message may not announce `kid` over `floor` (above 2^53 − 1, or far above the floor). */
+export function kidTooFar(kid: Uint8Array, floor: Uint8Array | null): boolean {
+  const k = decodeKid(kid);
+  return k > MAX_KID || k > (floor === null ? 0n : decodeKid(floor)) + MAX_KID_STEP;
+}
+
 export function checkNewSession(s: NewSession): void {
   checkDeviceId(s.deviceId);
   decodeKid(checkBytes('kid', s.kid));
+  if (s.certificateSerial !== undefined && !/^[0-9a-f]{1,40}$/.test(s.certificateSerial))
+    throw new RangeError('certificateSerial must be 1–40 lowercase hex digits');
   if (checkBytes('wrappedKey', s.wrappedKey).length === 0) throw new RangeError('wrappedKey is empty');
   if (checkBytes('keyMessageDigest', s.keyMessageDigest).length !== DIGEST_BYTES)
     throw new RangeError(`keyMessageDigest must be ${DIGEST_BYTES} bytes (SHA-256)`);
@@ -48,16 +76,69 @@ export function checkListQuery(q: ListPayloadsQuery): void {
     throw new RangeError(`limit must be an integer in 1 … ${MAX_LIST_LIMIT}, got ${q.limit}`);
 }
 
-/** §6.2 on the locked device row and the held session with this kid (if any). */
+/**
+ * §6.2 on the locked device row: the held session with this kid in the current epoch (if any),
+ * and whether this signed content was accepted before in another session of the device (any
+ * epoch: a replay, e.g. after `reset-kid`).
+ */
 export function decidePutSession(
   kid: Uint8Array,
   digest: Uint8Array,
   floor: Uint8Array | null,
   held: { digest: Uint8Array } | undefined,
+  seenElsewhere = false,
 ): PutSessionResult {
-  if (held) return equal(held.digest, digest) ? 'duplicate' : 'kid-reused';
+  if (held && equal(held.digest, digest)) return 'duplicate';
+  if (seenElsewhere) return 'kid-rollback';
+  if (held) return 'kid-reused';
   if (floor !== null && compareKids(kid, floor) <= 0) return 'kid-rollback';
+  if (kidTooFar(kid, floor)) return 'kid-too-far';
   return 'stored';
+}
+
+/**
+ * What a key message's certificate does to the device's epoch (PROTOCOL.md §6.1): the same
+ * certificate, or the first one known, changes nothing; a certificate the device used before and
+ * has since replaced is refused (`kid-rollback`); a new one starts a new epoch (floor 0), unless
+ * the epoch has no session yet.
+ */
+export function certificateStep(
+  current: string | null,
+  incoming: string | undefined,
+  floor: Uint8Array | null,
+  usedBefore: boolean,
+): 'same' | 'adopt' | 'old-certificate' | 'new-epoch' {
+  if (incoming === undefined || current === incoming) return 'same';
+  if (current === null) return 'adopt';
+  if (usedBefore) return 'old-certificate';
+  return floor === null ? 'adopt' : 'new-epoch';
+}
+
+/** A session row's closing columns. */
+export interface SessionClosing {
+  closed_at: number | null;
+  superseded_at: number | null;
+  superseded_accepted: number | null;
+  accepted: number;
+}
+
+/**
+ * How many more payloads the session may accept at `now`: unlimited while it is the newest,
+ * `grace.messages` minus what it accepted since a newer kid was stored until `grace.ms` has
+ * passed, 0 once closed.
+ */
+export function sessionBudget(row: SessionClosing, grace: SessionGrace, now: number): number {
+  if (row.closed_at !== null) return 0;
+  if (row.superseded_at === null) return Number.POSITIVE_INFINITY;
+  if (now - row.superseded_at >= grace.ms) return 0;
+  return Math.max(0, grace.messages - (row.accepted - (row.superseded_accepted ?? row.accepted)));
+}
+
+/** When the session closed (explicitly, or its grace ran out), or null while it is open. */
+export function sessionClosedAt(row: SessionClosing, grace: SessionGrace, now: number): number | null {
+  if (row.closed_at !== null) return row.closed_at;
+  if (sessionBudget(row, grace, now) > 0) return null;
+  return Math.min(now, row.superseded_at! + grace.ms);
 }
 
 /** The key of a session within one device epoch (device ids hold no NUL). */
@@ -89,6 +170,8 @@ export function compareSessions(a: BatchSession, b: BatchSession): number {
 export interface LockedSession {
   epoch: number;
   window: WindowState;
+  /** Payloads it may still accept (`sessionBudget`). */
+  budget: number;
 }
 
 export interface SessionUpdate {
@@ -147,7 +230,9 @@ export function planBatch(
     for (const i of indexes) {
       const item = items[i]!;
       const verdict = window.check(item.seq);
-      if (verdict === 'new') {
+      if (verdict === 'new' && accepted >= session.budget) {
+        results[i] = 'closed';
+      } else if (verdict === 'new') {
         window.accept(item.seq);
         results[i] = 'accepted';
         inserts.push(i);

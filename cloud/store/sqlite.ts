@@ -13,6 +13,7 @@
  */
 import { chmodSync, closeSync, openSync, statSync } from 'node:fs';
 import Database from 'better-sqlite3';
+import { equal } from '../../src/bytes.js';
 import { DEFAULT_WINDOW_SIZE, ReplayWindow } from '../session/replay-window.js';
 import {
   DEVICE_SELECT,
@@ -25,6 +26,8 @@ import {
 } from './rows.js';
 import {
   batchSessions,
+  certificateStep,
+  checkGrace,
   checkItem,
   checkListQuery,
   checkNewSession,
@@ -32,6 +35,7 @@ import {
   type LockedSession,
   planBatch,
   SCHEMA_VERSION,
+  sessionBudget,
   sessionKey,
 } from './rules.js';
 import type {
@@ -41,6 +45,7 @@ import type {
   ListPayloadsQuery,
   NewSession,
   PutSessionResult,
+  SessionGrace,
   SessionRecord,
   Store,
   StoredPayload,
@@ -56,7 +61,7 @@ export interface SqliteStoreOptions extends StoreOptions {
 }
 
 /** Schema migrations: MIGRATIONS[v − 1] takes the schema from version v − 1 to v. */
-const MIGRATIONS: readonly string[] = [
+export const MIGRATIONS: readonly string[] = [
   `
   CREATE TABLE devices (
     device_id       TEXT PRIMARY KEY,
@@ -93,6 +98,20 @@ const MIGRATIONS: readonly string[] = [
   ) STRICT;
   CREATE INDEX payloads_by_device ON payloads (device_id, id);
   `,
+  // 2: session lifetime (issue 12 §1). Sessions of earlier epochs are closed and their keys
+  // purged; of the current epoch, those below the floor start their grace now.
+  `
+  ALTER TABLE devices ADD COLUMN cert_serial TEXT;
+  ALTER TABLE sessions ADD COLUMN cert_serial TEXT;
+  ALTER TABLE sessions ADD COLUMN superseded_at INTEGER;
+  ALTER TABLE sessions ADD COLUMN superseded_accepted INTEGER;
+  ALTER TABLE sessions ADD COLUMN closed_at INTEGER;
+  CREATE INDEX sessions_by_digest ON sessions (device_id, key_message_digest);
+  UPDATE sessions SET closed_at = CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER), wrapped_key = x''
+    WHERE epoch <> (SELECT d.epoch FROM devices d WHERE d.device_id = sessions.device_id);
+  UPDATE sessions SET superseded_at = CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER), superseded_accepted = accepted
+    WHERE closed_at IS NULL AND kid <> (SELECT d.kid_floor FROM devices d WHERE d.device_id = sessions.device_id);
+  `,
 ];
 
 /**
@@ -107,6 +126,7 @@ function ownerOnly(file: string): void {
 export class SqliteStore implements Store {
   readonly kind = 'sqlite';
   readonly windowSize: number;
+  readonly sessionGrace: SessionGrace;
   readonly file: string;
   readonly #db: Database.Database;
   readonly #now: () => number;
@@ -115,6 +135,7 @@ export class SqliteStore implements Store {
   constructor(file: string, options: SqliteStoreOptions = {}) {
     this.file = file;
     this.windowSize = new ReplayWindow(options.windowSize ?? DEFAULT_WINDOW_SIZE).size;
+    this.sessionGrace = checkGrace(options.sessionGrace);
     this.#now = options.now ?? Date.now;
     if (file !== ':memory:' && file !== '') ownerOnly(file);
     const db = new Database(file);
@@ -136,20 +157,45 @@ export class SqliteStore implements Store {
       insertDevice: db.prepare<[string, number]>(
         'INSERT INTO devices (device_id, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING',
       ),
-      deviceFloor: db.prepare<[string], { epoch: number; kid_floor: Uint8Array | null }>(
-        'SELECT epoch, kid_floor FROM devices WHERE device_id = ?',
+      deviceFloor: db.prepare<[string], { epoch: number; kid_floor: Uint8Array | null; cert_serial: string | null }>(
+        'SELECT epoch, kid_floor, cert_serial FROM devices WHERE device_id = ?',
       ),
       raiseFloor: db.prepare<[Uint8Array, string]>('UPDATE devices SET kid_floor = ? WHERE device_id = ?'),
+      setSerial: db.prepare<[string, string]>('UPDATE devices SET cert_serial = ? WHERE device_id = ?'),
       resetFloor: db.prepare<[number, string]>(
         'UPDATE devices SET epoch = epoch + 1, kid_floor = NULL, floor_reset_at = ? WHERE device_id = ?',
+      ),
+      digestSeen: db.prepare<[string, Uint8Array], { epoch: number; kid: Uint8Array }>(
+        'SELECT epoch, kid FROM sessions WHERE device_id = ? AND key_message_digest = ? LIMIT 1',
+      ),
+      serialUsed: db.prepare<[string, string], { n: number }>(
+        'SELECT 1 AS n FROM sessions WHERE device_id = ? AND cert_serial = ? LIMIT 1',
+      ),
+      supersede: db.prepare(
+        `UPDATE sessions SET superseded_at = @at, superseded_accepted = accepted
+         WHERE device_id = @deviceId AND epoch = @epoch AND kid <> @kid AND superseded_at IS NULL AND closed_at IS NULL`,
+      ),
+      purgeExpired: db.prepare(
+        `UPDATE sessions SET closed_at = superseded_at + @graceMs, wrapped_key = x''
+         WHERE device_id = @deviceId AND closed_at IS NULL AND superseded_at IS NOT NULL AND superseded_at <= @at - @graceMs`,
+      ),
+      closeEpoch: db.prepare<[number, string, number]>(
+        `UPDATE sessions SET closed_at = ?, wrapped_key = x'' WHERE device_id = ? AND epoch = ? AND closed_at IS NULL`,
+      ),
+      closeAll: db.prepare<[number, string]>(
+        `UPDATE sessions SET closed_at = ?, wrapped_key = x'' WHERE device_id = ? AND closed_at IS NULL`,
+      ),
+      closeSerial: db.prepare<[number, string, string]>(
+        `UPDATE sessions SET closed_at = ?, wrapped_key = x''
+         WHERE device_id = ? AND cert_serial = ? AND closed_at IS NULL`,
       ),
       session: db.prepare<[string, Uint8Array], SessionRow>(
         `SELECT s.* FROM sessions s JOIN devices d ON d.device_id = s.device_id AND d.epoch = s.epoch
          WHERE s.device_id = ? AND s.kid = ?`,
       ),
       insertSession: db.prepare(
-        `INSERT INTO sessions (device_id, epoch, kid, wrapped_key, key_message_digest, created_at, win_size, win_highest, win_bitmap)
-         VALUES (@deviceId, @epoch, @kid, @wrappedKey, @digest, @createdAt, @size, NULL, @bitmap)`,
+        `INSERT INTO sessions (device_id, epoch, kid, wrapped_key, key_message_digest, created_at, win_size, win_highest, win_bitmap, cert_serial)
+         VALUES (@deviceId, @epoch, @kid, @wrappedKey, @digest, @createdAt, @size, NULL, @bitmap, @serial)`,
       ),
       updateWindow: db.prepare(
         `UPDATE sessions SET win_size = @size, win_highest = @highest, win_bitmap = @bitmap,
@@ -196,7 +242,27 @@ export class SqliteStore implements Store {
   }
 
   async resetKidFloor(deviceId: string, at: number = this.#now()): Promise<boolean> {
-    return this.#db.transaction(() => this.#sql.resetFloor.run(at, deviceId).changes > 0).immediate();
+    const sql = this.#sql;
+    return this.#db
+      .transaction(() => {
+        const device = sql.deviceFloor.get(deviceId);
+        if (device === undefined) return false;
+        sql.closeEpoch.run(at, deviceId, device.epoch);
+        return sql.resetFloor.run(at, deviceId).changes > 0;
+      })
+      .immediate();
+  }
+
+  async closeSessions(deviceId: string, options: { serial?: string; at?: number } = {}): Promise<number> {
+    const at = options.at ?? this.#now();
+    const sql = this.#sql;
+    return this.#db
+      .transaction(() =>
+        options.serial === undefined
+          ? sql.closeAll.run(at, deviceId).changes
+          : sql.closeSerial.run(at, deviceId, options.serial).changes,
+      )
+      .immediate();
   }
 
   async putSession(s: NewSession): Promise<PutSessionResult> {
@@ -205,15 +271,33 @@ export class SqliteStore implements Store {
     return this.#db
       .transaction((): PutSessionResult => {
         sql.insertDevice.run(s.deviceId, s.createdAt);
-        const device = sql.deviceFloor.get(s.deviceId)!;
+        let device = sql.deviceFloor.get(s.deviceId)!;
         const held = sql.session.get(s.deviceId, s.kid);
+        const seen = sql.digestSeen.get(s.deviceId, s.keyMessageDigest);
+        const elsewhere = seen !== undefined && (seen.epoch !== device.epoch || !equal(seen.kid, s.kid));
+        const step = certificateStep(
+          device.cert_serial,
+          s.certificateSerial,
+          device.kid_floor,
+          s.certificateSerial !== undefined && sql.serialUsed.get(s.deviceId, s.certificateSerial) !== undefined,
+        );
+        if (step === 'old-certificate' && !(held && equal(held.key_message_digest, s.keyMessageDigest)))
+          return 'kid-rollback';
         const result = decidePutSession(
           s.kid,
           s.keyMessageDigest,
-          device.kid_floor,
-          held && { digest: held.key_message_digest },
+          step === 'new-epoch' ? null : device.kid_floor,
+          step === 'new-epoch' ? undefined : held && { digest: held.key_message_digest },
+          elsewhere,
         );
         if (result !== 'stored') return result;
+        const now = this.#now();
+        if (step === 'new-epoch') {
+          sql.closeEpoch.run(now, s.deviceId, device.epoch);
+          sql.resetFloor.run(now, s.deviceId);
+          device = sql.deviceFloor.get(s.deviceId)!;
+        }
+        if (step === 'new-epoch' || step === 'adopt') sql.setSerial.run(s.certificateSerial!, s.deviceId);
         const window = new ReplayWindow(this.windowSize).serialize();
         sql.insertSession.run({
           deviceId: s.deviceId,
@@ -224,8 +308,11 @@ export class SqliteStore implements Store {
           createdAt: s.createdAt,
           size: window.size,
           bitmap: window.bitmap,
+          serial: s.certificateSerial ?? null,
         });
         sql.raiseFloor.run(s.kid, s.deviceId);
+        sql.supersede.run({ at: now, deviceId: s.deviceId, epoch: device.epoch, kid: s.kid });
+        sql.purgeExpired.run({ at: now, deviceId: s.deviceId, graceMs: this.sessionGrace.ms });
         return 'stored';
       })
       .immediate();
@@ -233,7 +320,7 @@ export class SqliteStore implements Store {
 
   async getSession(deviceId: string, kid: Uint8Array): Promise<SessionRecord | undefined> {
     const row = this.#sql.session.get(deviceId, kid);
-    return row ? sessionRecord(row) : undefined;
+    return row ? sessionRecord(row, this.sessionGrace, this.#now()) : undefined;
   }
 
   async commitBatch(items: readonly DataItem[]): Promise<CommitResult[]> {
@@ -243,12 +330,14 @@ export class SqliteStore implements Store {
     return this.#db
       .transaction((): CommitResult[] => {
         const locked = new Map<string, LockedSession>();
+        const now = this.#now();
         for (const { deviceId, kid } of batchSessions(items)) {
           const row = sql.session.get(deviceId, kid);
           if (row)
             locked.set(sessionKey(deviceId, kid), {
               epoch: row.epoch,
               window: { size: row.win_size, highest: row.win_highest, bitmap: row.win_bitmap },
+              budget: sessionBudget(row, this.sessionGrace, now),
             });
         }
         const plan = planBatch(items, locked, this.windowSize);

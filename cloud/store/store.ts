@@ -25,10 +25,22 @@
  */
 import type { WindowState } from '../session/replay-window.js';
 
-export type PutSessionResult = 'stored' | 'duplicate' | 'kid-reused' | 'kid-rollback';
+export type PutSessionResult = 'stored' | 'duplicate' | 'kid-reused' | 'kid-rollback' | 'kid-too-far';
 
-/** Per item of a batch: accepted (stored now), duplicate (stored before), replay, unknown-session. */
-export type CommitResult = 'accepted' | 'duplicate' | 'replay' | 'unknown-session';
+/**
+ * Per item of a batch: accepted (stored now), duplicate (stored before), replay, unknown-session,
+ * closed (the session ended: superseded beyond its grace, revoked, or purged).
+ */
+export type CommitResult = 'accepted' | 'duplicate' | 'replay' | 'unknown-session' | 'closed';
+
+/**
+ * Once a newer kid of the device is stored, an older session accepts payloads for at most `ms`
+ * more milliseconds and at most `messages` more payloads (PROTOCOL.md §6.1), then it is closed.
+ */
+export interface SessionGrace {
+  ms: number;
+  messages: number;
+}
 
 export interface DeviceRecord {
   deviceId: string;
@@ -39,8 +51,10 @@ export interface DeviceRecord {
   /** Sessions held for the device in the current epoch. */
   sessions: number;
   createdAt: number;
-  /** When the floor was last reset, or null. */
+  /** When the floor was last reset (operator or a new certificate), or null. */
   floorResetAt: number | null;
+  /** Serial (hex) of the certificate of the device's latest session, or null before one is known. */
+  certificateSerial: string | null;
 }
 
 export interface NewSession {
@@ -51,9 +65,11 @@ export interface NewSession {
   /** SHA-256 of the signed content of the key message (protected bytes and payload, §6.2). */
   keyMessageDigest: Uint8Array;
   createdAt: number;
+  /** Serial (lowercase hex, as `VerifiedCertificate.serialHex`) of the certificate that signed it. */
+  certificateSerial?: string;
 }
 
-export interface SessionRecord extends NewSession {
+export interface SessionRecord extends Omit<NewSession, 'certificateSerial'> {
   epoch: number;
   /**
    * The replay window as committed when read. A service may pre-check data with
@@ -65,6 +81,15 @@ export interface SessionRecord extends NewSession {
   accepted: number;
   /** receivedAt of the last accepted payload, or null. */
   lastReceivedAt: number | null;
+  /** The certificate serial it was opened under (null for sessions stored before schema 2). */
+  certificateSerial: string | null;
+  /** When a newer kid of the device was stored, or null. */
+  supersededAt: number | null;
+  /**
+   * When it closed (its grace ran out, the certificate was revoked, reset-kid), or null while it is
+   * open. A closed session's `wrappedKey` may be empty: its key is purged.
+   */
+  closedAt: number | null;
 }
 
 export interface DataItem {
@@ -112,20 +137,33 @@ export interface Store {
 
   /** The device, or undefined if no key message was ever stored for it. */
   getDevice(deviceId: string): Promise<DeviceRecord | undefined>;
+  /** The grace of superseded sessions (StoreOptions.sessionGrace). */
+  readonly sessionGrace: SessionGrace;
+
   /**
    * Operator command for a re-flashed device (kid counter back to 1): a new epoch with floor 0.
-   * Earlier sessions stop matching (their data becomes 'unknown-session'); stored payloads stay.
-   * False if the device is unknown.
+   * Earlier sessions stop matching (their data becomes 'unknown-session') and are closed, their
+   * keys purged; stored payloads stay. Key messages accepted before still count as seen (a replay
+   * of one is 'kid-rollback'). False if the device is unknown.
    */
   resetKidFloor(deviceId: string, at?: number): Promise<boolean>;
+  /**
+   * Closes the device's open sessions (every epoch), or only those opened under the certificate
+   * `serial`, and purges their keys: their data is 'closed' from then on. Returns how many closed.
+   */
+  closeSessions(deviceId: string, options?: { serial?: string; at?: number }): Promise<number>;
   /** All devices, by id. */
   listDevices(): Promise<DeviceRecord[]>;
 
   /**
    * Applies §6.2 and, if the kid is above the floor, stores the session with an empty window and
    * raises the floor to its kid, in one transaction. Held session with this kid: 'duplicate'
-   * (same digest; nothing changes) or 'kid-reused' (another digest). Otherwise kid ≤ floor:
-   * 'kid-rollback'.
+   * (same digest; nothing changes) or 'kid-reused' (another digest). The same digest accepted
+   * for another session of the device, in any epoch (a replay): 'kid-rollback'. Otherwise kid ≤
+   * floor: 'kid-rollback'; kid > 2^53 − 1 or more than MAX_KID_STEP above the floor: 'kid-too-far'.
+   * With `certificateSerial`: a certificate the device used before and then replaced is
+   * 'kid-rollback'; a new one starts a new epoch first (older sessions closed). A stored session
+   * starts the grace of the device's older sessions of the epoch.
    */
   putSession(session: NewSession): Promise<PutSessionResult>;
   /** The session of the device's current epoch with this kid, or undefined. */
@@ -139,7 +177,8 @@ export interface Store {
    * are 'duplicate', numbers left of the window 'replay'. The unique key (deviceId, epoch, kid,
    * seq) stays the last line of defence: an insert that hits it reports 'duplicate'.
    * No session for (deviceId, current epoch, kid): 'unknown-session' (the service decides
-   * between its pending buffer and `unknown-kid`). A failure rolls back the whole batch.
+   * between its pending buffer and `unknown-kid`). A closed session, or one whose grace is used
+   * up: 'closed'. A failure rolls back the whole batch.
    */
   commitBatch(items: readonly DataItem[]): Promise<CommitResult[]>;
 
@@ -154,6 +193,8 @@ export interface Store {
 export interface StoreOptions {
   /** Replay window size W for sessions (default 64, PROTOCOL.md §6.6). */
   windowSize?: number;
-  /** Clock for storedAt and resets (tests). */
+  /** Clock for storedAt, resets and session grace (tests). */
   now?: () => number;
+  /** The grace of superseded sessions (default 120 000 ms and 1000 payloads). */
+  sessionGrace?: Partial<SessionGrace>;
 }

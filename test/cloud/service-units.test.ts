@@ -323,6 +323,14 @@ describe('re-key requests', () => {
     const cloud = crypto.p256Generate();
     const sent: { topic: string; payload: Uint8Array }[] = [];
     let now = 1_000_000;
+    // Known devices only, kids at or below the floor (issue 12 §4).
+    const floors: Record<string, number> = { 'dev-1': 5, 'dev-2': 1 };
+    const store = {
+      getDevice: async (id: string) =>
+        floors[id] === undefined
+          ? undefined
+          : ({ kidFloor: encodeKid(floors[id]!) } as Awaited<ReturnType<Store['getDevice']>>),
+    };
     const rekey = new RekeyRequester({
       crypto,
       cloudKey: () => cloud,
@@ -330,9 +338,12 @@ describe('re-key requests', () => {
       publish: async (topic, payload) => {
         sent.push({ topic, payload });
       },
+      store,
       minIntervalMs: 1000,
       now: () => now,
     });
+    assert.equal(await rekey.request('dev-1', encodeKid(6)), 'refused', 'a kid above the floor is never signed');
+    assert.equal(await rekey.request('nobody', encodeKid(1)), 'refused', 'nor a device the store does not know');
     assert.equal(await rekey.request('dev-1', encodeKid(4)), 'sent');
     assert.equal(await rekey.request('dev-1', encodeKid(5)), 'rate-limited');
     assert.equal(await rekey.request('dev-2', encodeKid(1)), 'sent');
@@ -355,6 +366,7 @@ describe('re-key requests', () => {
       cloudKey: () => cloud,
       prefix: 'p/v1',
       publish: () => Promise.reject(new Error('offline')),
+      store,
     });
     assert.equal(await failing.request('dev-1', encodeKid(1)), 'failed');
     assert.equal(await failing.request('dev-1', encodeKid(1)), 'failed', 'a failed request is not rate-limited');

@@ -21,6 +21,8 @@ import {
   openStore,
   type Store,
 } from '../../cloud/store/index.js';
+import { MIGRATIONS as PG_MIGRATIONS } from '../../cloud/store/postgres.js';
+import { MIGRATIONS as SQLITE_MIGRATIONS } from '../../cloud/store/sqlite.js';
 import { toHex, utf8Decode, utf8Encode } from '../../src/bytes.js';
 import { encodeKid } from '../../src/profile/counter.js';
 import { startPostgres, type TestPostgres } from '../fixtures/postgres.js';
@@ -136,6 +138,7 @@ for (const backend of backends) {
           sessions: 1,
           createdAt: T0 + 1,
           floorResetAt: null,
+          certificateSerial: null,
         });
         assert.deepEqual(await store.getSession('dev-1', kid(1)), {
           ...session('dev-1', 1),
@@ -143,6 +146,9 @@ for (const backend of backends) {
           window: { size: 64, highest: null, bitmap: new Uint8Array(8) },
           accepted: 0,
           lastReceivedAt: null,
+          certificateSerial: null,
+          supersededAt: null,
+          closedAt: null,
         });
 
         // the same key message again (same signed content): duplicate; another one under kid 1: kid-reused
@@ -160,9 +166,12 @@ for (const backend of backends) {
         // kids compare by counter value: h'ff' (255) is below h'0100' (256)
         assert.equal(await store.putSession(session('dev-1', 256)), 'stored');
         assert.equal(await store.putSession(session('dev-1', 255)), 'kid-rollback');
-        assert.equal(await store.putSession(session('dev-1', 2n ** 64n - 1n)), 'stored');
-        assert.deepEqual((await store.getDevice('dev-1'))!.kidFloor, new Uint8Array(8).fill(0xff));
-        assert.equal(await store.putSession(session('dev-1', 2n ** 63n)), 'kid-rollback');
+        // kids are bounded: at most 2^53 − 1, and at most 65 536 above the floor (kid-too-far)
+        assert.equal(await store.putSession(session('dev-1', 2n ** 64n - 1n)), 'kid-too-far');
+        assert.equal(await store.putSession(session('dev-1', 256 + 65_537)), 'kid-too-far');
+        assert.equal(await store.putSession(session('dev-1', 256 + 65_536)), 'stored');
+        assert.deepEqual((await store.getDevice('dev-1'))!.kidFloor, kid(256 + 65_536));
+        assert.equal(await store.putSession(session('dev-1', 65_536)), 'kid-rollback');
 
         // devices are independent
         assert.equal(await store.putSession(session('dev-2', 1)), 'stored');
@@ -170,7 +179,7 @@ for (const backend of backends) {
         assert.deepEqual(
           (await store.listDevices()).map((d) => [d.deviceId, toHex(d.kidFloor!)]),
           [
-            ['dev-1', 'ffffffffffffffff'],
+            ['dev-1', '010100'],
             ['dev-2', '01'],
           ],
         );
@@ -361,13 +370,20 @@ for (const backend of backends) {
           sessions: 0,
           createdAt: T0 + 1,
           floorResetAt: T0 + 9_000,
+          certificateSerial: null,
         });
         assert.equal(await store.getSession('dev-1', kid(1)), undefined);
         assert.deepEqual(await store.commitBatch(items('dev-1', 2, [5])), ['unknown-session'], 'old sessions end');
         // the re-flashed device's new kid 1 is a new session, not kid-reused; its seq 0 is new data
         assert.equal(await store.putSession(session('dev-1', 1, 'reflashed')), 'stored');
         assert.deepEqual(await store.commitBatch(items('dev-1', 1, [0, 3])), ['accepted', 'accepted']);
-        assert.equal(await store.putSession(session('dev-1', 1)), 'kid-reused', 'the old key message is not held now');
+        assert.equal(
+          await store.putSession(session('dev-1', 1)),
+          'kid-rollback',
+          'the old key message was accepted before the reset: a replay, refused in every later epoch',
+        );
+        assert.equal(await store.putSession(session('dev-1', 2)), 'kid-rollback', 'a replay of kid 2 as well');
+        assert.equal((await store.getDevice('dev-1'))!.kidFloor!.length, 1);
         const listed = await store.listPayloads({ deviceId: 'dev-1', limit: 10 });
         assert.deepEqual(
           listed.map((p) => [p.epoch, p.seq]),
@@ -441,6 +457,119 @@ for (const backend of backends) {
         assert.equal(await store.countPayloads('dev-c'), 0);
         await assert.rejects(store.listPayloads({ limit: 0 }), RangeError);
         await assert.rejects(store.listPayloads({ limit: 10_001 }), RangeError);
+      });
+    });
+
+    test('session lifetime: grace after a newer kid (time and payloads), closeSessions, keys purged', async () => {
+      const t = clock();
+      const grace = { ms: 1000, messages: 3 };
+      await withStore(await backend.fresh(), { now: t.now, sessionGrace: grace }, async (store) => {
+        assert.deepEqual(store.sessionGrace, grace);
+        const put = (k: number, serial = 'aa') =>
+          store.putSession({ ...session('dev-1', k), certificateSerial: serial });
+        assert.equal(await put(1), 'stored');
+        assert.deepEqual(await store.commitBatch(items('dev-1', 1, [0])), ['accepted']);
+        assert.equal(await put(2), 'stored');
+        const old = (await store.getSession('dev-1', kid(1)))!;
+        assert.deepEqual([old.certificateSerial, old.supersededAt, old.closedAt], ['aa', t.now(), null]);
+        assert.equal((await store.getSession('dev-1', kid(2)))!.supersededAt, null, 'the newest is not superseded');
+        // At most 3 more payloads under the superseded session; duplicates are still duplicates.
+        assert.deepEqual(await store.commitBatch(items('dev-1', 1, [1, 2, 3, 4, 0])), [
+          'accepted',
+          'accepted',
+          'accepted',
+          'closed',
+          'duplicate',
+        ]);
+        assert.notEqual((await store.getSession('dev-1', kid(1)))!.closedAt, null);
+        // The time grace: kid 2 is superseded by kid 3 now, and closes 1000 ms later.
+        assert.equal(await put(3), 'stored');
+        const superseded = t.now();
+        t.set(superseded + 999);
+        assert.deepEqual(await store.commitBatch(items('dev-1', 2, [0])), ['accepted']);
+        t.set(superseded + 1000);
+        assert.deepEqual(await store.commitBatch(items('dev-1', 2, [1])), ['closed']);
+        assert.equal((await store.getSession('dev-1', kid(2)))!.closedAt, superseded + 1000);
+        assert.deepEqual(await store.commitBatch(items('dev-1', 3, [0])), ['accepted'], 'the newest session is open');
+        // The next stored kid purges the keys of the sessions whose grace is over.
+        assert.equal(await put(4), 'stored');
+        for (const k of [1, 2]) {
+          const closed = (await store.getSession('dev-1', kid(k)))!;
+          assert.equal(closed.wrappedKey.length, 0, `kid ${k}: key purged`);
+          assert.notEqual(closed.closedAt, null);
+        }
+        assert.equal((await store.getSession('dev-1', kid(3)))!.closedAt, null, 'kid 3 is in its grace');
+        // Closing by certificate (revocation): only that certificate's open sessions.
+        assert.equal(await store.closeSessions('dev-1', { serial: 'bb' }), 0);
+        assert.equal(await store.closeSessions('dev-1', { serial: 'aa', at: t.now() }), 2);
+        assert.deepEqual(await store.commitBatch(items('dev-1', 4, [1])), ['closed']);
+        assert.equal((await store.getSession('dev-1', kid(4)))!.wrappedKey.length, 0);
+        assert.equal((await store.getSession('dev-1', kid(4)))!.closedAt, t.now());
+        assert.equal(await store.closeSessions('dev-9'), 0);
+        assert.equal(await store.countPayloads('dev-1'), 6);
+      });
+    });
+
+    test('key messages replayed across epochs, and certificates: a new one starts an epoch, an old one is refused', async () => {
+      const t = clock();
+      await withStore(await backend.fresh(), { now: t.now }, async (store) => {
+        assert.equal(await store.putSession(session('dev-1', 65_536)), 'stored', 'up to 65 536 above floor 0');
+        assert.equal(await store.putSession(session('dev-1', 2n ** 53n)), 'kid-too-far');
+        assert.equal(await store.resetKidFloor('dev-1'), true);
+        assert.equal(await store.putSession(session('dev-1', 65_536)), 'kid-rollback', 'accepted before the reset');
+        assert.equal((await store.getDevice('dev-1'))!.kidFloor, null, 'the floor stays reset');
+
+        const put = (k: number, serial: string, version = 'a') =>
+          store.putSession({ ...session('dev-2', k, version), certificateSerial: serial });
+        assert.equal(await put(5, '01'), 'stored');
+        assert.equal((await store.getDevice('dev-2'))!.certificateSerial, '01');
+        assert.deepEqual(await store.commitBatch(items('dev-2', 5, [0])), ['accepted']);
+        t.set(T0 + 7_000);
+        // Re-enrolled: a new certificate. Its kid counter may start again: a new epoch, floor 0.
+        assert.equal(await put(1, '02'), 'stored');
+        const device = (await store.getDevice('dev-2'))!;
+        assert.deepEqual(
+          [device.epoch, device.kidFloor, device.certificateSerial, device.floorResetAt],
+          [1, kid(1), '02', T0 + 7_000],
+        );
+        assert.deepEqual(await store.commitBatch(items('dev-2', 5, [1])), ['unknown-session']);
+        assert.equal(await put(9, '01', 'b'), 'kid-rollback', 'the replaced certificate no longer counts');
+        assert.equal(await put(1, '02'), 'duplicate');
+        assert.equal(await put(2, '02'), 'stored');
+        assert.equal((await store.getDevice('dev-2'))!.epoch, 1);
+        assert.equal(await store.countPayloads('dev-2'), 1);
+      });
+    });
+
+    test('a schema 1 database is migrated: older sessions get their grace, earlier epochs are closed', async () => {
+      const url = await backend.fresh();
+      const sqlite = backend.name === 'sqlite';
+      const bin = (b: Uint8Array) => (sqlite ? `x'${toHex(b)}'` : `'\\x${toHex(b)}'::bytea`);
+      const row = (epoch: number, k: number) =>
+        `('dev-1', ${epoch}, ${bin(kid(k))}, ${bin(utf8Encode('sealed'))}, ${bin(digest(`old:${epoch}:${k}`))}, 1, 64, NULL, ${bin(new Uint8Array(8))})`;
+      await backend.exec(
+        url,
+        `${(sqlite ? SQLITE_MIGRATIONS : PG_MIGRATIONS)[0]}
+         CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL);
+         INSERT INTO schema_version VALUES (1, 0);
+         INSERT INTO devices (device_id, epoch, kid_floor, created_at) VALUES ('dev-1', 1, ${bin(kid(3))}, 1);
+         INSERT INTO sessions (device_id, epoch, kid, wrapped_key, key_message_digest, created_at, win_size, win_highest, win_bitmap)
+           VALUES ${row(0, 7)}, ${row(1, 2)}, ${row(1, 3)};`,
+      );
+      await withStore(url, {}, async (store) => {
+        const [two, three] = [(await store.getSession('dev-1', kid(2)))!, (await store.getSession('dev-1', kid(3)))!];
+        assert.notEqual(two.supersededAt, null, 'below the floor: its grace starts at the migration');
+        assert.equal(two.closedAt, null);
+        assert.deepEqual([three.supersededAt, three.closedAt, three.certificateSerial], [null, null, null]);
+        assert.deepEqual(await store.commitBatch(items('dev-1', 2, [0])), ['accepted']);
+        assert.equal((await store.getDevice('dev-1'))!.certificateSerial, null);
+        // The old epoch's key message is a replay now; a new session (with its certificate) is stored.
+        assert.equal(
+          await store.putSession({ ...session('dev-1', 7), keyMessageDigest: digest('old:0:7') }),
+          'kid-rollback',
+        );
+        assert.equal(await store.putSession({ ...session('dev-1', 4), certificateSerial: '0a' }), 'stored');
+        assert.equal((await store.getDevice('dev-1'))!.certificateSerial, '0a');
       });
     });
 
@@ -533,7 +662,13 @@ async function exactlyOnce(url: string, run: (batches: DataItem[][][]) => Promis
 
   const key = (it: DataItem) => `${it.deviceId}/${toHex(it.kid)}/${it.seq}`;
   const acceptedBy = new Map<string, number>();
-  const totals: Record<CommitResult, number> = { accepted: 0, duplicate: 0, replay: 0, 'unknown-session': 0 };
+  const totals: Record<CommitResult, number> = {
+    accepted: 0,
+    duplicate: 0,
+    replay: 0,
+    'unknown-session': 0,
+    closed: 0,
+  };
   let committed = 0;
   for (const [n, list] of batches.entries()) {
     for (const [b, batch] of list.entries()) {
