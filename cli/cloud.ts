@@ -7,6 +7,7 @@
 import { nodeCrypto } from '../cloud/crypto/node.js';
 import { cloudKeygen, DEFAULT_CLOUD_NAME } from '../cloud/pki/cloud-keys.js';
 import { DEFAULT_DATA_DIR, dataLayout } from '../cloud/pki/store.js';
+import type { RotationEvent } from '../cloud/rotation/rotate.js';
 import { ConfigError, resolveRunConfig, resolveStoreUrl, runFlagTable, SETTINGS } from '../cloud/service/config.js';
 import { checkDeviceId } from '../src/profile/topics.js';
 import { operatorErrors } from './ca.js';
@@ -20,6 +21,8 @@ function settingLines(): string {
 }
 
 export const CLOUD_USAGE = `Usage: cose-flow cloud keygen [--rotate] [--days N] [--name CN] [--data-dir DIR]
+       cose-flow cloud rotate --broker URL [--data-dir DIR] [--store URL] [--deadline SECONDS]
+                              [--resend SECONDS] [--prefix P] [--days N] [--name CN] [--json]
        cose-flow cloud run --broker URL [--data-dir DIR] [--store sqlite:FILE|postgres://…]
                            [--out FILE] [--http [HOST:]PORT] [--share GROUP] [options]
        cose-flow cloud reset-kid DEVICE_ID [--store URL] [--data-dir DIR] [--config FILE]
@@ -31,8 +34,19 @@ first): DIR/cloud.pem and DIR/cloud.key (PKCS#8 PEM, mode 0600). Prints the clou
 the id devices put in the recipient header of their key messages.
 
 An existing key is kept unless --rotate: then it moves to DIR/cloud-keys/retired/<kid>.{pem,key},
-where the cloud service still finds it (sessions sealed to it keep opening), and the new key
-becomes the one enrollment hands to devices.
+where the cloud service still finds it (sessions sealed to it keep opening) for 30 days (its
+retire-at), and the new key becomes the one enrollment hands to devices. To move enrolled devices
+to the new key and retire the old one, use \`cloud rotate\` instead.
+
+rotate
+A fleet-wide cloud key rotation, to run beside \`cloud run\` (same DIR, same store, same broker):
+makes the new key (the old one stays accepted until the deadline, default 86400 s), sends every
+device the store knows a session of the new certificate and a re-key (control messages signed by
+the old key, the one devices trust), again every --resend seconds (default 30) to those pending,
+and reports each device that moved (a key message that names the new key id) with the count of
+moved and pending devices. When all have moved, or at the deadline, it retires the old key: its
+private key is deleted, sessions sealed to it no longer open. --json: one JSON object per event.
+Exit status 0 when every device moved, 1 when some were still pending at the deadline (named).
 
 run
 Runs the cloud service until SIGINT or SIGTERM: takes every device's messages from the broker
@@ -84,7 +98,7 @@ async function keygen(args: string[], io: CliIo): Promise<number> {
       `certificate serial ${result.serialHex}, valid until ${result.notAfter.toISOString()}\n` +
       (result.retiredKidHex === undefined
         ? ''
-        : `retired cloud key ${result.retiredKidHex}: ${layout.retiredCloudKeys}/${result.retiredKidHex}.{pem,key} (still accepted)\n`),
+        : `retired cloud key ${result.retiredKidHex}: ${layout.retiredCloudKeys}/${result.retiredKidHex}.{pem,key} (accepted until ${result.retireAt?.toISOString()})\n`),
   );
   return 0;
 }
@@ -164,8 +178,91 @@ async function resetKid(args: string[], io: CliIo): Promise<number> {
   }
 }
 
+function seconds(value: string | undefined, flag: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!/^[0-9]+$/.test(value) || Number(value) < 1 || Number(value) > 365 * 86_400) {
+    throw new UsageError(`--${flag} must be whole seconds from 1 to ${365 * 86_400}, got ${JSON.stringify(value)}`);
+  }
+  return Number(value);
+}
+
+function rotationLine(event: RotationEvent): string {
+  switch (event.type) {
+    case 'rotated':
+      return `new cloud key ${event.newKid}; the old key ${event.oldKid} is accepted until ${event.retireAt}; ${event.devices} device(s)`;
+    case 'pushed':
+      return `sent the new certificate and a re-key to ${event.deviceId} (kid ${event.kid}, round ${event.round})`;
+    case 'unreachable':
+      return `cannot reach ${event.deviceId}: ${event.reason}`;
+    case 'moved':
+      return `moved: ${event.deviceId} (kid ${event.kid} sealed to the new key)`;
+    case 'progress':
+      return `progress: ${event.moved}/${event.total} moved, ${event.pending} pending${event.pending > 0 && event.pending <= 10 ? ` (${event.pendingIds.join(', ')})` : ''}`;
+    case 'retired':
+      return event.reason === 'all-moved'
+        ? `all ${event.moved} device(s) moved: retired the old key ${event.oldKid} (private key deleted)`
+        : `deadline reached: retired the old key ${event.oldKid} with ${event.pending} device(s) pending: ${event.pendingIds.join(', ')}`;
+  }
+}
+
+async function rotate(args: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parseFlags(args, {
+    broker: { type: 'string' },
+    'data-dir': { type: 'string' },
+    store: { type: 'string' },
+    config: { type: 'string' },
+    prefix: { type: 'string' },
+    deadline: { type: 'string' },
+    resend: { type: 'string' },
+    days: { type: 'string' },
+    name: { type: 'string' },
+    json: { type: 'boolean' },
+  });
+  if (positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
+  if (values.broker === undefined || values.broker === '') throw new UsageError('--broker URL is required');
+  const root = values['data-dir'] ?? DEFAULT_DATA_DIR;
+  const deadlineMs = seconds(values.deadline, 'deadline', 86_400) * 1000;
+  const resendMs = seconds(values.resend, 'resend', 30) * 1000;
+  const validityDays = values.days === undefined ? undefined : seconds(values.days, 'days', 365);
+  let url: string;
+  try {
+    url = resolveStoreUrl(values);
+  } catch (e) {
+    if (e instanceof ConfigError) throw new UsageError(e.message);
+    throw e;
+  }
+  const [{ openStore }, { rotateCloudKey }] = await Promise.all([
+    import('../cloud/store/index.js'),
+    import('../cloud/rotation/rotate.js'),
+  ]);
+  const store = await openStore(url);
+  try {
+    const result = await rotateCloudKey({
+      dataDir: root,
+      brokerUrl: values.broker,
+      crypto: nodeCrypto(),
+      store,
+      deadlineMs,
+      resendMs,
+      ...(values.prefix === undefined ? {} : { prefix: values.prefix }),
+      ...(validityDays === undefined ? {} : { validityDays }),
+      ...(values.name === undefined ? {} : { name: values.name }),
+      onEvent: (event) =>
+        io.stdout(
+          values.json
+            ? `${JSON.stringify({ time: new Date().toISOString(), ...event })}\n`
+            : `${rotationLine(event)}\n`,
+        ),
+    });
+    return result.pending.length === 0 ? 0 : 1;
+  } finally {
+    await store.close();
+  }
+}
+
 const SUBCOMMANDS: Record<string, (args: string[], io: CliIo) => Promise<number>> = {
   keygen,
+  rotate,
   run: runService,
   'reset-kid': resetKid,
 };
@@ -174,12 +271,13 @@ async function run(args: string[], io: CliIo): Promise<number> {
   const [sub, ...rest] = args;
   const fn = sub !== undefined && Object.hasOwn(SUBCOMMANDS, sub) ? SUBCOMMANDS[sub] : undefined;
   if (fn === undefined)
-    throw new UsageError(`expected "keygen", "run" or "reset-kid", got ${JSON.stringify(sub ?? '')}`);
+    throw new UsageError(`expected "keygen", "rotate", "run" or "reset-kid", got ${JSON.stringify(sub ?? '')}`);
   return operatorErrors(`cloud ${sub}`, io, () => fn(rest, io));
 }
 
 export const cloudCommand: Command = {
-  summary: "cloud keygen | run | reset-kid: the cloud key, the cloud service, a device's kid floor reset",
+  summary:
+    "cloud keygen | rotate | run | reset-kid: the cloud key and its fleet-wide rotation, the cloud service, a device's kid floor reset",
   usage: CLOUD_USAGE,
   run,
 };

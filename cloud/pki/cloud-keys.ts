@@ -6,12 +6,16 @@
  * naming its cloud key id (`cloudKeyId`: SHA-256 of the point, first 8 bytes) in the recipient
  * header. `rotate` moves the current pair to `DIR/cloud-keys/retired/<kid hex>.{pem,key}` before
  * the new one takes its place, so sessions sealed to an older key still open: `loadCloudKeys`
- * returns every configured key, current and retired, by key id, and the cloud service accepts a
- * key message for any of them. (Pushing the new certificate to devices is the control message of
- * the device/cloud issue.) Delete a retired pair once no device can still use it.
+ * returns every configured key, current and retiring, by key id, and the cloud service accepts a
+ * key message for any of them — until the retired key's deadline, `retired/<kid hex>.retire-at`
+ * (an ISO time; default 30 days after the rotation), after which it is no longer loaded. Retiring
+ * a key for good (`retireCloudKey`, what `cose-flow cloud rotate` does once every device moved or
+ * at its deadline) deletes its private key and keeps its certificate in `cloud-keys/ended/`.
+ * A new cloud certificate's notBefore is later than the one it replaces: devices take a cloud
+ * certificate only when it is newer than theirs (docs/PROTOCOL.md §4.9).
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { toHex } from '../../src/bytes.js';
 import type { CryptoProvider, P256PrivateKey } from '../../src/crypto/provider.js';
 import { cloudKeyId } from '../../src/profile/session.js';
@@ -21,6 +25,8 @@ import { keyMatchesPublicKey, readCertificates, readP256PrivateKey } from './fil
 import { dataLayout, loadCaFromDir, StoreError, writeFileAtomic, writeSecretFile } from './store.js';
 
 export const DEFAULT_CLOUD_NAME = 'cose-flow cloud';
+/** How long a rotated-out key stays accepted when no deadline is given. */
+export const DEFAULT_RETIRE_AFTER_MS = 30 * 86_400_000;
 
 export interface CloudKey {
   /** The cloud key id devices name (8 bytes) and its hex. */
@@ -34,6 +40,9 @@ export interface CloudKey {
   notAfter: Date;
   /** True for `DIR/cloud.pem` / `DIR/cloud.key`, false for a retired pair. */
   current: boolean;
+  /** A retired pair's deadline: not loaded from then on. */
+  retireAt?: Date;
+  notBefore: Date;
   /** The certificate and key files. */
   certificatePath: string;
   keyPath: string;
@@ -45,6 +54,8 @@ export interface CloudKeygenOptions {
   validityDays?: number;
   /** The certificate's common name; default "cose-flow cloud". */
   name?: string;
+  /** When rotating: until when the retired key is still accepted (default 30 days from now). */
+  retireAt?: Date;
 }
 
 export interface CloudKeygenResult {
@@ -52,8 +63,9 @@ export interface CloudKeygenResult {
   certificatePem: string;
   serialHex: string;
   notAfter: Date;
-  /** The key id of the pair that was retired, when rotating. */
+  /** The key id of the pair that was retired, when rotating, and until when it is accepted. */
   retiredKidHex?: string;
+  retireAt?: Date;
 }
 
 /** Makes the cloud key pair and its certificate (issued by the CA of `root`). */
@@ -76,17 +88,27 @@ export async function cloudKeygen(
   }
   const pair = generateKeyPair();
   pair.privateScalar.fill(0);
-  const issued = await issueCertificate(ca, {
+  const request = {
     commonName: options.name ?? DEFAULT_CLOUD_NAME,
     publicKey: pair.publicKey,
-    keyUsage: 'cloud',
+    keyUsage: 'cloud' as const,
     ...(options.validityDays === undefined ? {} : { validityDays: options.validityDays }),
-  });
+  };
+  let issued = await issueCertificate(ca, request);
+  if (retired !== undefined && issued.certificate.notBefore.getTime() <= retired.notBefore.getTime()) {
+    // Devices take only a newer certificate: one second after the one it replaces, same length.
+    const notBefore = new Date(retired.notBefore.getTime() + 1000);
+    const length = issued.certificate.notAfter.getTime() - issued.certificate.notBefore.getTime();
+    issued = await issueCertificate(ca, { ...request, notBefore, notAfter: new Date(notBefore.getTime() + length) });
+  }
   let retiredKidHex: string | undefined;
+  let retireAt: Date | undefined;
   if (retired !== undefined) {
     // Keep the old pair first: a crash between the steps leaves both keys on disk, never neither.
     retiredKidHex = retired.kidHex;
+    retireAt = options.retireAt ?? new Date(Date.now() + DEFAULT_RETIRE_AFTER_MS);
     const base = join(layout.retiredCloudKeys, retired.kidHex);
+    writeFileAtomic(`${base}.retire-at`, `${retireAt.toISOString()}\n`);
     writeFileAtomic(`${base}.pem`, readFileText(layout.cloudCertificate));
     writeSecretFile(`${base}.key`, readFileText(layout.cloudKey));
   }
@@ -98,6 +120,7 @@ export async function cloudKeygen(
     serialHex: issued.serialHex,
     notAfter: issued.notAfter,
     ...(retiredKidHex === undefined ? {} : { retiredKidHex }),
+    ...(retireAt === undefined ? {} : { retireAt }),
   };
 }
 
@@ -123,18 +146,28 @@ function readPair(crypto: CryptoProvider, certificatePath: string, keyPath: stri
     publicKey: cert.p256PublicKey,
     certificate: cert.der,
     notAfter: cert.notAfter,
+    notBefore: cert.notBefore,
     current,
     certificatePath,
     keyPath,
   };
 }
 
+/** A retired pair's deadline (`retired/<kid>.retire-at`), or undefined when it has none. */
+function readRetireAt(base: string): Date | undefined {
+  if (!existsSync(`${base}.retire-at`)) return undefined;
+  const at = new Date(readFileText(`${base}.retire-at`).trim());
+  if (Number.isNaN(at.getTime())) throw new StoreError(`${base}.retire-at does not hold an ISO time`);
+  return at;
+}
+
 /**
- * Every configured cloud key of `root` — the current pair and each retired one — by cloud key id
- * (lowercase hex), each private key imported into `crypto`. A StoreError when there is no current
- * pair or a pair is inconsistent (key not matching its certificate, file named for another key id).
+ * Every configured cloud key of `root` — the current pair and each retired one whose deadline has
+ * not passed at `now` — by cloud key id (lowercase hex), each private key imported into `crypto`.
+ * A StoreError when there is no current pair or a pair is inconsistent (key not matching its
+ * certificate, file named for another key id).
  */
-export function loadCloudKeys(crypto: CryptoProvider, root: string): Map<string, CloudKey> {
+export function loadCloudKeys(crypto: CryptoProvider, root: string, now: number = Date.now()): Map<string, CloudKey> {
   const layout = dataLayout(root);
   if (!existsSync(layout.cloudCertificate) || !existsSync(layout.cloudKey)) {
     throw new StoreError(`no cloud key in ${root} (run \`cose-flow cloud keygen --data-dir ${root}\`)`);
@@ -147,8 +180,11 @@ export function loadCloudKeys(crypto: CryptoProvider, root: string): Map<string,
     const m = /^([0-9a-f]{16})\.key$/.exec(name);
     if (m === null) continue;
     const base = join(layout.retiredCloudKeys, m[1]!);
+    const retireAt = readRetireAt(base);
+    if (retireAt !== undefined && retireAt.getTime() <= now) continue; // past its deadline
     if (!existsSync(`${base}.pem`)) throw new StoreError(`${base}.key has no certificate ${base}.pem`);
     const pair = readPair(crypto, `${base}.pem`, `${base}.key`, false);
+    if (retireAt !== undefined) pair.retireAt = retireAt;
     if (pair.kidHex !== m[1]) throw new StoreError(`${base}.key holds cloud key ${pair.kidHex}, not ${m[1]}`);
     if (!keys.has(pair.kidHex)) keys.set(pair.kidHex, pair);
   }
@@ -167,4 +203,39 @@ export function currentCloudCertificates(root: string): Uint8Array[] {
     throw new StoreError(`no cloud certificate in ${root} (run \`cose-flow cloud keygen --data-dir ${root}\`)`);
   }
   return readCertificates(layout.cloudCertificate);
+}
+
+/**
+ * Retires a rotated-out key for good: its private key is deleted and its certificate kept as
+ * `cloud-keys/ended/<kid>.pem`. Sessions sealed to it no longer open (`unknown-recipient`). False
+ * when `root` has no retired key `kidHex`.
+ */
+export function retireCloudKey(root: string, kidHex: string): boolean {
+  if (!/^[0-9a-f]{16}$/.test(kidHex)) throw new RangeError(`not a cloud key id: ${JSON.stringify(kidHex)}`);
+  const base = join(dataLayout(root).retiredCloudKeys, kidHex);
+  if (!existsSync(`${base}.key`) && !existsSync(`${base}.pem`)) return false;
+  const ended = join(dirname(dataLayout(root).retiredCloudKeys), 'ended');
+  mkdirSync(ended, { recursive: true });
+  rmSync(`${base}.key`, { force: true });
+  if (existsSync(`${base}.pem`)) renameSync(`${base}.pem`, join(ended, `${kidHex}.pem`));
+  rmSync(`${base}.retire-at`, { force: true });
+  return true;
+}
+
+/**
+ * What changes when the cloud keys of `root` change (a rotation, a retirement): the current
+ * pair's and the retired directory's modification times. Cheap (two stats): the service compares
+ * it to decide when to load the keys again.
+ */
+export function cloudKeysVersion(root: string): string {
+  const layout = dataLayout(root);
+  const stamp = (path: string) => {
+    try {
+      const s = statSync(path);
+      return `${s.mtimeMs}:${s.size}`;
+    } catch {
+      return '-';
+    }
+  };
+  return [stamp(layout.cloudCertificate), stamp(layout.cloudKey), stamp(layout.retiredCloudKeys)].join('|');
 }
