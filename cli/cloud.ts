@@ -62,9 +62,10 @@ ${settingLines()}
 
 reset-kid
 For a re-flashed device whose kid counter starts at 1 again: resets the device's kid floor (a new
-epoch), so its next key message is accepted instead of refused as kid-rollback. Stored payloads
-stay. Uses the same store as \`cloud run\` (--store, COSE_FLOW_STORE, --config, or
-sqlite:DIR/cose-flow.db).
+epoch), so its next key message is accepted instead of refused as kid-rollback. The device's
+earlier sessions are closed and their keys purged; a key message accepted before the reset stays
+refused (kid-rollback), so replayed traffic cannot undo it. Stored payloads stay. Uses the same
+store as \`cloud run\` (--store, COSE_FLOW_STORE, --config, or sqlite:DIR/cose-flow.db).
 
 Exit status: 0 done; 1 failed (the reason on stderr); 2 usage error.
 `;
@@ -170,7 +171,8 @@ async function resetKid(args: string[], io: CliIo): Promise<number> {
     const floor = before?.kidFloor ? Buffer.from(before.kidFloor).toString('hex') : 'none';
     io.stdout(
       `device ${deviceId}: kid floor reset (was ${floor}, epoch ${before?.epoch ?? 0} → ${after?.epoch ?? '?'}); ` +
-        'its next key message is accepted from kid 1, earlier sessions no longer match\n',
+        'its next key message is accepted from kid 1; earlier sessions are closed and their keys purged, ' +
+        'and key messages accepted before stay refused\n',
     );
     return 0;
   } finally {
