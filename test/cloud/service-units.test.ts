@@ -66,6 +66,37 @@ describe('pending buffer', () => {
   });
 });
 
+describe('pending buffer: quotas and eviction (issue 12 §4)', () => {
+  test('per (device, kid) quota; a plausible message evicts implausible ones, never the reverse', () => {
+    const buffer = new PendingBuffer<string>({ perKid: 2, perDevice: 3, total: 4, ttlMs: 1000 });
+    const evicted: string[] = [];
+    const add = (deviceId: string, kid: number, seq: number, plausible: boolean) =>
+      buffer.add(
+        { deviceId, kid: encodeKid(kid), seq, addedAt: 0, value: `${deviceId}/${kid}/${seq}`, plausible },
+        (e) => evicted.push(e.value),
+      );
+    assert.equal(add('a', 9, 0, false), 'held');
+    assert.equal(add('a', 9, 1, false), 'held');
+    assert.equal(add('a', 9, 2, false), 'kid-full', 'at most perKid per (device, kid)');
+    assert.equal(add('a', 2, 0, true), 'held');
+    assert.equal(add('a', 3, 0, false), 'device-full', 'an implausible message evicts nothing');
+    assert.equal(add('a', 2, 1, true), 'held', 'a plausible one evicts an implausible one of its device');
+    assert.deepEqual(evicted, ['a/9/1']);
+    assert.equal(add('ghost', 1, 0, false), 'held');
+    assert.equal(buffer.size, 4);
+    assert.equal(add('b', 5, 0, true), 'held', 'the buffer is full: the largest implausible group gives way');
+    assert.deepEqual(evicted, ['a/9/1', 'a/9/0']);
+    assert.equal(add('b', 5, 1, true), 'held');
+    assert.deepEqual(evicted, ['a/9/1', 'a/9/0', 'ghost/1/0']);
+    assert.equal(add('b', 6, 0, true), 'buffer-full', 'nothing implausible is left to evict');
+    assert.deepEqual(
+      buffer.groups().map((g) => g.deviceId),
+      ['a', 'b'],
+    );
+    assert.equal(buffer.size, 4);
+  });
+});
+
 describe('session keys at rest', () => {
   const session = { kid: encodeKid(7), key: crypto.randomBytes(16), baseIv: crypto.randomBytes(12) };
 
