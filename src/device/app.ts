@@ -770,16 +770,16 @@ export class DeviceApp {
     this.#emit({ type: 'control', request, accepted: false, reason });
   }
 
-  /** Whether one more signature check fits in this interval's budget (config.control). */
-  #takeVerification(): boolean {
+  /** Whether `count` more signature checks fit in this interval's budget (config.control). */
+  #takeVerifications(count: number): boolean {
     const now = this.#p.clock.uptimeMs();
     const policy = this.config.control;
     if (now - this.#verifyFrom >= policy.intervalMs) {
       this.#verifyFrom = now;
       this.#verifications = 0;
     }
-    if (this.#verifications >= policy.maxVerifications) return false;
-    this.#verifications++;
+    if (this.#verifications + count > policy.maxVerifications) return false;
+    this.#verifications += count;
     return true;
   }
 
@@ -814,14 +814,15 @@ export class DeviceApp {
       this.#ignoreControl('rekey', 'rate-limited');
       return;
     }
-    if (!this.#takeVerification()) {
+    // Each key tried is one signature check (the message does not say which key signed it).
+    const keys = [cloud.publicKey];
+    if (this.#nextCloud !== undefined) keys.push(this.#nextCloud.publicKey);
+    if (!this.#takeVerifications(keys.length)) {
       this.#ignoreControl(claimed.request, 'verification-limit', {
         limit: `${this.config.control.maxVerifications} per ${this.config.control.intervalMs} ms`,
       });
       return;
     }
-    const keys = [cloud.publicKey];
-    if (this.#nextCloud !== undefined) keys.push(this.#nextCloud.publicKey);
     let opened: ReturnType<typeof openControlMessage>;
     try {
       opened = openControlMessage(this.#p.crypto, payload, { cloudPublicKeys: keys, deviceId: this.#deviceId });
