@@ -489,9 +489,10 @@ export class Receiver {
    * No session for the kid: hold the message when the kid is above the device's floor (its key
    * message may still come), else refuse it as unknown-kid and ask the device to re-key. A kid no
    * key message could ever open (above 2^53 − 1, or far above the floor) is refused at once. Data
-   * that finds no room is looked for in the store once more, then left unacknowledged (the broker
-   * delivers it again); so is what a plausible message evicts. Returns the session if it turned up
-   * meanwhile (stored between the lookups).
+   * that finds no room is looked for in the store once more; then, if it could be real (a known
+   * device, a kid near its floor), it is left unacknowledged (the broker delivers it again), and
+   * otherwise refused. Plausible data evicts implausible data (refused). Returns the session if it
+   * turned up meanwhile (stored between the lookups).
    */
   async #noSession(
     deviceId: string,
@@ -506,11 +507,16 @@ export class Receiver {
         this.#reject(message, ctx, 'unknown-kid', 'the kid is far above the kid floor: no key message can open it');
         return undefined;
       }
-      const plausible = floor !== null && kidTooFar(parsed.kid, floor) === false && nearFloor(parsed.kid, floor);
+      const plausible = floor !== null && nearFloor(parsed.kid, floor);
       const held = this.#o.pending.add(
         { deviceId, kid: parsed.kid, seq: parsed.seq, addedAt: this.#now(), value: { message, parsed }, plausible },
         (evicted) =>
-          this.#leaveForRedelivery(evicted.deviceId, evicted.value.parsed, 'evicted from the pending buffer'),
+          this.#reject(
+            evicted.value.message,
+            { kind: 'data', deviceId: evicted.deviceId, kid: evicted.kid, seq: evicted.seq },
+            'unknown-kid',
+            'evicted from the full pending buffer to make room for data that could be real (this: an unknown device, or a kid far above the floor)',
+          ),
       );
       if (held === 'held') {
         if (this.#o.log.isLevelEnabled('debug'))
@@ -523,6 +529,17 @@ export class Receiver {
       // Another instance may have stored the session meanwhile: look before refusing.
       const again = await this.#withStore('getSession', () => this.#o.sessions.load(deviceId, parsed.kid));
       if (again !== undefined) return again;
+      if (!plausible) {
+        // Cannot be real (an unknown device, or a kid far above the floor): dropped, so that a
+        // flood of it cannot fill the broker's in-flight window with unacknowledged messages.
+        this.#reject(
+          message,
+          ctx,
+          'unknown-kid',
+          `no session yet and the pending buffer is full (${held}): an unknown device or a kid far above the floor`,
+        );
+        return undefined;
+      }
       this.#leaveForRedelivery(deviceId, parsed, `the pending buffer is full (${held})`);
       return undefined;
     }
