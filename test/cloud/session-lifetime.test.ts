@@ -31,6 +31,7 @@ import { openStore } from '../../cloud/store/index.js';
 import type { Store } from '../../cloud/store/store.js';
 import { toHex } from '../../src/bytes.js';
 import { encode } from '../../src/cbor/index.js';
+import { openControlMessage } from '../../src/profile/control.js';
 import { sealData } from '../../src/profile/data-message.js';
 import { makeKeyMessage, openKeyMessage } from '../../src/profile/key-message.js';
 import { newSessionKey } from '../../src/profile/session.js';
@@ -43,6 +44,7 @@ import {
   makeCloudDataDir,
   makeDevice,
   type TestDevice,
+  until,
 } from './service-fixture.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cose-flow-lifetime-'));
@@ -270,6 +272,17 @@ for (const backend of backends) {
         assert.ok(m.acked);
         assert.deepEqual(await storedFor(store, 'bound-1', 2), [0]);
         assert.equal(cloud.rejected('kid-rollback'), 0);
+        assert.equal(cloud.controls.length, 0, 'nothing signed for the refused huge kids');
+        // A kid the device really announced (signed) but the cloud refused: the device is told,
+        // with a re-key request for that kid (it acts if the kid is still its current one).
+        await cloud.key(device, device.otherKeyMessage(2));
+        assert.equal(cloud.rejected('kid-reused'), 1);
+        await until('the re-key request', () => cloud.controls.length > 0);
+        const request = openControlMessage(crypto, cloud.controls[0]!.bytes, {
+          cloudPublicKeys: [fixture.cloudPublicKey],
+          deviceId: 'bound-1',
+        });
+        assert.deepEqual([request.request, [...request.kid]], ['rekey', [2]]);
       } finally {
         await store.close();
       }
