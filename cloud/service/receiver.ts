@@ -41,7 +41,7 @@ import type { ServiceEvent } from './events.js';
 import { type Logger, RefusalLog } from './log.js';
 import type { MessageKind, ServiceMetrics } from './metrics.js';
 import type { DeliveredPayload } from './payload.js';
-import type { PendingBuffer } from './pending-buffer.js';
+import { PendingBuffer, type PendingEntry } from './pending-buffer.js';
 import type { RekeyRequester } from './rekey.js';
 import type { ClosedSession, LiveSession, SessionTable } from './session-table.js';
 
@@ -131,6 +131,8 @@ export class Receiver {
   readonly #now: () => number;
   readonly #keyChains = new Map<string, Promise<void>>();
   readonly #refusals: RefusalLog;
+  /** Data that found the pending buffer full (half its size more, no per-device quota). */
+  readonly #overflow: PendingBuffer<PendingData>;
   #inFlight = 0;
   #unreadable = 0;
   #leftForRedelivery = 0;
@@ -140,6 +142,13 @@ export class Receiver {
 
   constructor(options: ReceiverOptions) {
     this.#o = options;
+    const room = Math.floor(options.pending.limits.total / 2);
+    this.#overflow = new PendingBuffer({
+      perKid: room,
+      perDevice: room,
+      total: room,
+      ttlMs: options.pending.limits.ttlMs,
+    });
     this.#now = options.now ?? Date.now;
     this.#refusals = new RefusalLog(options.log);
   }
@@ -186,6 +195,7 @@ export class Receiver {
   stop(): void {
     this.#stopping = true;
     this.#o.pending.clear();
+    this.#overflow.clear();
     this.#refusals.flush();
   }
 
@@ -199,7 +209,7 @@ export class Receiver {
     this.#sweeping = true;
     try {
       const now = this.#now();
-      const expired = this.#o.pending.expire(now);
+      const expired = [...this.#o.pending.expire(now), ...this.#overflow.expire(now)];
       for (const e of expired) {
         this.#reject(
           e.value.message,
@@ -208,7 +218,7 @@ export class Receiver {
           `no key message for this kid within ${this.#o.pending.limits.ttlMs} ms`,
         );
       }
-      for (const group of this.#o.pending.groups()) {
+      for (const group of [...this.#o.pending.groups(), ...this.#overflow.groups()]) {
         if (now - group.checkedAt < 200) continue;
         group.checkedAt = now;
         let live: LiveSession | ClosedSession | undefined;
@@ -489,10 +499,11 @@ export class Receiver {
    * No session for the kid: hold the message when the kid is above the device's floor (its key
    * message may still come), else refuse it as unknown-kid and ask the device to re-key. A kid no
    * key message could ever open (above 2^53 − 1, or far above the floor) is refused at once. Data
-   * that finds no room is looked for in the store once more; then, if it could be real (a known
-   * device, a kid near its floor), it is left unacknowledged (the broker delivers it again), and
-   * otherwise refused. Plausible data evicts implausible data (refused). Returns the session if it
-   * turned up meanwhile (stored between the lookups).
+   * that finds no room is looked for in the store once more, then held in the overflow (half the
+   * buffer's size, no per-device quota); if that is full too, it is left unacknowledged (the
+   * broker delivers it again) when it could be real (a known device, a kid near its floor), and
+   * refused otherwise. Plausible data evicts implausible data (refused). Returns the session if
+   * it turned up meanwhile (stored between the lookups).
    */
   async #noSession(
     deviceId: string,
@@ -508,16 +519,30 @@ export class Receiver {
         return undefined;
       }
       const plausible = floor !== null && nearFloor(parsed.kid, floor);
-      const held = this.#o.pending.add(
-        { deviceId, kid: parsed.kid, seq: parsed.seq, addedAt: this.#now(), value: { message, parsed }, plausible },
-        (evicted) =>
-          this.#reject(
-            evicted.value.message,
-            { kind: 'data', deviceId: evicted.deviceId, kid: evicted.kid, seq: evicted.seq },
-            'unknown-kid',
-            'evicted from the full pending buffer to make room for data that could be real (this: an unknown device, or a kid far above the floor)',
-          ),
-      );
+      const entry = {
+        deviceId,
+        kid: parsed.kid,
+        seq: parsed.seq,
+        addedAt: this.#now(),
+        value: { message, parsed },
+        plausible,
+      };
+      const evict = (evicted: PendingEntry<PendingData>) =>
+        this.#reject(
+          evicted.value.message,
+          { kind: 'data', deviceId: evicted.deviceId, kid: evicted.kid, seq: evicted.seq },
+          'unknown-kid',
+          'evicted from the full pending buffer to make room for data that could be real (this: an unknown device, or a kid far above the floor)',
+        );
+      let held = this.#o.pending.add(entry, evict);
+      if (held !== 'held') {
+        // Another instance may have stored the session meanwhile: look before refusing.
+        const again = await this.#withStore('getSession', () => this.#o.sessions.load(deviceId, parsed.kid));
+        if (again !== undefined) return again;
+        // The overflow: no per-device quota (a new device of a shared subscription whose key
+        // message another instance is storing), bounded overall.
+        if (this.#overflow.add(entry, evict) === 'held') held = 'held';
+      }
       if (held === 'held') {
         if (this.#o.log.isLevelEnabled('debug'))
           this.#o.log.debug(
@@ -526,9 +551,6 @@ export class Receiver {
           );
         return undefined;
       }
-      // Another instance may have stored the session meanwhile: look before refusing.
-      const again = await this.#withStore('getSession', () => this.#o.sessions.load(deviceId, parsed.kid));
-      if (again !== undefined) return again;
       if (!plausible) {
         // Cannot be real (an unknown device, or a kid far above the floor): dropped, so that a
         // flood of it cannot fill the broker's in-flight window with unacknowledged messages.
@@ -562,7 +584,8 @@ export class Receiver {
   }
 
   #drainPending(deviceId: string, kid: Uint8Array): void {
-    for (const entry of this.#o.pending.take(deviceId, kid)) {
+    const entries = [...this.#o.pending.take(deviceId, kid), ...this.#overflow.take(deviceId, kid)];
+    for (const entry of entries.sort((a, b) => a.seq - b.seq)) {
       const { message, parsed } = entry.value;
       this.#track(this.#sessionData(deviceId, message, parsed, false), message, {
         kind: 'data',

@@ -385,15 +385,24 @@ for (const backend of backends) {
         });
         assert.equal(stored.size, 6, `every genuine payload stored: ${[...stored].join(' ')}`);
 
-        // A buffer full of plausible data (the device's next kid): what does not fit stays
-        // unacknowledged — neither stored nor dropped — for the broker to deliver again.
+        // A buffer and its overflow (half as much again) full of plausible data (the device's next
+        // kid): what does not fit is neither acknowledged nor dropped, for the broker to deliver
+        // again; what the overflow holds is stored once its key message arrives.
         for (let seq = 0; seq < 4; seq++) await a.data(device, bogusData(4, seq));
-        const overflow = await a.data(device, device.data(4, 99));
-        assert.equal(overflow.acked, false, 'refused for lack of space: left unacknowledged');
-        // What cannot be real (unknown devices) was refused, not left to clog the broker's in-flight
-        // window: the 4 that found the buffer full and the 4 that genuine data evicted.
-        assert.equal(a.rejected('unknown-kid'), 8);
+        const held = await a.data(device, device.data(5, 0));
+        assert.equal(held.acked, false);
+        await a.data(device, bogusData(4, 4));
+        const left = await a.data(device, device.data(4, 99));
+        assert.equal(left.acked, false, 'refused for lack of space: left unacknowledged');
         assert.equal(a.receiver.leftForRedelivery, 1);
+        assert.equal(a.rejected('unknown-kid') >= 4, true, 'what cannot be real (unknown devices) was refused');
+        await b.key(device, device.keyMessage(5));
+        clock.t += 500;
+        await a.receiver.sweep();
+        await a.receiver.idle();
+        assert.ok(held.acked);
+        assert.deepEqual(await storedFor(store, 'share-1', 5), [0]);
+        assert.equal(left.acked, false);
       } finally {
         await store.close();
       }
