@@ -104,16 +104,20 @@ async function keygen(args: string[], io: CliIo): Promise<number> {
   return 0;
 }
 
-async function runService(args: string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parseFlags(args, runFlagTable());
-  if (positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
-  let config: ReturnType<typeof resolveRunConfig>;
+/** A configuration mistake (a bad flag, variable or file value) is a usage error: exit 2. */
+function asUsage<T>(resolve: () => T): T {
   try {
-    config = resolveRunConfig(values);
+    return resolve();
   } catch (e) {
     if (e instanceof ConfigError) throw new UsageError(e.message);
     throw e;
   }
+}
+
+async function runService(args: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parseFlags(args, runFlagTable());
+  if (positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
+  const config = asUsage(() => resolveRunConfig(values));
   const [{ startCloudService }, { createLogger }] = await Promise.all([
     import('../cloud/service/service.js'),
     import('../cloud/service/log.js'),
@@ -150,13 +154,7 @@ async function resetKid(args: string[], io: CliIo): Promise<number> {
   });
   if (positionals.length !== 1) throw new UsageError('give exactly one device id: cose-flow cloud reset-kid DEVICE_ID');
   const deviceId = checkDeviceId(positionals[0]!);
-  let url: string;
-  try {
-    url = resolveStoreUrl(values);
-  } catch (e) {
-    if (e instanceof ConfigError) throw new UsageError(e.message);
-    throw e;
-  }
+  const url = asUsage(() => resolveStoreUrl(values));
   const { openStore } = await import('../cloud/store/index.js');
   const store = await openStore(url);
   try {
@@ -226,13 +224,7 @@ async function rotate(args: string[], io: CliIo): Promise<number> {
   const deadlineMs = seconds(values.deadline, 'deadline', 86_400) * 1000;
   const resendMs = seconds(values.resend, 'resend', 30) * 1000;
   const validityDays = values.days === undefined ? undefined : seconds(values.days, 'days', 365);
-  let url: string;
-  try {
-    url = resolveStoreUrl(values);
-  } catch (e) {
-    if (e instanceof ConfigError) throw new UsageError(e.message);
-    throw e;
-  }
+  const url = asUsage(() => resolveStoreUrl(values));
   const [{ openStore }, { rotateCloudKey }] = await Promise.all([
     import('../cloud/store/index.js'),
     import('../cloud/rotation/rotate.js'),
