@@ -49,6 +49,22 @@ export interface LatencySummary {
   maxMs: number;
 }
 
+/** One cloud key and how many devices' latest sessions were sealed to it (rotation progress). */
+export interface CloudKeyCount {
+  /** The cloud key id (hex). */
+  kid: string;
+  /** The key devices are given now; the others are older keys still loaded (or no longer). */
+  current: boolean;
+  /** False for a key retired for good: its devices cannot open a session until they move. */
+  loaded: boolean;
+  devices: number;
+  /** Epoch ms after which an older key is no longer accepted; null when none. */
+  retireAt: number | null;
+}
+
+/** At most this many cloud keys in a snapshot (current first, then by devices). */
+export const MAX_CLOUD_KEYS = 16;
+
 export interface LiveSnapshot {
   /** Epoch milliseconds of the snapshot, and of the start of the view. */
   at: number;
@@ -68,6 +84,12 @@ export interface LiveSnapshot {
    * the time) to its payload being stored and delivered. Null before the first such payload.
    */
   latency: LatencySummary | null;
+  /**
+   * The cloud keys with the number of devices whose latest session (stored since the service
+   * started) was sealed to each: during a rotation, devices moving from the old key to the new one.
+   * Current key first; at most MAX_CLOUD_KEYS.
+   */
+  cloudKeys: CloudKeyCount[];
   /** What the page may show besides (the demo's attack report, …). */
   extra?: Record<string, unknown>;
 }
@@ -102,6 +124,7 @@ export class LiveState {
   #devicesDropped = 0;
   readonly #totals = { sessions: 0, accepted: 0, duplicates: 0, rejected: 0 };
   #extra: (() => Record<string, unknown> | undefined) | undefined;
+  #cloudKeys: (() => CloudKeyCount[]) | undefined;
 
   constructor(options: LiveStateOptions = {}) {
     this.#now = options.now ?? Date.now;
@@ -118,6 +141,11 @@ export class LiveState {
   /** Adds a source of `extra` fields to every snapshot. */
   setExtra(source: () => Record<string, unknown> | undefined): void {
     this.#extra = source;
+  }
+
+  /** Sets where the snapshot's `cloudKeys` come from (the service's keys and per-key counts). */
+  setCloudKeys(source: () => CloudKeyCount[]): void {
+    this.#cloudKeys = source;
   }
 
   /** Takes one service event (pass this to the service's `onEvent`). */
@@ -211,6 +239,10 @@ export class LiveState {
       rejections: { ...this.#rejections },
       recentRejections: this.#recent.map((r) => ({ ...r })),
       latency: this.#latencySummary(),
+      cloudKeys: (this.#cloudKeys?.() ?? [])
+        .map((k) => ({ ...k }))
+        .sort((a, b) => Number(b.current) - Number(a.current) || b.devices - a.devices)
+        .slice(0, MAX_CLOUD_KEYS),
     };
     const extra = this.#extra?.();
     if (extra !== undefined) snapshot.extra = extra;

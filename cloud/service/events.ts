@@ -7,7 +7,14 @@
 import type { MessageKind } from './metrics.js';
 
 export type ServiceEvent =
-  | { type: 'session'; deviceId: string; kidHex: string; at: number }
+  | {
+      type: 'session';
+      deviceId: string;
+      kidHex: string;
+      at: number;
+      /** The cloud key id (hex) the session was sealed to: the key the device now trusts. */
+      cloudKid?: string;
+    }
   | {
       type: 'rejected';
       kind: MessageKind;

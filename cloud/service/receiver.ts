@@ -77,8 +77,11 @@ export interface ReceiverOptions {
   commits: CommitQueue;
   rekey: RekeyRequester;
   sealer: SessionSealer;
-  /** openKeyMessage with the service's cloud keys and certificate verifier. */
-  openKeyMessage: (bytes: Uint8Array, topicDeviceId: string) => OpenedKeyMessage;
+  /**
+   * openKeyMessage with the service's cloud keys and certificate verifier; `cloudKid`: the cloud
+   * key id (hex) the session was sealed to (the recipient kid whose key opened it).
+   */
+  openKeyMessage: (bytes: Uint8Array, topicDeviceId: string) => OpenedKeyMessage & { cloudKid?: string };
   /** Runs the registered handlers for an accepted payload (before its ack). */
   deliver: (payload: DeliveredPayload) => Promise<void>;
   metrics: ServiceMetrics;
@@ -260,7 +263,7 @@ export class Receiver {
       this.#reject(message, ctx, quota.reason, quota.detail);
       return;
     }
-    let opened: OpenedKeyMessage;
+    let opened: OpenedKeyMessage & { cloudKid?: string };
     try {
       opened = this.#o.openKeyMessage(message.payload, deviceId);
     } catch (e) {
@@ -291,7 +294,13 @@ export class Receiver {
         this.#o.admission?.sessionStored(deviceId);
         this.#o.metrics.accepted.inc({ kind: 'session' });
         this.#o.log.info({ event: 'session', ...fields }, 'session stored');
-        this.#observe({ type: 'session', deviceId, kidHex: fields.kid, at: this.#now() });
+        this.#observe({
+          type: 'session',
+          deviceId,
+          kidHex: fields.kid,
+          at: this.#now(),
+          ...(opened.cloudKid === undefined ? {} : { cloudKid: opened.cloudKid }),
+        });
         message.ack();
         this.#drainPending(deviceId, session.kid);
         return;

@@ -1,8 +1,10 @@
 /**
  * Re-key requests: when data arrives under a kid the service has no session for (it lost the
  * session, or never got the key message), it asks the device for a new session with a signed
- * control message (src/profile/control.ts: COSE_Sign1 by the current cloud key, naming the kid the
- * device used, bound to its device id) on `{prefix}/{deviceId}/control`, QoS 1. The device acts
+ * control message (src/profile/control.ts: COSE_Sign1 by the cloud key the device's current
+ * session was sealed to — during a rotation a device that has not yet taken the new certificate
+ * trusts only the old key — else by the current cloud key; naming the kid the device used, bound
+ * to its device id) on `{prefix}/{deviceId}/control`, QoS 1. The device acts
  * only if that kid is still its current one.
  *
  * Rate-limited per device (default one request a minute): a device sending a stream under an
@@ -29,8 +31,11 @@ export type RekeyOutcome = 'sent' | 'rate-limited' | 'refused' | 'failed';
 
 export interface RekeyRequesterOptions {
   crypto: CryptoProvider;
-  /** The key that signs control messages: the current cloud key (re-read on rotation). */
-  cloudKey: () => P256PrivateKey;
+  /**
+   * The key that signs the device's control messages: the cloud key its current session was
+   * sealed to (the one it trusts, also mid-rotation), else the current cloud key.
+   */
+  cloudKey: (deviceId: string) => P256PrivateKey;
   prefix: string;
   publish: (topic: string, payload: Uint8Array) => Promise<void>;
   /** Where the devices and their kid floors are: requests only for known devices, kids ≤ floor. */
@@ -82,7 +87,7 @@ export class RekeyRequester {
     this.#last.set(deviceId, now);
     let message: Uint8Array;
     try {
-      message = makeControlMessage(this.#o.crypto, this.#o.cloudKey(), {
+      message = makeControlMessage(this.#o.crypto, this.#o.cloudKey(deviceId), {
         deviceId,
         request: 'rekey',
         kid,

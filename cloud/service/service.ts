@@ -13,16 +13,18 @@
  * (cloud.key and cloud-keys/retired/*), revocations (revoked.json), plus the service's storage
  * key (storage.key) and, by default, its SQLite store (cose-flow.db).
  */
+
 import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
+import { toHex } from '../../src/bytes.js';
 import { CoseError } from '../../src/cose/errors.js';
 import type { CryptoProvider, P256PrivateKey } from '../../src/crypto/provider.js';
 import { type OpenedKeyMessage, openKeyMessage } from '../../src/profile/key-message.js';
 import { DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_PREFIX } from '../../src/profile/limits.js';
 import { checkPrefix, topicFilter } from '../../src/profile/topics.js';
 import { nodeCrypto } from '../crypto/node.js';
-import { LiveState } from '../dashboard/live-state.js';
+import { type CloudKeyCount, LiveState } from '../dashboard/live-state.js';
 import { type Dashboard, dashboard } from '../dashboard/routes.js';
 import { type HealthReport, type HttpEndpoint, startHttpEndpoint } from '../http/server.js';
 import { MqttConsumer, type MqttConsumerOptions } from '../mqtt/consumer.js';
@@ -37,6 +39,7 @@ import { redactUrl } from '../store/postgres.js';
 import type { SessionGrace, Store } from '../store/store.js';
 import { Admission, type AdmissionLimits } from './admission.js';
 import { loadStorageKey, SessionSealer } from './at-rest.js';
+import { CloudKeyTracker } from './cloud-key-tracker.js';
 import { CommitQueue, DEFAULT_MAX_BATCH } from './commit-queue.js';
 import {
   DEFAULT_RECEIVE_MAXIMUM,
@@ -249,9 +252,24 @@ export async function startCloudService(options: CloudServiceOptions): Promise<C
       return false;
     }
   };
-  const openKey = (bytes: Uint8Array, topicDeviceId: string): OpenedKeyMessage => {
-    const open = () =>
-      openKeyMessage(crypto, bytes, { cloudKey: lookup, verifyCertificate, topicDeviceId, maxBytes: maxMessageBytes });
+  // Which cloud key each device's latest stored session was sealed to (rotation progress; the key
+  // that signs the device's control messages).
+  const cloudKeyOf = new CloudKeyTracker();
+  const openKey = (bytes: Uint8Array, topicDeviceId: string): OpenedKeyMessage & { cloudKid?: string } => {
+    const open = () => {
+      let cloudKid: string | undefined;
+      const opened = openKeyMessage(crypto, bytes, {
+        cloudKey: (kid) => {
+          const key = lookup(kid);
+          if (key !== undefined) cloudKid = toHex(kid);
+          return key;
+        },
+        verifyCertificate,
+        topicDeviceId,
+        maxBytes: maxMessageBytes,
+      });
+      return cloudKid === undefined ? opened : { ...opened, cloudKid };
+    };
     try {
       return open();
     } catch (e) {
@@ -297,7 +315,28 @@ export async function startCloudService(options: CloudServiceOptions): Promise<C
           ? options.onPayload
           : [options.onPayload]),
     ]);
-    const eventHandlers = new Set<ServiceEventHandler>([(e) => live.record(e)]);
+    const eventHandlers = new Set<ServiceEventHandler>([
+      (e) => {
+        if (e.type === 'session' && e.cloudKid !== undefined) cloudKeyOf.record(e.deviceId, e.cloudKid);
+      },
+      (e) => live.record(e),
+    ]);
+    live.setCloudKeys(() => {
+      const counts = cloudKeyOf.counts();
+      const rows: CloudKeyCount[] = [...cloudKeys.values()].map((k) => ({
+        kid: k.kidHex,
+        current: k.current,
+        loaded: true,
+        devices: counts.get(k.kidHex) ?? 0,
+        retireAt: k.retireAt === undefined ? null : k.retireAt.getTime(),
+      }));
+      // Devices still on a key no longer loaded (retired for good): they cannot open a session
+      // until they take the current certificate.
+      for (const [kid, devices] of counts) {
+        if (!cloudKeys.has(kid)) rows.push({ kid, current: false, loaded: false, devices, retireAt: null });
+      }
+      return rows;
+    });
     if (options.onEvent !== undefined) eventHandlers.add(options.onEvent);
     let consumer: MqttConsumer | undefined;
     let outFile: OutFile | undefined;
@@ -325,7 +364,10 @@ export async function startCloudService(options: CloudServiceOptions): Promise<C
     const rekey = new RekeyRequester({
       crypto,
       store,
-      cloudKey: currentKey,
+      cloudKey: (deviceId) => {
+        const kid = cloudKeyOf.keyOf(deviceId);
+        return (kid === undefined ? undefined : cloudKeys.get(kid)?.key) ?? currentKey();
+      },
       prefix,
       publish: (t, payload) => {
         if (consumer === undefined) return Promise.reject(new Error('not connected'));
