@@ -70,6 +70,18 @@ test('dashboard: devices, a moving chart and refused attacks in headless Chromiu
     assert.match(firstRow, /sim-0001/);
     assert.match((await rows.first().locator('td').nth(1).textContent()) ?? '', /^[0-9a-f]{2,16}$/, 'session kid');
 
+    // The "Cloud keys" panel: the one (current) cloud key, with the three devices sealed to it.
+    const keyRows = page.locator('#cloud-keys tbody tr[data-kid]');
+    await until(
+      async () => (await keyRows.count()) === 1 && (await keyRows.first().getAttribute('data-devices')) === '3',
+      30_000,
+      'the current cloud key with three devices',
+    );
+    assert.equal(await keyRows.first().getAttribute('data-current'), 'true');
+    const keyCells = await keyRows.first().locator('td').allTextContents();
+    assert.match(keyCells[0] ?? '', /^[0-9a-f]{16}$/, 'cloud key id');
+    assert.deepEqual(keyCells.slice(1), ['current', '3', '—'], 'role, devices, no retire-at');
+
     // The chart advances: more snapshots drawn, more non-zero seconds, a non-zero newest value.
     const chart = page.locator('#rate-chart');
     const read = async () => ({

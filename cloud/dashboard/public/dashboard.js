@@ -169,6 +169,27 @@
     setText('devices-dropped', `${int(dropped)} devices not heard of recently are no longer shown`);
   };
 
+  // ---- cloud keys (rotation progress) -------------------------------------------------------------
+
+  const renderCloudKeys = (s, now) => {
+    const keys = Array.isArray(s.cloudKeys) ? s.cloudKeys.filter(isObj) : [];
+    const rows = keys.map((k) => {
+      const role = k.current === true ? 'current' : k.loaded === false ? 'retired (no longer accepted)' : 'older';
+      let retire = '—';
+      if (num(k.retireAt) !== null) {
+        retire = `${new Date(k.retireAt).toISOString().replace('.000Z', 'Z')} (${k.retireAt > now ? `in ${duration(k.retireAt - now)}` : 'passed'})`;
+      }
+      const tr = row([[str(k.kid), 'mono'], [role], [int(k.devices), 'num'], [retire]]);
+      tr.dataset.kid = str(k.kid);
+      tr.dataset.devices = String(num(k.devices) ?? 0);
+      if (k.current === true) tr.dataset.current = 'true';
+      return tr;
+    });
+    $('cloud-keys').tBodies[0].replaceChildren(...(rows.length > 0 ? rows : [emptyRow(4, 'no cloud keys')]));
+    const older = keys.filter((k) => k.current !== true).reduce((a, k) => a + (num(k.devices) ?? 0), 0);
+    setText('cloud-keys-summary', older > 0 ? `${int(older)} devices still on older keys` : '');
+  };
+
   // ---- rejections ---------------------------------------------------------------------------------
 
   const renderRejections = (s) => {
@@ -262,7 +283,15 @@
     if (!isObj(s)) errors.push('snapshot is not an object');
     else {
       const now = num(s.at) ?? Date.now();
-      const parts = [renderHeader, renderChart, renderDevices, renderRejections, renderLatency, renderAttack];
+      const parts = [
+        renderHeader,
+        renderChart,
+        renderDevices,
+        renderCloudKeys,
+        renderRejections,
+        renderLatency,
+        renderAttack,
+      ];
       for (const part of parts) {
         try {
           part(s, now);
