@@ -10,18 +10,17 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import mqtt, { type MqttClient } from 'mqtt';
-import { generateKeyPair, issueCertificate } from '../../cloud/pki/authority.js';
 import { parseCertificate } from '../../cloud/pki/certificate.js';
 import { equal } from '../../src/bytes.js';
 import { encode, Tag } from '../../src/cbor/index.js';
 import { makeControlMessage } from '../../src/profile/control.js';
 import { encodeKid } from '../../src/profile/counter.js';
-import { cloudKeyId } from '../../src/profile/session.js';
 import { topic } from '../../src/profile/topics.js';
 import { type RestartableBroker, startAedes } from './brokers.js';
 import {
   type CloudIdentity,
   CloudView,
+  cloudIdentityAt,
   host,
   logged,
   makeTestPki,
@@ -36,24 +35,6 @@ let broker: RestartableBroker;
 let controller: MqttClient;
 let cloud: CloudView;
 const devices: SimDevice[] = [];
-
-/** A cloud key pair with a certificate from the test CA whose notBefore is `notBefore`. */
-async function cloudAt(notBefore: Date): Promise<CloudIdentity> {
-  const pair = generateKeyPair();
-  const issued = await issueCertificate(pki.ca, {
-    commonName: 'cose-flow test cloud',
-    publicKey: pair.publicKey,
-    keyUsage: 'cloud',
-    notBefore,
-    notAfter: new Date(notBefore.getTime() + 365 * 86_400_000),
-  });
-  return {
-    certificate: issued.der,
-    key: host.p256Import(pair.privateScalar),
-    publicKey: pair.publicKey,
-    kid: cloudKeyId(host, pair.publicKey),
-  };
-}
 
 before(async () => {
   pki = await makeTestPki();
@@ -103,9 +84,9 @@ describe('rotation cannot be rolled back', () => {
   test('a retired, self-signed or older cloud certificate is refused; the current key announces a newer one', async () => {
     const current = parseCertificate(pki.cloud.certificate);
     // The retired cloud key: CA-issued, older than the one in use, and leaked.
-    const retired = await cloudAt(new Date(current.notBefore.getTime() - 86_400_000));
+    const retired = await cloudIdentityAt(pki.ca, new Date(current.notBefore.getTime() - 86_400_000));
     // A genuine newer key (the rotation), and another genuine newer one.
-    const next = await cloudAt(new Date(current.notBefore.getTime() + 1000));
+    const next = await cloudIdentityAt(pki.ca, new Date(current.notBefore.getTime() + 1000));
     extraKeys.push(retired, next);
     cloud.addKey(retired);
     cloud.addKey(next);

@@ -46,27 +46,32 @@ export interface TestPki {
   deviceCertificate(deviceId: string, publicKey: Uint8Array): Promise<Uint8Array>;
 }
 
+/** A new cloud key pair with a certificate from `ca`, valid for a year from `notBefore`. */
+export async function cloudIdentityAt(ca: CertificateAuthority, notBefore: Date): Promise<CloudIdentity> {
+  const pair = generateKeyPair();
+  const issued = await issueCertificate(ca, {
+    commonName: 'cose-flow test cloud',
+    publicKey: pair.publicKey,
+    keyUsage: 'cloud',
+    notBefore,
+    notAfter: new Date(notBefore.getTime() + 365 * 86_400_000),
+  });
+  return {
+    certificate: issued.der,
+    key: host.p256Import(pair.privateScalar),
+    publicKey: pair.publicKey,
+    kid: cloudKeyId(host, pair.publicKey),
+  };
+}
+
 export async function makeTestPki(): Promise<TestPki> {
   const ca = await createCa({ name: 'cose-flow device tests CA' });
   let lastNotBefore = 0;
   const newCloud = async (): Promise<CloudIdentity> => {
-    const pair = generateKeyPair();
     // Each new cloud certificate strictly newer (notBefore) than the last, as devices require.
     const notBefore = new Date(Math.max(Math.floor((Date.now() - 3600_000) / 1000) * 1000, lastNotBefore + 1000));
     lastNotBefore = notBefore.getTime();
-    const issued = await issueCertificate(ca, {
-      commonName: 'cose-flow test cloud',
-      publicKey: pair.publicKey,
-      keyUsage: 'cloud',
-      notBefore,
-      notAfter: new Date(notBefore.getTime() + 365 * 86_400_000),
-    });
-    return {
-      certificate: issued.der,
-      key: host.p256Import(pair.privateScalar),
-      publicKey: pair.publicKey,
-      kid: cloudKeyId(host, pair.publicKey),
-    };
+    return cloudIdentityAt(ca, notBefore);
   };
   return {
     ca,
@@ -134,6 +139,8 @@ export interface SimDeviceOptions {
   recordRandom?: string;
   /** Called for each event (after it is recorded). */
   onEvent?: (event: DeviceEvent) => void;
+  /** mqtts:// only: the broker's CA certificate (DER), the device's `brokerCa`. */
+  brokerCa?: Uint8Array;
 }
 
 /** Fast timings for tests: readings every 20 ms, reconnects from 50 ms. */
@@ -166,6 +173,7 @@ export async function simDevice(options: SimDeviceOptions): Promise<SimDevice> {
   const clock = hostClock();
   const link = new HostMqttLink(options.broker, {
     mqtt: { clientId: `${options.deviceId}-${Math.random().toString(16).slice(2, 8)}` },
+    ...(options.brokerCa === undefined ? {} : { brokerCa: options.brokerCa }),
   });
   const log = collectingLogger();
   const platform: Platform = {

@@ -14,23 +14,12 @@ import { TLSSocket } from 'node:tls';
 import mqtt, { type MqttClient } from 'mqtt';
 import { main } from '../../cli/main.js';
 import { x509 } from '../../cloud/pki/x509.js';
-import { hostClock } from '../../host-sim/clock.js';
-import { seededHuk } from '../../host-sim/huk.js';
-import { collectingLogger } from '../../host-sim/log.js';
-import { HostMqttLink } from '../../host-sim/mqtt.js';
-import { simulatedSensor } from '../../host-sim/sensor.js';
-import { MemoryStore } from '../../host-sim/store.js';
-import { hostTimers } from '../../host-sim/timers.js';
-import { utf8Encode } from '../../src/bytes.js';
-import { nobleCrypto } from '../../src/crypto/noble.js';
-import { DeviceApp } from '../../src/device/app.js';
-import { deviceConfig } from '../../src/device/config.js';
-import { CredentialStore } from '../../src/device/credentials.js';
+import type { DeviceApp } from '../../src/device/app.js';
 import { decodeReading } from '../../src/device/reading.js';
 import { capturingIo } from '../fixtures/cli-io.js';
 import { mosquittoAvailability, startMosquitto, type TestMosquitto } from '../fixtures/mosquitto.js';
 import { issueCertificate, makeCa, type TestCa } from '../fixtures/pki.js';
-import { CloudView, FAST, logged, makeTestPki, type TestPki, until } from './harness.js';
+import { CloudView, logged, makeTestPki, simDevice, type TestPki, until } from './harness.js';
 
 const available = mosquittoAvailability('the TLS (mqtts://) device tests');
 
@@ -72,36 +61,14 @@ describe('device link over TLS (mqtts://) to mosquitto', { skip: available.run ?
   });
 
   async function device(deviceId: string, ca: Uint8Array | undefined) {
-    const crypto = nobleCrypto();
-    const store = new MemoryStore();
-    const huk = seededHuk(crypto, utf8Encode('cose-flow TLS tests'), deviceId);
-    new CredentialStore(store).save({
-      deviceCertificate: await pki.deviceCertificate(deviceId, huk.identity().key.publicKey),
-      caCertificate: pki.caDer,
-      cloudCertificate: pki.cloud.certificate,
-    });
-    const link = new HostMqttLink(broker.tlsUrl!, {
-      mqtt: { clientId: `${deviceId}-${process.pid}` },
+    const device = await simDevice({
+      broker: broker.tlsUrl!,
+      deviceId,
+      pki,
       ...(ca === undefined ? {} : { brokerCa: ca }),
     });
-    const clock = hostClock();
-    const log = collectingLogger();
-    const app = new DeviceApp(
-      {
-        clock,
-        timers: hostTimers,
-        store,
-        rng: crypto,
-        huk,
-        sensor: simulatedSensor(clock),
-        mqtt: link,
-        log,
-        crypto,
-      },
-      deviceConfig({ ...FAST, deviceId }),
-    );
-    apps.push(app);
-    return { app, link, log };
+    apps.push(device.app);
+    return device;
   }
 
   test('a device trusting the broker CA connects over TLS; its key and data messages open at the cloud', async () => {
