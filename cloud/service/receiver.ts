@@ -77,11 +77,8 @@ export interface ReceiverOptions {
   commits: CommitQueue;
   rekey: RekeyRequester;
   sealer: SessionSealer;
-  /**
-   * openKeyMessage with the service's cloud keys and certificate verifier; `cloudKid`: the cloud
-   * key id (hex) the session was sealed to (the recipient kid whose key opened it).
-   */
-  openKeyMessage: (bytes: Uint8Array, topicDeviceId: string) => OpenedKeyMessage & { cloudKid?: string };
+  /** openKeyMessage with the service's cloud keys and certificate verifier. */
+  openKeyMessage: (bytes: Uint8Array, topicDeviceId: string) => OpenedKeyMessage;
   /** Runs the registered handlers for an accepted payload (before its ack). */
   deliver: (payload: DeliveredPayload) => Promise<void>;
   metrics: ServiceMetrics;
@@ -263,7 +260,7 @@ export class Receiver {
       this.#reject(message, ctx, quota.reason, quota.detail);
       return;
     }
-    let opened: OpenedKeyMessage & { cloudKid?: string };
+    let opened: OpenedKeyMessage;
     try {
       opened = this.#o.openKeyMessage(message.payload, deviceId);
     } catch (e) {
@@ -299,7 +296,7 @@ export class Receiver {
           deviceId,
           kidHex: fields.kid,
           at: this.#now(),
-          ...(opened.cloudKid === undefined ? {} : { cloudKid: opened.cloudKid }),
+          cloudKid: toHex(opened.cloudKid),
         });
         message.ack();
         this.#drainPending(deviceId, session.kid);

@@ -17,7 +17,6 @@
 import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
-import { toHex } from '../../src/bytes.js';
 import { CoseError } from '../../src/cose/errors.js';
 import type { CryptoProvider, P256PrivateKey } from '../../src/crypto/provider.js';
 import { type OpenedKeyMessage, openKeyMessage } from '../../src/profile/key-message.js';
@@ -255,21 +254,9 @@ export async function startCloudService(options: CloudServiceOptions): Promise<C
   // Which cloud key each device's latest stored session was sealed to (rotation progress; the key
   // that signs the device's control messages).
   const cloudKeyOf = new CloudKeyTracker();
-  const openKey = (bytes: Uint8Array, topicDeviceId: string): OpenedKeyMessage & { cloudKid?: string } => {
-    const open = () => {
-      let cloudKid: string | undefined;
-      const opened = openKeyMessage(crypto, bytes, {
-        cloudKey: (kid) => {
-          const key = lookup(kid);
-          if (key !== undefined) cloudKid = toHex(kid);
-          return key;
-        },
-        verifyCertificate,
-        topicDeviceId,
-        maxBytes: maxMessageBytes,
-      });
-      return cloudKid === undefined ? opened : { ...opened, cloudKid };
-    };
+  const openKey = (bytes: Uint8Array, topicDeviceId: string): OpenedKeyMessage => {
+    const open = () =>
+      openKeyMessage(crypto, bytes, { cloudKey: lookup, verifyCertificate, topicDeviceId, maxBytes: maxMessageBytes });
     try {
       return open();
     } catch (e) {

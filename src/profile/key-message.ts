@@ -125,6 +125,8 @@ export interface OpenedKeyMessage {
   session: SessionKey;
   deviceCertificate: Uint8Array;
   devicePublicKey: Uint8Array;
+  /** The cloud key id the recipient names: the key that opened the message (the session's cloud key). */
+  cloudKid: Uint8Array;
 }
 
 /**
@@ -211,5 +213,6 @@ export function openKeyMessage(crypto: CryptoProvider, bytes: Uint8Array, option
     session: { kid, key: key.k, baseIv: key.baseIv },
     deviceCertificate: certificate,
     devicePublicKey: device.publicKey,
+    cloudKid: cloudKidBytes,
   };
 }
