@@ -2,8 +2,9 @@
  * Protocol throughput on this machine: key message make/open and data message seal/open, per
  * crypto provider. Run: `npm run build && node dist/bench/protocol.js [seconds-per-case]`.
  */
-import { nodeCrypto } from '../cloud/crypto/node.js';
+
 import { deviceCertificateVerifier } from '../cloud/pki/verify.js';
+import { nodeCrypto } from '../node/crypto.js';
 import { equal } from '../src/bytes.js';
 import { encode } from '../src/cbor/index.js';
 import { nobleCrypto } from '../src/crypto/noble.js';

@@ -10,7 +10,7 @@
  */
 import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { nodeCrypto } from '../cloud/crypto/node.js';
+import { nodeCrypto } from '../node/crypto.js';
 import { nobleCrypto } from '../src/crypto/noble.js';
 import { projectRoot } from '../test/vectors.js';
 import { bundleForXs, runInXs } from '../test/xs/run.js';

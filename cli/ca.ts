@@ -4,7 +4,6 @@
  * (cloud/pki, cloud/enroll) and prints.
  */
 import { readFileSync, statSync } from 'node:fs';
-import { nodeCrypto } from '../cloud/crypto/node.js';
 import { allowDevices, allowRekey, batchDeviceKey, createBatch } from '../cloud/enroll/policy.js';
 import { currentCloudCertificates } from '../cloud/pki/cloud-keys.js';
 import { issueDeviceCertificate } from '../cloud/pki/device-issuer.js';
@@ -12,7 +11,9 @@ import { listDeviceRecords } from '../cloud/pki/records.js';
 import { isRefusal } from '../cloud/pki/refusal.js';
 import { readRevocations, revoke } from '../cloud/pki/revocation.js';
 import { initCa } from '../cloud/pki/setup.js';
-import { DEFAULT_DATA_DIR, dataLayout, loadCaFromDir, StoreError, writeFileAtomic } from '../cloud/pki/store.js';
+import { DEFAULT_DATA_DIR, dataLayout, loadCaFromDir, StoreError } from '../cloud/pki/store.js';
+import { writeFileAtomic } from '../node/atomic-write.js';
+import { nodeCrypto } from '../node/crypto.js';
 import { toHex } from '../src/bytes.js';
 import { DEFAULT_PREFIX } from '../src/profile/limits.js';
 import { checkPrefix } from '../src/profile/topics.js';

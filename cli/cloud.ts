@@ -4,11 +4,12 @@
  * `cloudKeygen` (cloud/pki/cloud-keys.ts), `startCloudService` (cloud/service/service.ts) and the
  * store's `resetKidFloor`; configuration resolution is cloud/service/config.ts.
  */
-import { nodeCrypto } from '../cloud/crypto/node.js';
+
 import { cloudKeygen, DEFAULT_CLOUD_NAME } from '../cloud/pki/cloud-keys.js';
 import { DEFAULT_DATA_DIR, dataLayout } from '../cloud/pki/store.js';
 import type { RotationEvent } from '../cloud/rotation/rotate.js';
 import { ConfigError, resolveRunConfig, resolveStoreUrl, runFlagTable, SETTINGS } from '../cloud/service/config.js';
+import { nodeCrypto } from '../node/crypto.js';
 import { checkDeviceId } from '../src/profile/topics.js';
 import { operatorErrors } from './ca.js';
 import { type CliIo, type Command, parseFlags, UsageError } from './command.js';

@@ -4,7 +4,7 @@
  * service's LiveSnapshot and the demo's summary, so tests can call them.
  */
 import type { LiveDevice, LiveSnapshot } from '../cloud/dashboard/live-state.js';
-import type { DemoSummary } from './demo-system.js';
+import type { DemoSummary } from '../system/demo.js';
 
 export interface ScreenInfo {
   brokerUrl: string;

@@ -7,9 +7,9 @@
 import { isAbsolute, resolve } from 'node:path';
 import { parseListen } from '../cloud/http/server.js';
 import { DEFAULT_DATA_DIR } from '../cloud/pki/store.js';
-import { redactUrl } from '../cloud/store/postgres.js';
+import { redactUrl } from '../node/redact-url.js';
+import { DEFAULT_DASHBOARD_PORT, type DemoOptions, type DemoSystem, startDemoSystem } from '../system/demo.js';
 import { type CliIo, type Command, numberFlag, parseFlags, UsageError } from './command.js';
-import { DEFAULT_DASHBOARD_PORT, type DemoOptions, type DemoSystem, startDemoSystem } from './demo-system.js';
 import { formatSummary, renderScreen, statusLine } from './demo-view.js';
 
 export const DEFAULT_DEVICES = 3;

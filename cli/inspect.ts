@@ -4,9 +4,9 @@
  * is in inspect-message.ts.
  */
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
-import { nodeCrypto } from '../cloud/crypto/node.js';
 import { readCertificates, readP256PrivateKey } from '../cloud/pki/files.js';
 import { deviceCertificateVerifier } from '../cloud/pki/verify.js';
+import { nodeCrypto } from '../node/crypto.js';
 import { fromHex } from '../src/bytes.js';
 import type { P256PrivateKey } from '../src/crypto/provider.js';
 import { BASE_IV_BYTES, DEFAULT_MAX_MESSAGE_BYTES, SESSION_KEY_BYTES } from '../src/profile/limits.js';

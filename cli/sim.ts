@@ -4,13 +4,13 @@
  * (COSE_FLOW_BROKER, COSE_FLOW_DATA_DIR, COSE_FLOW_DEVICES, COSE_FLOW_RATE, COSE_FLOW_QOS, …).
  */
 import { createWriteStream } from 'node:fs';
-import { deviceIds, type FleetTotals, startFleet } from '../host-sim/fleet.js';
 import { jsonLogger } from '../host-sim/log.js';
 import { hostCrypto } from '../host-sim/platform.js';
 import { deviceCsr, readCertificateFile, readProvisioning } from '../host-sim/provisioning.js';
 import type { DeviceConfig, RekeyPolicy } from '../src/device/config.js';
 import { DEFAULT_CONFIG } from '../src/device/config.js';
 import type { Credentials } from '../src/device/credentials.js';
+import { deviceIds, type FleetTotals, startFleet } from '../system/fleet.js';
 import { type CliIo, type Command, numberFlag, parseFlags, UsageError } from './command.js';
 
 export const SIM_USAGE = `Usage: cose-flow sim --broker URL [options]

@@ -6,22 +6,15 @@
  * codes. Every step is a library call (cloud/pki, src/profile); this file holds the files, the
  * flags and the printing.
  */
-import {
-  chmodSync,
-  existsSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { nodeCrypto } from '../cloud/crypto/node.js';
 import { createCa, generateKeyPair, issueCertificate } from '../cloud/pki/authority.js';
 import { certificateP256PublicKey, ecdsaSha256Signature, parseCertificate } from '../cloud/pki/certificate.js';
 import { keyMatchesPublicKey, readCertificates, readP256PrivateKey } from '../cloud/pki/files.js';
 import { deviceCertificateVerifier } from '../cloud/pki/verify.js';
+import { writeFileAtomic } from '../node/atomic-write.js';
+import { nodeCrypto } from '../node/crypto.js';
 import { equal, toHex } from '../src/bytes.js';
 import { decode, encode, Tag } from '../src/cbor/index.js';
 import { type CoseReason, isCoseError } from '../src/cose/errors.js';
@@ -127,18 +120,6 @@ async function step<T>(name: string, work: () => T | Promise<T>): Promise<T> {
     return await work();
   } catch (e) {
     throw e instanceof DemoError ? e : new DemoError(name, e);
-  }
-}
-
-/** Writes through a temporary file and a rename, so a crash never leaves a half-written file. */
-function writeFileAtomic(path: string, data: string | Uint8Array, mode: number): void {
-  const tmp = `${path}.${process.pid}.tmp`;
-  try {
-    writeFileSync(tmp, data, { mode });
-    chmodSync(tmp, mode); // the mode option is filtered by the umask
-    renameSync(tmp, path);
-  } finally {
-    rmSync(tmp, { force: true });
   }
 }
 

@@ -5,8 +5,9 @@
  *   original ESP32's secret in NVS;
  * - `seededHuk(seed, deviceId)`: HMAC-SHA-256(seed, "cose-flow sim huk " ‖ id), reproducible.
  */
-import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+
+import { readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../node/atomic-write.js';
 import { utf8Encode } from '../src/bytes.js';
 import type { CryptoProvider } from '../src/crypto/provider.js';
 import { HUK_BYTES, identityFromHuk } from '../src/device/identity.js';
@@ -21,11 +22,7 @@ export function fileHuk(crypto: CryptoProvider, path: string): HukSource {
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
     huk = crypto.randomBytes(HUK_BYTES);
-    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-    const tmp = `${path}.${process.pid}.tmp`;
-    writeFileSync(tmp, huk, { mode: 0o600 });
-    chmodSync(tmp, 0o600);
-    renameSync(tmp, path);
+    writeFileAtomic(path, huk, 0o600);
   }
   return fixedHuk(crypto, huk, 'file');
 }

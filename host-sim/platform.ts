@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import type { IClientOptions } from 'mqtt';
-import { nodeCrypto } from '../cloud/crypto/node.js';
+import { nodeCrypto } from '../node/crypto.js';
 import { nobleCrypto } from '../src/crypto/noble.js';
 import type { CryptoProvider } from '../src/crypto/provider.js';
 import type { Platform } from '../src/platform/index.js';

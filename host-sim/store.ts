@@ -7,8 +7,10 @@
  *   erase first and then write, with a hook between the two where a test injects a power cut.
  *   The device code must be correct on this store, since the real device has no better one.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeFileAtomic } from '../node/atomic-write.js';
 import { checkStoreEntry, type KeyValueStore } from '../src/platform/store.js';
 
 export class MemoryStore implements KeyValueStore {
@@ -58,16 +60,7 @@ export class FileStore implements KeyValueStore {
 
   set(key: string, value: Uint8Array): void {
     checkStoreEntry(key, value);
-    const path = this.#path(key);
-    const tmp = `${path}.${process.pid}.tmp`;
-    const fd = openSync(tmp, 'w', 0o600);
-    try {
-      writeSync(fd, value);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, path);
+    writeFileAtomic(this.#path(key), value, 0o600);
   }
 
   delete(key: string): void {

@@ -1,5 +1,5 @@
 /** The crypto providers every protocol test runs against, and a deterministic wrapper for vectors. */
-import { nodeCrypto } from '../cloud/crypto/node.js';
+import { nodeCrypto } from '../node/crypto.js';
 import { nobleCrypto } from '../src/crypto/noble.js';
 import type { CryptoProvider, P256PrivateKey } from '../src/crypto/provider.js';
 

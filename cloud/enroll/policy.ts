@@ -11,11 +11,12 @@
  * See docs/ENROLLMENT.md for what each of these lets an attacker do when it leaks.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../../node/atomic-write.js';
 import { fromHex, toHex } from '../../src/bytes.js';
 import type { CryptoProvider } from '../../src/crypto/provider.js';
 import { enrollmentKey } from '../../src/profile/enrollment.js';
 import { checkDeviceId } from '../../src/profile/topics.js';
-import { checkBatchName, dataLayout, StoreError, writeFileAtomic, writeSecretFile } from '../pki/store.js';
+import { checkBatchName, dataLayout, StoreError, writeSecretFile } from '../pki/store.js';
 
 export const BATCH_SECRET_BYTES = 32;
 

@@ -16,13 +16,14 @@
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { writeFileAtomic } from '../../node/atomic-write.js';
 import { toHex } from '../../src/bytes.js';
 import type { CryptoProvider, P256PrivateKey } from '../../src/crypto/provider.js';
 import { cloudKeyId } from '../../src/profile/session.js';
 import { generateKeyPair, issueCertificate } from './authority.js';
 import { parseCertificate } from './certificate.js';
 import { keyMatchesPublicKey, readCertificates, readP256PrivateKey } from './files.js';
-import { dataLayout, loadCaFromDir, StoreError, writeFileAtomic, writeSecretFile } from './store.js';
+import { dataLayout, loadCaFromDir, StoreError, writeSecretFile } from './store.js';
 
 export const DEFAULT_CLOUD_NAME = 'cose-flow cloud';
 /** How long a rotated-out key stays accepted when no deadline is given. */

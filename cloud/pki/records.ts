@@ -14,9 +14,10 @@
  *   }
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../../node/atomic-write.js';
 import { isValidDeviceId } from '../../src/profile/topics.js';
 import { readCertificates } from './files.js';
-import { dataLayout, readJson, StoreError, writeFileAtomic, writeJson } from './store.js';
+import { dataLayout, readJson, StoreError, writeJson } from './store.js';
 
 export type EnrollmentMode = 'offline' | 'allow-list' | 'batch';
 

@@ -16,9 +16,10 @@ import { webcrypto } from 'node:crypto';
 import { statSync } from 'node:fs';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { CRLNumber, id_ce_cRLNumber } from '@peculiar/asn1-x509';
+import { writeFileAtomic } from '../../node/atomic-write.js';
 import type { CertificateAuthority } from './authority.js';
 import { findSerial, normalizeSerial, readDeviceRecord } from './records.js';
-import { dataLayout, readJson, StoreError, withDataDirLock, writeFileAtomic, writeJson } from './store.js';
+import { dataLayout, readJson, StoreError, withDataDirLock, writeJson } from './store.js';
 import { x509 } from './x509.js';
 
 type X509Crypto = Parameters<typeof x509.cryptoProvider.set>[0];

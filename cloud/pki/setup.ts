@@ -3,10 +3,11 @@
  * `DIR/ca.key` (PKCS#8 PEM, 0600) and an empty CRL `DIR/crl.pem`.
  */
 import { existsSync } from 'node:fs';
+import { writeFileAtomic } from '../../node/atomic-write.js';
 import type { CryptoProvider } from '../../src/crypto/provider.js';
 import { type CertificateAuthority, createCa } from './authority.js';
 import { writeCrl } from './revocation.js';
-import { dataLayout, StoreError, writeFileAtomic, writeSecretFile } from './store.js';
+import { dataLayout, StoreError, writeSecretFile } from './store.js';
 
 export interface InitCaOptions {
   /** The CA's common name; default "cose-flow CA". */

@@ -17,8 +17,9 @@
  * Every file is written through a temporary file and a rename (a crash never leaves half a file);
  * private keys and secrets with mode 0600, everything else 0644.
  */
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../../node/atomic-write.js';
 import { checkDeviceId } from '../../src/profile/topics.js';
 import { type CertificateAuthority, loadCa } from './authority.js';
 
@@ -105,24 +106,6 @@ export function dataLayout(root: string): DataLayout {
     batches,
     batchSecret: (name) => join(batches, `${checkBatchName(name)}.secret`),
   };
-}
-
-let tmpCounter = 0;
-
-/**
- * Writes `data` to `path` through a temporary file in the same directory and a rename, creating
- * the directory when needed. `mode` is applied explicitly (the umask does not widen or narrow it).
- */
-export function writeFileAtomic(path: string, data: string | Uint8Array, mode: number = PUBLIC_MODE): void {
-  mkdirSync(dirname(path), { recursive: true, mode: PRIVATE_DIR_MODE });
-  const tmp = `${path}.${process.pid}.${tmpCounter++}.tmp`;
-  try {
-    writeFileSync(tmp, data, { mode });
-    chmodSync(tmp, mode);
-    renameSync(tmp, path);
-  } finally {
-    rmSync(tmp, { force: true });
-  }
 }
 
 /** A private key or secret: mode 0600. */

@@ -29,7 +29,7 @@ import {
   statSync,
   writeSync,
 } from 'node:fs';
-import { writeFileAtomic } from '../pki/store.js';
+import { writeFileAtomic } from '../../node/atomic-write.js';
 import type { Store } from '../store/store.js';
 import { payloadJson } from './payload.js';
 

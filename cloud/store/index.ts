@@ -3,7 +3,8 @@
  *   sqlite:FILE                    SQLite in FILE (created if missing; `sqlite::memory:` for a throwaway)
  *   postgres://user@host:port/db   PostgreSQL (also postgresql://; any libpq-style URL that pg accepts)
  */
-import { openPostgresStore, type PostgresStoreOptions, redactUrl } from './postgres.js';
+import { redactUrl } from '../../node/redact-url.js';
+import { openPostgresStore, type PostgresStoreOptions } from './postgres.js';
 import { openSqliteStore, type SqliteStoreOptions } from './sqlite.js';
 import type { Store } from './store.js';
 

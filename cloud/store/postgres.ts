@@ -16,7 +16,9 @@
  * Payload ids come from a sequence: with concurrent writers a smaller id can become visible after
  * a larger one, so a reader that pages with `after` should re-read a margin to see every row.
  */
+
 import { type DatabaseError, Pool, type PoolClient, type PoolConfig, types } from 'pg';
+import { redactUrl } from '../../node/redact-url.js';
 import { equal } from '../../src/bytes.js';
 import { DEFAULT_WINDOW_SIZE, ReplayWindow } from '../session/replay-window.js';
 import {
@@ -138,17 +140,6 @@ const SESSION_SELECT = `
 function retryable(e: unknown): boolean {
   const code = (e as Partial<DatabaseError> | null)?.code;
   return code === '40P01' || code === '40001';
-}
-
-/** The URL without its password, for messages. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return '(unparsable URL)';
-  }
 }
 
 export class PostgresStore implements Store {

@@ -28,6 +28,8 @@
  *   anything else is ignored with a (rate-limited) log line.
  * - connectivity: one connection attempt at a time, exponential backoff with jitter between them.
  */
+
+import { Backoff } from '../backoff.js';
 import { equal, toHex } from '../bytes.js';
 import { isCoseError } from '../cose/errors.js';
 import { parseCertificate, verifyCloudCertificate } from '../pki/certificate.js';
@@ -42,7 +44,6 @@ import { sealData } from '../profile/data-message.js';
 import { makeKeyMessage } from '../profile/key-message.js';
 import type { SessionKey } from '../profile/session.js';
 import { topic } from '../profile/topics.js';
-import { Backoff } from './backoff.js';
 import type { DeviceConfig } from './config.js';
 import { CredentialStore, type Credentials, issuedLater, verifyCredentials } from './credentials.js';
 import { EnrollmentError, enrollDevice } from './enrollment.js';

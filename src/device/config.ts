@@ -4,12 +4,13 @@
  * manifest's `config` (mc/config) on the device, CLI flags and the environment in the host
  * simulator. Runtime-neutral.
  */
+
+import { type BackoffPolicy, checkBackoff, DEFAULT_RECONNECT } from '../backoff.js';
 import { fromHex } from '../bytes.js';
 import { pemDecode } from '../pki/pem.js';
 import type { EnrollCredential } from '../profile/enrollment.js';
 import { DEFAULT_PREFIX, MAX_SEQ } from '../profile/limits.js';
 import { checkDeviceId, checkPrefix } from '../profile/topics.js';
-import { type BackoffPolicy, checkBackoff, DEFAULT_RECONNECT } from './backoff.js';
 import type { Credentials } from './credentials.js';
 import type { RetryPolicy } from './enrollment.js';
 import { DEFAULT_KID_BLOCK } from './kid-allocator.js';

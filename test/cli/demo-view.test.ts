@@ -1,10 +1,10 @@
 /** What `cose-flow demo` prints, from a snapshot: the screen, the status line, the summary. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { DemoSummary } from '../../cli/demo-system.js';
 import { age, formatSummary, readingText, renderScreen, statusLine } from '../../cli/demo-view.js';
 import { LiveState } from '../../cloud/dashboard/live-state.js';
 import { encodeReading } from '../../src/device/reading.js';
+import type { DemoSummary } from '../../system/demo.js';
 
 function snapshot() {
   let now = 5_000_000;

@@ -2,8 +2,8 @@
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import { Inspector } from '../../cli/inspect-message.js';
-import { nodeCrypto } from '../../cloud/crypto/node.js';
 import { deviceCertificateVerifier } from '../../cloud/pki/verify.js';
+import { nodeCrypto } from '../../node/crypto.js';
 import { encode, Tag } from '../../src/cbor/index.js';
 import { makeKeyMessage, newSessionKey, sealData } from '../../src/profile/index.js';
 import { makePki } from '../fixtures/pki.js';

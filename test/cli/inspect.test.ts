@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { nodeCrypto } from '../../cloud/crypto/node.js';
+import { nodeCrypto } from '../../node/crypto.js';
 import { toHex, utf8Encode } from '../../src/bytes.js';
 import { encode } from '../../src/cbor/index.js';
 import { makeKeyMessage, newSessionKey, type SessionKey, sealData } from '../../src/profile/index.js';

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { nodeCrypto } from '../../cloud/crypto/node.js';
+import { nodeCrypto } from '../../node/crypto.js';
 import { concat, fromHex, toHex, utf8Encode } from '../../src/bytes.js';
 import { nobleCrypto } from '../../src/crypto/noble.js';
 import { CryptoError, type CryptoProvider, type CryptoReason } from '../../src/crypto/provider.js';

@@ -1,7 +1,7 @@
 /** Control messages (src/profile/control.ts): the wire format, and every way to get one wrong. */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { nodeCrypto } from '../../cloud/crypto/node.js';
+import { nodeCrypto } from '../../node/crypto.js';
 import { utf8Encode } from '../../src/bytes.js';
 import { decode, encode, Tag } from '../../src/cbor/index.js';
 import { isCoseError } from '../../src/cose/errors.js';

@@ -5,8 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { nodeCrypto } from '../../cloud/crypto/node.js';
 import { seededHuk } from '../../host-sim/huk.js';
+import { nodeCrypto } from '../../node/crypto.js';
 import { toHex, utf8Encode } from '../../src/bytes.js';
 import { nobleCrypto } from '../../src/crypto/noble.js';
 import { defaultDeviceId, hukSecret, identityFromHuk } from '../../src/device/identity.js';

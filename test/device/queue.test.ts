@@ -1,7 +1,7 @@
 /** The offline queue, backoff and configuration of the device application. */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { Backoff } from '../../src/device/backoff.js';
+import { Backoff } from '../../src/backoff.js';
 import { DEFAULT_CONFIG, deviceConfig, readSettings } from '../../src/device/config.js';
 import { Outbox } from '../../src/device/outbox.js';
 import { decodeReading, encodeReading } from '../../src/device/reading.js';

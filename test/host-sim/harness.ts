@@ -4,7 +4,6 @@
  * a "cloud" that opens what arrives with the cloud key (node:crypto, as the cloud service does).
  */
 import assert from 'node:assert/strict';
-import { nodeCrypto } from '../../cloud/crypto/node.js';
 import { type CertificateAuthority, createCa, generateKeyPair, issueCertificate } from '../../cloud/pki/authority.js';
 import { deviceCertificateVerifier } from '../../cloud/pki/verify.js';
 import { hostClock } from '../../host-sim/clock.js';
@@ -14,6 +13,7 @@ import { HostMqttLink } from '../../host-sim/mqtt.js';
 import { simulatedSensor } from '../../host-sim/sensor.js';
 import { MemoryStore } from '../../host-sim/store.js';
 import { hostTimers } from '../../host-sim/timers.js';
+import { nodeCrypto } from '../../node/crypto.js';
 import { equal, utf8Encode } from '../../src/bytes.js';
 import { nobleCrypto } from '../../src/crypto/noble.js';
 import type { CryptoProvider, P256PrivateKey } from '../../src/crypto/provider.js';

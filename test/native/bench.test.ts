@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { benchCases, parseResult } from '../../bench/crypto.js';
-import { nodeCrypto } from '../../cloud/crypto/node.js';
+import { nodeCrypto } from '../../node/crypto.js';
 import { bundleForXs, runInXs, runSourceInXs } from '../xs/run.js';
 
 const CASES = benchCases(nodeCrypto()).map(([name]) => name);

@@ -16,7 +16,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { nodeCrypto } from '../../cloud/crypto/node.js';
+import { nodeCrypto } from '../../node/crypto.js';
 import { concat, fromHex, toHex } from '../../src/bytes.js';
 import { bytes } from '../crypto/provider-checks.js';
 import { suites, type VectorFile } from '../crypto/wycheproof-suites.js';

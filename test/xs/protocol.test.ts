@@ -9,8 +9,8 @@
  */
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
-import { nodeCrypto } from '../../cloud/crypto/node.js';
 import { deviceCertificateVerifier } from '../../cloud/pki/verify.js';
+import { nodeCrypto } from '../../node/crypto.js';
 import { equal, fromHex, toHex } from '../../src/bytes.js';
 import { encode } from '../../src/cbor/index.js';
 import { decodeSign1, makeSign1 } from '../../src/cose/sign1.js';

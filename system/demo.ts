@@ -12,22 +12,22 @@
 import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { nodeCrypto } from '../cloud/crypto/node.js';
 import type { LiveSnapshot } from '../cloud/dashboard/live-state.js';
 import { readCertificates } from '../cloud/pki/files.js';
 import { dataLayout, PRIVATE_DIR_MODE, SECRET_MODE } from '../cloud/pki/store.js';
 import { createLogger } from '../cloud/service/log.js';
 import { type CloudService, startCloudService } from '../cloud/service/service.js';
-import { redactUrl } from '../cloud/store/postgres.js';
-import { Attacker, type AttackKind, type AttackReport } from '../host-sim/attacker.js';
-import { type EmbeddedBroker, startEmbeddedBroker } from '../host-sim/broker.js';
-import { ensureCa, type Fleet, type FleetTotals, startFleet } from '../host-sim/fleet.js';
 import { jsonLogger } from '../host-sim/log.js';
 import type { CryptoChoice } from '../host-sim/platform.js';
+import { nodeCrypto } from '../node/crypto.js';
+import { redactUrl } from '../node/redact-url.js';
 import { toHex } from '../src/bytes.js';
 import type { DeviceEvent } from '../src/device/app.js';
 import type { Logger } from '../src/platform/log.js';
 import { encodeKid } from '../src/profile/counter.js';
+import { Attacker, type AttackKind, type AttackReport } from './attacker.js';
+import { type EmbeddedBroker, startEmbeddedBroker } from './broker.js';
+import { ensureCa, type Fleet, type FleetTotals, startFleet } from './fleet.js';
 
 export const DEFAULT_DASHBOARD_PORT = 8080;
 

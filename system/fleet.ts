@@ -14,21 +14,21 @@
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { nodeCrypto } from '../cloud/crypto/node.js';
 import { batchDeviceKey, createBatch, readBatchSecret } from '../cloud/enroll/policy.js';
 import { type EnrollmentService, startEnrollmentService } from '../cloud/enroll/service.js';
 import { cloudKeygen } from '../cloud/pki/cloud-keys.js';
 import { readCertificates } from '../cloud/pki/files.js';
 import { initCa } from '../cloud/pki/setup.js';
 import { dataLayout, PRIVATE_DIR_MODE } from '../cloud/pki/store.js';
+import { caPem } from '../host-sim/mqtt.js';
+import { type CryptoChoice, hostCrypto, hostPlatform } from '../host-sim/platform.js';
+import { nodeCrypto } from '../node/crypto.js';
 import { DeviceApp, type DeviceEvent, type DeviceStats } from '../src/device/app.js';
 import { type DeviceConfig, deviceConfig } from '../src/device/config.js';
 import type { Credentials } from '../src/device/credentials.js';
 import type { Logger } from '../src/platform/log.js';
 import { silentLogger } from '../src/platform/log.js';
 import { checkDeviceId } from '../src/profile/topics.js';
-import { caPem } from './mqtt.js';
-import { type CryptoChoice, hostCrypto, hostPlatform } from './platform.js';
 
 export const SIM_BATCH = 'sim';
 

@@ -34,15 +34,15 @@ import {
   checkPublicKeyShape,
   checkScalar,
   isVerifyInputShape,
-} from '../../src/crypto/checks.js';
-import { P256KeyHandle } from '../../src/crypto/key-handle.js';
+} from '../src/crypto/checks.js';
+import { P256KeyHandle } from '../src/crypto/key-handle.js';
 import {
   CryptoError,
   type CryptoProvider,
   GCM_TAG_BYTES,
   P256_SCALAR_BYTES,
   type P256PrivateKey,
-} from '../../src/crypto/provider.js';
+} from '../src/crypto/provider.js';
 
 const NAME = 'node';
 const CURVE = 'prime256v1';
