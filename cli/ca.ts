@@ -1,17 +1,17 @@
 /**
  * `cose-flow ca SUBCOMMAND`: the certificate authority and the enrollment service, over the data
- * directory of `cloud/pki/store.ts`. Thin: each subcommand parses its flags, calls the library
+ * directory of `cloud/pki/data-dir.ts`. Thin: each subcommand parses its flags, calls the library
  * (cloud/pki, cloud/enroll) and prints.
  */
 import { readFileSync, statSync } from 'node:fs';
 import { allowDevices, allowRekey, batchDeviceKey, createBatch } from '../cloud/enroll/policy.js';
 import { currentCloudCertificates } from '../cloud/pki/cloud-keys.js';
+import { type DataDir, DataDirError, DEFAULT_DATA_DIR, loadCaFromDir, openDataDir } from '../cloud/pki/data-dir.js';
 import { issueDeviceCertificate } from '../cloud/pki/device-issuer.js';
 import { listDeviceRecords } from '../cloud/pki/records.js';
 import { isRefusal } from '../cloud/pki/refusal.js';
 import { readRevocations, revoke } from '../cloud/pki/revocation.js';
 import { initCa } from '../cloud/pki/setup.js';
-import { DEFAULT_DATA_DIR, dataLayout, loadCaFromDir, StoreError } from '../cloud/pki/store.js';
 import { writeFileAtomic } from '../node/atomic-write.js';
 import { nodeCrypto } from '../node/crypto.js';
 import { toHex } from '../src/bytes.js';
@@ -61,10 +61,10 @@ See README.md (Provisioning) and docs/ENROLLMENT.md.
 const DATA_DIR = { 'data-dir': { type: 'string' } } as const;
 const MAX_DAYS = 36500;
 
-function dataDir(values: { 'data-dir'?: string | undefined }): string {
+function dataDir(values: { 'data-dir'?: string | undefined }): DataDir {
   const dir = values['data-dir'] ?? DEFAULT_DATA_DIR;
   if (dir === '') throw new UsageError('--data-dir must not be empty');
-  return dir;
+  return openDataDir(dir);
 }
 
 function days(value: string | undefined): number | undefined {
@@ -103,17 +103,16 @@ async function init(args: string[], io: CliIo): Promise<number> {
     force: { type: 'boolean' },
   });
   noPositionals(positionals);
-  const root = dataDir(values);
+  const dir = dataDir(values);
   const validityDays = days(values.days);
-  const { ca, fingerprintHex } = await initCa(nodeCrypto(), root, {
+  const { ca, fingerprintHex } = await initCa(nodeCrypto(), dir, {
     ...(values.name === undefined ? {} : { name: values.name }),
     ...(validityDays === undefined ? {} : { validityDays }),
     force: values.force ?? false,
   });
-  const layout = dataLayout(root);
   io.stdout(
     `CA "${ca.name}" valid until ${ca.certificate.notAfter.toISOString()}\n` +
-      `wrote ${layout.caCertificate}, ${layout.caKey} (mode 0600), ${layout.crl}\n` +
+      `wrote ${dir.caCertificate}, ${dir.caKey} (mode 0600), ${dir.crl}\n` +
       `SHA-256 fingerprint: ${fingerprintHex}\n`,
   );
   return 0;
@@ -131,11 +130,11 @@ async function issue(args: string[], io: CliIo): Promise<number> {
   noPositionals(positionals);
   if (values.csr === undefined) throw new UsageError('--csr FILE is required');
   if (values.der && values.out === undefined) throw new UsageError('--der needs --out FILE (DER is binary)');
-  const root = dataDir(values);
+  const dir = dataDir(values);
   const validityDays = days(values.days);
   const csr = await readInput(values.csr, io);
-  const ca = await loadCaFromDir(root);
-  const issued = await issueDeviceCertificate(root, ca, csr, {
+  const ca = await loadCaFromDir(dir);
+  const issued = await issueDeviceCertificate(dir, ca, csr, {
     allowRekey: values['allow-rekey'] ?? false,
     ...(validityDays === undefined ? {} : { validityDays }),
   });
@@ -147,7 +146,7 @@ async function issue(args: string[], io: CliIo): Promise<number> {
   }[issued.outcome];
   const summary =
     `device ${issued.deviceId}: certificate ${what}; serial ${issued.record.serial}, ` +
-    `valid until ${issued.record.notAfter}; ${dataLayout(root).device(issued.deviceId).certificate}`;
+    `valid until ${issued.record.notAfter}; ${dir.device(issued.deviceId).certificate}`;
   if (values.out !== undefined) {
     writeFileAtomic(values.out, values.der ? issued.certificateDer : issued.certificatePem);
     io.stdout(`${summary}\nwrote ${values.out} (${values.der ? 'DER' : 'PEM'})\n`);
@@ -169,9 +168,9 @@ async function revokeCommand(args: string[], io: CliIo): Promise<number> {
   if ((values.device === undefined) === (values.serial === undefined)) {
     throw new UsageError('give either --device ID or --serial HEX');
   }
-  const root = dataDir(values);
-  const ca = await loadCaFromDir(root);
-  const { entry, already } = await revoke(root, ca, {
+  const dir = dataDir(values);
+  const ca = await loadCaFromDir(dir);
+  const { entry, already } = await revoke(dir, ca, {
     ...(values.device === undefined ? {} : { deviceId: values.device }),
     ...(values.serial === undefined ? {} : { serial: values.serial }),
     ...(values.reason === undefined ? {} : { reason: values.reason }),
@@ -179,7 +178,7 @@ async function revokeCommand(args: string[], io: CliIo): Promise<number> {
   io.stdout(
     already
       ? `serial ${entry.serial} (device ${entry.deviceId}) was already revoked at ${entry.time} (${entry.reason})\n`
-      : `revoked serial ${entry.serial} (device ${entry.deviceId}, ${entry.reason}); wrote ${dataLayout(root).revoked} and ${dataLayout(root).crl}\n`,
+      : `revoked serial ${entry.serial} (device ${entry.deviceId}, ${entry.reason}); wrote ${dir.revoked} and ${dir.crl}\n`,
   );
   return 0;
 }
@@ -187,10 +186,10 @@ async function revokeCommand(args: string[], io: CliIo): Promise<number> {
 async function list(args: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parseFlags(args, { ...DATA_DIR, json: { type: 'boolean' } });
   noPositionals(positionals);
-  const root = dataDir(values);
-  const revoked = new Map(readRevocations(root).map((e) => [e.serial, e]));
+  const dir = dataDir(values);
+  const revoked = new Map(readRevocations(dir).map((e) => [e.serial, e]));
   const now = Date.now();
-  const rows = listDeviceRecords(root).map((r) => {
+  const rows = listDeviceRecords(dir).map((r) => {
     const revocation = revoked.get(r.serial);
     const status = revocation !== undefined ? 'revoked' : new Date(r.notAfter).getTime() < now ? 'expired' : 'valid';
     return {
@@ -207,7 +206,7 @@ async function list(args: string[], io: CliIo): Promise<number> {
     return 0;
   }
   if (rows.length === 0) {
-    io.stdout(`no device certificates in ${root}\n`);
+    io.stdout(`no device certificates in ${dir.root}\n`);
     return 0;
   }
   const table = [
@@ -234,19 +233,18 @@ async function list(args: string[], io: CliIo): Promise<number> {
 async function allow(args: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parseFlags(args, { ...DATA_DIR, rekey: { type: 'boolean' } });
   if (positionals.length === 0) throw new UsageError('give one or more device ids');
-  const root = dataDir(values);
-  const layout = dataLayout(root);
+  const dir = dataDir(values);
   if (values.rekey) {
-    const added = allowRekey(root, positionals);
+    const added = allowRekey(dir, positionals);
     io.stdout(
       `allowed one new key at the next enrollment for ${positionals.join(', ')}` +
-        `${added.length < positionals.length ? ' (some were already allowed)' : ''}; ${layout.rekeyAllowed}\n`,
+        `${added.length < positionals.length ? ' (some were already allowed)' : ''}; ${dir.rekeyAllowed}\n`,
     );
   } else {
-    const added = allowDevices(root, positionals);
+    const added = allowDevices(dir, positionals);
     io.stdout(
       `allow-listed ${added.length} new device id(s)` +
-        `${added.length > 0 ? `: ${added.join(', ')}` : ''}; ${layout.allowList}\n`,
+        `${added.length > 0 ? `: ${added.join(', ')}` : ''}; ${dir.allowList}\n`,
     );
   }
   return 0;
@@ -254,14 +252,14 @@ async function allow(args: string[], io: CliIo): Promise<number> {
 
 async function batch(args: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parseFlags(args, DATA_DIR);
-  const root = dataDir(values);
+  const dir = dataDir(values);
   const [action, name, deviceId, ...rest] = positionals;
   if (action === 'create') {
     if (name === undefined || deviceId !== undefined) throw new UsageError('usage: ca batch create NAME');
-    const { path } = createBatch(nodeCrypto(), root, name);
+    const { path } = createBatch(nodeCrypto(), dir, name);
     io.stdout(
       `created enrollment batch ${name}: ${path} (mode 0600)\n` +
-        `per-device keys: cose-flow ca batch key ${name} DEVICE_ID --data-dir ${root}\n`,
+        `per-device keys: cose-flow ca batch key ${name} DEVICE_ID --data-dir ${dir.root}\n`,
     );
     return 0;
   }
@@ -269,7 +267,7 @@ async function batch(args: string[], io: CliIo): Promise<number> {
     if (name === undefined || deviceId === undefined || rest.length > 0) {
       throw new UsageError('usage: ca batch key NAME DEVICE_ID');
     }
-    const key = batchDeviceKey(nodeCrypto(), root, name, deviceId);
+    const key = batchDeviceKey(nodeCrypto(), dir, name, deviceId);
     io.stdout(`${toHex(key)}\n`);
     key.fill(0);
     return 0;
@@ -298,15 +296,15 @@ async function serve(args: string[], io: CliIo): Promise<number> {
     throw new UsageError(`--rate-limit-ms must be an integer from 0 to 3600000, got ${JSON.stringify(rate)}`);
   }
   const validityDays = days(values.days);
-  const root = dataDir(values);
+  const dir = dataDir(values);
   // Refuse to start without a CA and a cloud certificate, rather than refusing every device.
-  await loadCaFromDir(root);
-  currentCloudCertificates(root);
+  await loadCaFromDir(dir);
+  currentCloudCertificates(dir.root);
   const { startEnrollmentService } = await import('../cloud/enroll/service.js');
   let service: Awaited<ReturnType<typeof startEnrollmentService>>;
   try {
     service = await startEnrollmentService({
-      dataDir: root,
+      dataDir: dir.root,
       crypto: nodeCrypto(),
       brokerUrl: values.broker,
       prefix,
@@ -346,7 +344,7 @@ export async function operatorErrors(name: string, io: CliIo, fn: () => Promise<
   try {
     return await fn();
   } catch (e) {
-    if (isRefusal(e) || e instanceof StoreError) {
+    if (isRefusal(e) || e instanceof DataDirError) {
       io.stderr(`cose-flow ${name}: ${e.message}\n`);
       return 1;
     }

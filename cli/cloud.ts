@@ -6,7 +6,7 @@
  */
 
 import { cloudKeygen, DEFAULT_CLOUD_NAME } from '../cloud/pki/cloud-keys.js';
-import { DEFAULT_DATA_DIR, dataLayout } from '../cloud/pki/store.js';
+import { DEFAULT_DATA_DIR, openDataDir } from '../cloud/pki/data-dir.js';
 import type { RotationEvent } from '../cloud/rotation/rotate.js';
 import { ConfigError, resolveRunConfig, resolveStoreUrl, runFlagTable, SETTINGS } from '../cloud/service/config.js';
 import { nodeCrypto } from '../node/crypto.js';
@@ -93,7 +93,7 @@ async function keygen(args: string[], io: CliIo): Promise<number> {
     ...(validityDays === undefined ? {} : { validityDays }),
     ...(values.name === undefined ? {} : { name: values.name }),
   });
-  const layout = dataLayout(root);
+  const layout = openDataDir(root);
   io.stdout(`${result.kidHex}\n`);
   io.stderr(
     `cloud key id ${result.kidHex}: wrote ${layout.cloudCertificate} and ${layout.cloudKey} (mode 0600); ` +

@@ -6,7 +6,7 @@
  */
 import { isAbsolute, resolve } from 'node:path';
 import { parseListen } from '../cloud/http/server.js';
-import { DEFAULT_DATA_DIR } from '../cloud/pki/store.js';
+import { DEFAULT_DATA_DIR } from '../cloud/pki/data-dir.js';
 import { redactUrl } from '../node/redact-url.js';
 import { DEFAULT_DASHBOARD_PORT, type DemoOptions, type DemoSystem, startDemoSystem } from '../system/demo.js';
 import { type CliIo, type Command, numberFlag, parseFlags, UsageError } from './command.js';

@@ -13,8 +13,8 @@ import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { LiveSnapshot } from '../cloud/dashboard/live-state.js';
+import { openDataDir, PRIVATE_DIR_MODE, SECRET_MODE } from '../cloud/pki/data-dir.js';
 import { readCertificates } from '../cloud/pki/files.js';
-import { dataLayout, PRIVATE_DIR_MODE, SECRET_MODE } from '../cloud/pki/store.js';
 import { createLogger } from '../cloud/service/log.js';
 import { type CloudService, startCloudService } from '../cloud/service/service.js';
 import { jsonLogger } from '../host-sim/log.js';
@@ -155,7 +155,7 @@ export async function startDemoSystem(options: DemoOptions): Promise<DemoSystem>
     // nothing until asked.
     const attacker = await Attacker.start({
       broker: brokerUrl,
-      cloudCertificate: readCertificates(dataLayout(options.dataDir).cloudCertificate)[0]!,
+      cloudCertificate: readCertificates(openDataDir(options.dataDir).cloudCertificate)[0]!,
       crypto,
     });
     stopAll.push(() => attacker.close());

@@ -17,9 +17,9 @@ import { join } from 'node:path';
 import { batchDeviceKey, createBatch, readBatchSecret } from '../cloud/enroll/policy.js';
 import { type EnrollmentService, startEnrollmentService } from '../cloud/enroll/service.js';
 import { cloudKeygen } from '../cloud/pki/cloud-keys.js';
+import { openDataDir, PRIVATE_DIR_MODE } from '../cloud/pki/data-dir.js';
 import { readCertificates } from '../cloud/pki/files.js';
 import { initCa } from '../cloud/pki/setup.js';
-import { dataLayout, PRIVATE_DIR_MODE } from '../cloud/pki/store.js';
 import { caPem } from '../host-sim/mqtt.js';
 import { type CryptoChoice, hostCrypto, hostPlatform } from '../host-sim/platform.js';
 import { nodeCrypto } from '../node/crypto.js';
@@ -102,7 +102,7 @@ export function deviceIds(count: number, prefix = 'sim-'): string[] {
 
 /** Makes a CA and a cloud key in `dir` when it has none (what `ca init` and `cloud keygen` do). */
 export async function ensureCa(dir: string, note: (line: string) => void = () => {}): Promise<void> {
-  const layout = dataLayout(dir);
+  const layout = openDataDir(dir);
   const host = nodeCrypto();
   mkdirSync(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
   if (!existsSync(layout.caCertificate)) {
@@ -136,7 +136,7 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
   let ca: Uint8Array | undefined;
   if (provisioned === undefined) {
     await ensureCa(options.dataDir, note);
-    ca = readCertificates(dataLayout(options.dataDir).caCertificate)[0]!;
+    ca = readCertificates(openDataDir(options.dataDir).caCertificate)[0]!;
     if (readBatchSecret(options.dataDir, SIM_BATCH) === undefined) {
       createBatch(host, options.dataDir, SIM_BATCH);
       note(`made the enrollment batch "${SIM_BATCH}" in ${options.dataDir}`);

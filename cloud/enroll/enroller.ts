@@ -33,10 +33,10 @@ import {
   verifyEnrollRequest,
 } from '../../src/profile/enrollment.js';
 import { currentCloudCertificates } from '../pki/cloud-keys.js';
+import { loadCaFromDir, openDataDir } from '../pki/data-dir.js';
 import { issueDeviceCertificate } from '../pki/device-issuer.js';
 import type { Enrollment } from '../pki/records.js';
 import { isRefusal, Refusal, type RefusalCode } from '../pki/refusal.js';
-import { loadCaFromDir } from '../pki/store.js';
 import { consumeRekey, isAllowListed, readBatchSecret, readRekeyAllowed } from './policy.js';
 
 /** What a device is told when the CA itself cannot work (transient: the device retries later). */
@@ -90,11 +90,12 @@ export interface Enroller {
 }
 
 export function createEnroller(options: EnrollerOptions): Enroller {
-  const { dataDir: root, crypto } = options;
+  const { crypto } = options;
+  const data = openDataDir(options.dataDir);
 
   function authorize(deviceId: string, request: EnrollRequest): Enrollment {
     if (request.mac === undefined) {
-      if (!isAllowListed(root, deviceId)) {
+      if (!isAllowListed(data, deviceId)) {
         throw new Refusal(
           'not-allowed',
           `device ${deviceId} is not on the allow-list and the request has no credential`,
@@ -103,7 +104,7 @@ export function createEnroller(options: EnrollerOptions): Enroller {
       return { mode: 'allow-list' };
     }
     const batch = request.batchId!;
-    const secret = readBatchSecret(root, batch);
+    const secret = readBatchSecret(data, batch);
     if (secret === undefined) throw new Refusal('bad-credential', `unknown enrollment batch ${JSON.stringify(batch)}`);
     const key = enrollmentKey(crypto, secret, deviceId);
     secret.fill(0);
@@ -167,17 +168,17 @@ export function createEnroller(options: EnrollerOptions): Enroller {
       ...(enrollment.batch === undefined ? {} : { batch: enrollment.batch }),
     };
     try {
-      const ca = await loadCaFromDir(root);
-      const cloudCertificates = currentCloudCertificates(root);
-      const allowRekey = readRekeyAllowed(root).includes(deviceId);
-      const issued = await issueDeviceCertificate(root, ca, request.csr, {
+      const ca = await loadCaFromDir(data);
+      const cloudCertificates = currentCloudCertificates(data.root);
+      const allowRekey = readRekeyAllowed(data).includes(deviceId);
+      const issued = await issueDeviceCertificate(data, ca, request.csr, {
         deviceId,
         allowRekey,
         enrollment,
         ...(options.validityDays === undefined ? {} : { validityDays: options.validityDays }),
         ...(options.now === undefined ? {} : { now: options.now }),
       });
-      if (issued.outcome === 'rekeyed') consumeRekey(root, deviceId);
+      if (issued.outcome === 'rekeyed') consumeRekey(data, deviceId);
       return {
         deviceId,
         outcome: issued.outcome,

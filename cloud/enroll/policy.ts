@@ -16,7 +16,7 @@ import { fromHex, toHex } from '../../src/bytes.js';
 import type { CryptoProvider } from '../../src/crypto/provider.js';
 import { enrollmentKey } from '../../src/profile/enrollment.js';
 import { checkDeviceId } from '../../src/profile/topics.js';
-import { checkBatchName, dataLayout, StoreError, writeSecretFile } from '../pki/store.js';
+import { checkBatchName, DataDirError, type DataDirRef, openDataDir, writeSecretFile } from '../pki/data-dir.js';
 
 export const BATCH_SECRET_BYTES = 32;
 
@@ -34,21 +34,21 @@ function writeIdList(path: string, header: string, ids: string[]): void {
   writeFileAtomic(path, `${header}\n${ids.map((id) => `${id}\n`).join('')}`);
 }
 
-/** The allow-listed device ids of `root`. */
-export function readAllowList(root: string): string[] {
-  return readIdList(dataLayout(root).allowList);
+/** The allow-listed device ids of `dir`. */
+export function readAllowList(dir: DataDirRef): string[] {
+  return readIdList(openDataDir(dir).allowList);
 }
 
-export function isAllowListed(root: string, deviceId: string): boolean {
-  return readAllowList(root).includes(deviceId);
+export function isAllowListed(dir: DataDirRef, deviceId: string): boolean {
+  return readAllowList(dir).includes(deviceId);
 }
 
 /** Adds device ids to the allow-list; returns those that were new. */
-export function allowDevices(root: string, deviceIds: string[]): string[] {
+export function allowDevices(dir: DataDirRef, deviceIds: string[]): string[] {
   for (const id of deviceIds) checkDeviceId(id);
-  const current = readAllowList(root);
+  const current = readAllowList(dir);
   const added = [...new Set(deviceIds)].filter((id) => !current.includes(id));
-  writeIdList(dataLayout(root).allowList, '# device ids that may enroll without a credential (cose-flow ca allow)', [
+  writeIdList(openDataDir(dir).allowList, '# device ids that may enroll without a credential (cose-flow ca allow)', [
     ...current,
     ...added,
   ]);
@@ -56,17 +56,17 @@ export function allowDevices(root: string, deviceIds: string[]): string[] {
 }
 
 /** The device ids currently allowed one re-key. */
-export function readRekeyAllowed(root: string): string[] {
-  return readIdList(dataLayout(root).rekeyAllowed);
+export function readRekeyAllowed(dir: DataDirRef): string[] {
+  return readIdList(openDataDir(dir).rekeyAllowed);
 }
 
 /** Allows each device one new key at its next enrollment. */
-export function allowRekey(root: string, deviceIds: string[]): string[] {
+export function allowRekey(dir: DataDirRef, deviceIds: string[]): string[] {
   for (const id of deviceIds) checkDeviceId(id);
-  const current = readRekeyAllowed(root);
+  const current = readRekeyAllowed(dir);
   const added = [...new Set(deviceIds)].filter((id) => !current.includes(id));
   writeIdList(
-    dataLayout(root).rekeyAllowed,
+    openDataDir(dir).rekeyAllowed,
     '# device ids allowed one new key at their next enrollment (cose-flow ca allow --rekey)',
     [...current, ...added],
   );
@@ -74,21 +74,21 @@ export function allowRekey(root: string, deviceIds: string[]): string[] {
 }
 
 /** Takes back a device's re-key permission (after it was used). */
-export function consumeRekey(root: string, deviceId: string): void {
-  const current = readRekeyAllowed(root);
+export function consumeRekey(dir: DataDirRef, deviceId: string): void {
+  const current = readRekeyAllowed(dir);
   if (!current.includes(deviceId)) return;
   writeIdList(
-    dataLayout(root).rekeyAllowed,
+    openDataDir(dir).rekeyAllowed,
     '# device ids allowed one new key at their next enrollment (cose-flow ca allow --rekey)',
     current.filter((id) => id !== deviceId),
   );
 }
 
 /** Makes a batch: a random secret in `DIR/enroll/batches/NAME.secret` (0600). Refuses to replace one. */
-export function createBatch(crypto: CryptoProvider, root: string, name: string): { path: string } {
-  const path = dataLayout(root).batchSecret(checkBatchName(name));
+export function createBatch(crypto: CryptoProvider, dir: DataDirRef, name: string): { path: string } {
+  const path = openDataDir(dir).batchSecret(checkBatchName(name));
   if (existsSync(path)) {
-    throw new StoreError(`batch ${name} already exists (${path}); its devices hold keys derived from it`);
+    throw new DataDirError(`batch ${name} already exists (${path}); its devices hold keys derived from it`);
   }
   const secret = crypto.randomBytes(BATCH_SECRET_BYTES);
   writeSecretFile(path, `${toHex(secret)}\n`);
@@ -97,10 +97,10 @@ export function createBatch(crypto: CryptoProvider, root: string, name: string):
 }
 
 /** A batch's secret, or undefined when there is no such batch. */
-export function readBatchSecret(root: string, name: string): Uint8Array | undefined {
+export function readBatchSecret(dir: DataDirRef, name: string): Uint8Array | undefined {
   let path: string;
   try {
-    path = dataLayout(root).batchSecret(name);
+    path = openDataDir(dir).batchSecret(name);
   } catch {
     return undefined; // not a batch name: no such batch
   }
@@ -110,17 +110,17 @@ export function readBatchSecret(root: string, name: string): Uint8Array | undefi
   try {
     secret = fromHex(text);
   } catch {
-    throw new StoreError(`${path} does not hold a hex secret`);
+    throw new DataDirError(`${path} does not hold a hex secret`);
   }
-  if (secret.length < 16) throw new StoreError(`${path}: the secret is ${secret.length} bytes, at least 16 expected`);
+  if (secret.length < 16) throw new DataDirError(`${path}: the secret is ${secret.length} bytes, at least 16 expected`);
   return secret;
 }
 
 /** The per-device enrollment key of `deviceId` in batch `name` (what the factory writes into the device). */
-export function batchDeviceKey(crypto: CryptoProvider, root: string, name: string, deviceId: string): Uint8Array {
-  const secret = readBatchSecret(root, checkBatchName(name));
+export function batchDeviceKey(crypto: CryptoProvider, dir: DataDirRef, name: string, deviceId: string): Uint8Array {
+  const secret = readBatchSecret(dir, checkBatchName(name));
   if (secret === undefined)
-    throw new StoreError(`no batch ${name} in ${root} (run \`cose-flow ca batch create ${name}\`)`);
+    throw new DataDirError(`no batch ${name} in ${openDataDir(dir).root} (run \`cose-flow ca batch create ${name}\`)`);
   try {
     return enrollmentKey(crypto, secret, checkDeviceId(deviceId));
   } finally {

@@ -22,8 +22,8 @@ import type { CryptoProvider, P256PrivateKey } from '../../src/crypto/provider.j
 import { cloudKeyId } from '../../src/profile/session.js';
 import { generateKeyPair, issueCertificate } from './authority.js';
 import { parseCertificate } from './certificate.js';
+import { DataDirError, loadCaFromDir, openDataDir, writeSecretFile } from './data-dir.js';
 import { keyMatchesPublicKey, readCertificates, readP256PrivateKey } from './files.js';
-import { dataLayout, loadCaFromDir, StoreError, writeSecretFile } from './store.js';
 
 export const DEFAULT_CLOUD_NAME = 'cose-flow cloud';
 /** How long a rotated-out key stays accepted when no deadline is given. */
@@ -75,10 +75,10 @@ export async function cloudKeygen(
   root: string,
   options: CloudKeygenOptions = {},
 ): Promise<CloudKeygenResult> {
-  const layout = dataLayout(root);
+  const layout = openDataDir(root);
   const exists = existsSync(layout.cloudCertificate) || existsSync(layout.cloudKey);
   if (exists && !options.rotate) {
-    throw new StoreError(
+    throw new DataDirError(
       `${root} already has a cloud key (${layout.cloudKey}); use --rotate to replace it (the old key stays usable as a retired key)`,
     );
   }
@@ -133,11 +133,11 @@ function readPair(crypto: CryptoProvider, certificatePath: string, keyPath: stri
   const [der] = readCertificates(certificatePath);
   const cert = parseCertificate(der!);
   if (cert.p256PublicKey === undefined) {
-    throw new StoreError(`${certificatePath}: the cloud key is ${cert.keyType}, not EC P-256`);
+    throw new DataDirError(`${certificatePath}: the cloud key is ${cert.keyType}, not EC P-256`);
   }
   const key = readP256PrivateKey(crypto, keyPath);
   if (!keyMatchesPublicKey(key, cert.p256PublicKey)) {
-    throw new StoreError(`${keyPath} does not belong to the certificate ${certificatePath}`);
+    throw new DataDirError(`${keyPath} does not belong to the certificate ${certificatePath}`);
   }
   const kid = cloudKeyId(crypto, cert.p256PublicKey);
   return {
@@ -158,20 +158,20 @@ function readPair(crypto: CryptoProvider, certificatePath: string, keyPath: stri
 function readRetireAt(base: string): Date | undefined {
   if (!existsSync(`${base}.retire-at`)) return undefined;
   const at = new Date(readFileText(`${base}.retire-at`).trim());
-  if (Number.isNaN(at.getTime())) throw new StoreError(`${base}.retire-at does not hold an ISO time`);
+  if (Number.isNaN(at.getTime())) throw new DataDirError(`${base}.retire-at does not hold an ISO time`);
   return at;
 }
 
 /**
  * Every configured cloud key of `root` — the current pair and each retired one whose deadline has
  * not passed at `now` — by cloud key id (lowercase hex), each private key imported into `crypto`.
- * A StoreError when there is no current pair or a pair is inconsistent (key not matching its
+ * A DataDirError when there is no current pair or a pair is inconsistent (key not matching its
  * certificate, file named for another key id).
  */
 export function loadCloudKeys(crypto: CryptoProvider, root: string, now: number = Date.now()): Map<string, CloudKey> {
-  const layout = dataLayout(root);
+  const layout = openDataDir(root);
   if (!existsSync(layout.cloudCertificate) || !existsSync(layout.cloudKey)) {
-    throw new StoreError(`no cloud key in ${root} (run \`cose-flow cloud keygen --data-dir ${root}\`)`);
+    throw new DataDirError(`no cloud key in ${root} (run \`cose-flow cloud keygen --data-dir ${root}\`)`);
   }
   const keys = new Map<string, CloudKey>();
   const current = readPair(crypto, layout.cloudCertificate, layout.cloudKey, true);
@@ -183,10 +183,10 @@ export function loadCloudKeys(crypto: CryptoProvider, root: string, now: number 
     const base = join(layout.retiredCloudKeys, m[1]!);
     const retireAt = readRetireAt(base);
     if (retireAt !== undefined && retireAt.getTime() <= now) continue; // past its deadline
-    if (!existsSync(`${base}.pem`)) throw new StoreError(`${base}.key has no certificate ${base}.pem`);
+    if (!existsSync(`${base}.pem`)) throw new DataDirError(`${base}.key has no certificate ${base}.pem`);
     const pair = readPair(crypto, `${base}.pem`, `${base}.key`, false);
     if (retireAt !== undefined) pair.retireAt = retireAt;
-    if (pair.kidHex !== m[1]) throw new StoreError(`${base}.key holds cloud key ${pair.kidHex}, not ${m[1]}`);
+    if (pair.kidHex !== m[1]) throw new DataDirError(`${base}.key holds cloud key ${pair.kidHex}, not ${m[1]}`);
     if (!keys.has(pair.kidHex)) keys.set(pair.kidHex, pair);
   }
   return keys;
@@ -199,9 +199,9 @@ export function cloudKeyLookup(keys: Map<string, CloudKey>): (kid: Uint8Array) =
 
 /** The current cloud certificates (DER) of `root`: what enrollment gives devices. */
 export function currentCloudCertificates(root: string): Uint8Array[] {
-  const layout = dataLayout(root);
+  const layout = openDataDir(root);
   if (!existsSync(layout.cloudCertificate)) {
-    throw new StoreError(`no cloud certificate in ${root} (run \`cose-flow cloud keygen --data-dir ${root}\`)`);
+    throw new DataDirError(`no cloud certificate in ${root} (run \`cose-flow cloud keygen --data-dir ${root}\`)`);
   }
   return readCertificates(layout.cloudCertificate);
 }
@@ -213,9 +213,9 @@ export function currentCloudCertificates(root: string): Uint8Array[] {
  */
 export function retireCloudKey(root: string, kidHex: string): boolean {
   if (!/^[0-9a-f]{16}$/.test(kidHex)) throw new RangeError(`not a cloud key id: ${JSON.stringify(kidHex)}`);
-  const base = join(dataLayout(root).retiredCloudKeys, kidHex);
+  const base = join(openDataDir(root).retiredCloudKeys, kidHex);
   if (!existsSync(`${base}.key`) && !existsSync(`${base}.pem`)) return false;
-  const ended = join(dirname(dataLayout(root).retiredCloudKeys), 'ended');
+  const ended = join(dirname(openDataDir(root).retiredCloudKeys), 'ended');
   mkdirSync(ended, { recursive: true });
   rmSync(`${base}.key`, { force: true });
   if (existsSync(`${base}.pem`)) renameSync(`${base}.pem`, join(ended, `${kidHex}.pem`));
@@ -229,7 +229,7 @@ export function retireCloudKey(root: string, kidHex: string): boolean {
  * it to decide when to load the keys again.
  */
 export function cloudKeysVersion(root: string): string {
-  const layout = dataLayout(root);
+  const layout = openDataDir(root);
   const stamp = (path: string) => {
     try {
       const s = statSync(path);

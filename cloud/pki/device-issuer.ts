@@ -14,6 +14,7 @@
  */
 import { type CertificateAuthority, issueCertificate } from './authority.js';
 import { type CheckedCsr, checkCsr } from './csr.js';
+import { type DataDirRef, openDataDir, withDataDirLock } from './data-dir.js';
 import {
   type DeviceRecord,
   type Enrollment,
@@ -24,7 +25,6 @@ import {
 } from './records.js';
 import { Refusal } from './refusal.js';
 import { addRevocation, readRevocations } from './revocation.js';
-import { withDataDirLock } from './store.js';
 
 export type IssueOutcome = 'issued' | 'existing' | 'renewed' | 'rekeyed';
 
@@ -53,20 +53,21 @@ export interface IssuedDevice {
 
 /** Checks `csr` (PEM or DER) and issues or re-serves the device certificate (see the top of this file). */
 export async function issueDeviceCertificate(
-  root: string,
+  dir: DataDirRef,
   ca: CertificateAuthority,
   csrData: Uint8Array | string,
   options: IssueDeviceOptions = {},
 ): Promise<IssuedDevice> {
   const csr = await checkCsr(csrData, options.deviceId === undefined ? {} : { deviceId: options.deviceId });
   const now = options.now ?? (() => new Date());
-  return withDataDirLock(root, async () => {
+  const data = openDataDir(dir);
+  return withDataDirLock(data, async () => {
     const deviceId = csr.deviceId;
-    const record = readDeviceRecord(root, deviceId);
+    const record = readDeviceRecord(data, deviceId);
     let outcome: IssueOutcome = 'issued';
     if (record !== undefined) {
       if (record.publicKey === csr.publicKeyHex) {
-        const revoked = readRevocations(root).find((e) => e.serial === record.serial);
+        const revoked = readRevocations(data).find((e) => e.serial === record.serial);
         if (revoked !== undefined) {
           throw new Refusal(
             'revoked',
@@ -79,8 +80,8 @@ export async function issueDeviceCertificate(
             outcome: 'existing',
             deviceId,
             record,
-            certificateDer: readDeviceCertificate(root, deviceId),
-            certificatePem: readDeviceCertificatePem(root, deviceId),
+            certificateDer: readDeviceCertificate(data, deviceId),
+            certificatePem: readDeviceCertificatePem(data, deviceId),
             csr,
           };
         }
@@ -116,10 +117,10 @@ export async function issueDeviceCertificate(
       enrollment: options.enrollment ?? { mode: 'offline' },
       previous,
     };
-    writeDevice(root, next, { certificatePem: issued.pem, csrPem: csr.pem });
+    writeDevice(data, next, { certificatePem: issued.pem, csrPem: csr.pem });
     let supersededSerial: string | undefined;
     if (outcome === 'rekeyed' && record !== undefined) {
-      await addRevocation(root, ca, { serial: record.serial, deviceId, reason: 'superseded', now: now() });
+      await addRevocation(data, ca, { serial: record.serial, deviceId, reason: 'superseded', now: now() });
       supersededSerial = record.serial;
     }
     return {

@@ -16,8 +16,8 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { writeFileAtomic } from '../../node/atomic-write.js';
 import { isValidDeviceId } from '../../src/profile/topics.js';
+import { DataDirError, type DataDirRef, openDataDir, readJson, writeJson } from './data-dir.js';
 import { readCertificates } from './files.js';
-import { dataLayout, readJson, StoreError, writeJson } from './store.js';
 
 export type EnrollmentMode = 'offline' | 'allow-list' | 'batch';
 
@@ -57,49 +57,49 @@ function checkRecord(value: unknown, path: string, deviceId: string): DeviceReco
     typeof r.enrollment !== 'object' ||
     r.enrollment === null
   ) {
-    throw new StoreError(`${path} is not a device record for ${deviceId}; fix or remove the directory`);
+    throw new DataDirError(`${path} is not a device record for ${deviceId}; fix or remove the directory`);
   }
   return { ...(r as DeviceRecord), previous: Array.isArray(r.previous) ? r.previous : [] };
 }
 
-/** The record of `deviceId` in `root`, or undefined when the CA never issued to it. */
-export function readDeviceRecord(root: string, deviceId: string): DeviceRecord | undefined {
-  const files = dataLayout(root).device(deviceId);
+/** The record of `deviceId` in `dir`, or undefined when the CA never issued to it. */
+export function readDeviceRecord(dir: DataDirRef, deviceId: string): DeviceRecord | undefined {
+  const files = openDataDir(dir).device(deviceId);
   const value = readJson<unknown>(files.record, undefined);
   if (value === undefined) return undefined;
   return checkRecord(value, files.record, deviceId);
 }
 
 /** The certificate DER `DIR/devices/<id>/cert.pem` holds. */
-export function readDeviceCertificate(root: string, deviceId: string): Uint8Array {
-  const [der] = readCertificates(dataLayout(root).device(deviceId).certificate);
+export function readDeviceCertificate(dir: DataDirRef, deviceId: string): Uint8Array {
+  const [der] = readCertificates(openDataDir(dir).device(deviceId).certificate);
   return der!;
 }
 
-export function readDeviceCertificatePem(root: string, deviceId: string): string {
-  return readFileSync(dataLayout(root).device(deviceId).certificate, 'utf8');
+export function readDeviceCertificatePem(dir: DataDirRef, deviceId: string): string {
+  return readFileSync(openDataDir(dir).device(deviceId).certificate, 'utf8');
 }
 
 /** Writes a device's certificate, request and record (certificate and request first, the record last). */
 export function writeDevice(
-  root: string,
+  dir: DataDirRef,
   record: DeviceRecord,
   files: { certificatePem: string; csrPem: string },
 ): void {
-  const paths = dataLayout(root).device(record.deviceId);
+  const paths = openDataDir(dir).device(record.deviceId);
   writeFileAtomic(paths.certificate, files.certificatePem);
   writeFileAtomic(paths.csr, files.csrPem);
   writeJson(paths.record, record);
 }
 
-/** Every device record of `root`, sorted by device id. */
-export function listDeviceRecords(root: string): DeviceRecord[] {
-  const dir = dataLayout(root).devices;
-  if (!existsSync(dir)) return [];
+/** Every device record of `dir`, sorted by device id. */
+export function listDeviceRecords(dir: DataDirRef): DeviceRecord[] {
+  const data = openDataDir(dir);
+  if (!existsSync(data.devices)) return [];
   const out: DeviceRecord[] = [];
-  for (const name of readdirSync(dir).sort()) {
+  for (const name of readdirSync(data.devices).sort()) {
     if (!isValidDeviceId(name)) continue;
-    const record = readDeviceRecord(root, name);
+    const record = readDeviceRecord(data, name);
     if (record !== undefined) out.push(record);
   }
   return out;
@@ -107,11 +107,11 @@ export function listDeviceRecords(root: string): DeviceRecord[] {
 
 /** The device and record a serial was issued under (current or previous), or undefined. */
 export function findSerial(
-  root: string,
+  dir: DataDirRef,
   serial: string,
 ): { record: DeviceRecord; current: boolean; publicKey: string } | undefined {
   const wanted = normalizeSerial(serial);
-  for (const record of listDeviceRecords(root)) {
+  for (const record of listDeviceRecords(dir)) {
     if (record.serial === wanted) return { record, current: true, publicKey: record.publicKey };
     const old = record.previous.find((p) => p.serial === wanted);
     if (old !== undefined) return { record, current: false, publicKey: old.publicKey };

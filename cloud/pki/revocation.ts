@@ -18,8 +18,16 @@ import { AsnConvert } from '@peculiar/asn1-schema';
 import { CRLNumber, id_ce_cRLNumber } from '@peculiar/asn1-x509';
 import { writeFileAtomic } from '../../node/atomic-write.js';
 import type { CertificateAuthority } from './authority.js';
+import {
+  type DataDir,
+  DataDirError,
+  type DataDirRef,
+  openDataDir,
+  readJson,
+  withDataDirLock,
+  writeJson,
+} from './data-dir.js';
 import { findSerial, normalizeSerial, readDeviceRecord } from './records.js';
-import { dataLayout, readJson, StoreError, withDataDirLock, writeJson } from './store.js';
 import { x509 } from './x509.js';
 
 type X509Crypto = Parameters<typeof x509.cryptoProvider.set>[0];
@@ -54,15 +62,15 @@ export function crlReason(reason: string): x509.X509CrlReason {
   return REASONS[reason.toLowerCase().replace(/[-_ ]/g, '')] ?? x509.X509CrlReason.unspecified;
 }
 
-/** The revocations of `root` (an empty list when there are none); a StoreError when the file is corrupt. */
-export function readRevocations(root: string): RevocationEntry[] {
-  const path = dataLayout(root).revoked;
+/** The revocations of `dir` (an empty list when there are none); a DataDirError when the file is corrupt. */
+export function readRevocations(dir: DataDirRef): RevocationEntry[] {
+  const path = openDataDir(dir).revoked;
   const value = readJson<unknown>(path, []);
-  if (!Array.isArray(value)) throw new StoreError(`${path} is not a JSON array of revocations`);
+  if (!Array.isArray(value)) throw new DataDirError(`${path} is not a JSON array of revocations`);
   return value.map((e, i) => {
     const entry = e as Partial<RevocationEntry> | null;
     if (entry === null || typeof entry !== 'object' || typeof entry.serial !== 'string') {
-      throw new StoreError(`${path}: entry ${i} has no serial`);
+      throw new DataDirError(`${path}: entry ${i} has no serial`);
     }
     return {
       serial: normalizeSerial(entry.serial),
@@ -80,9 +88,9 @@ export function isSerialRevoked(entries: RevocationEntry[], serial: string): boo
 
 /** Signs a CRL listing `entries` with the CA's key and writes it to `DIR/crl.pem`; returns the PEM. */
 export async function writeCrl(
-  root: string,
+  dir: DataDirRef,
   ca: CertificateAuthority,
-  entries: RevocationEntry[] = readRevocations(root),
+  entries: RevocationEntry[] = readRevocations(dir),
   now: Date = new Date(),
 ): Promise<string> {
   const extensions: x509.Extension[] = [
@@ -116,7 +124,7 @@ export async function writeCrl(
   );
   // RFC 7468 §5: "X509 CRL" (what OpenSSL reads; the library's own PEM says "CRL").
   const pem = x509.PemConverter.encode(crl.rawData, 'X509 CRL');
-  writeFileAtomic(dataLayout(root).crl, `${pem}\n`);
+  writeFileAtomic(openDataDir(dir).crl, `${pem}\n`);
   return pem;
 }
 
@@ -136,34 +144,36 @@ export interface RevokeResult {
 }
 
 /**
- * Records the revocation of a certificate the CA of `root` issued (found by device id — its
+ * Records the revocation of a certificate the CA of `dir` issued (found by device id — its
  * current certificate — or by serial, current or previous) and re-signs the CRL. Idempotent.
  */
-export async function revoke(root: string, ca: CertificateAuthority, options: RevokeOptions): Promise<RevokeResult> {
+export async function revoke(dir: DataDirRef, ca: CertificateAuthority, options: RevokeOptions): Promise<RevokeResult> {
   if ((options.deviceId === undefined) === (options.serial === undefined)) {
     throw new RangeError('revoke takes a device id or a serial, not both');
   }
-  return withDataDirLock(root, () => revokeLocked(root, ca, options));
+  const data = openDataDir(dir);
+  return withDataDirLock(data, () => revokeLocked(data, ca, options));
 }
 
-async function revokeLocked(root: string, ca: CertificateAuthority, options: RevokeOptions): Promise<RevokeResult> {
+async function revokeLocked(data: DataDir, ca: CertificateAuthority, options: RevokeOptions): Promise<RevokeResult> {
+  const { root } = data;
   let serial: string;
   let deviceId: string;
   if (options.deviceId !== undefined) {
-    const record = readDeviceRecord(root, options.deviceId);
+    const record = readDeviceRecord(data, options.deviceId);
     if (record === undefined)
-      throw new StoreError(`no certificate was issued to device ${options.deviceId} in ${root}`);
+      throw new DataDirError(`no certificate was issued to device ${options.deviceId} in ${root}`);
     serial = record.serial;
     deviceId = record.deviceId;
   } else {
-    const found = findSerial(root, options.serial!);
+    const found = findSerial(data, options.serial!);
     if (found === undefined) {
-      throw new StoreError(`no certificate with serial ${normalizeSerial(options.serial!)} was issued in ${root}`);
+      throw new DataDirError(`no certificate with serial ${normalizeSerial(options.serial!)} was issued in ${root}`);
     }
     serial = normalizeSerial(options.serial!);
     deviceId = found.record.deviceId;
   }
-  return addRevocation(root, ca, { serial, deviceId, reason: options.reason, now: options.now });
+  return addRevocation(data, ca, { serial, deviceId, reason: options.reason, now: options.now });
 }
 
 /**
@@ -171,11 +181,12 @@ async function revokeLocked(root: string, ca: CertificateAuthority, options: Rev
  * holds the data directory lock (`withDataDirLock`), as `revoke` and the device issuer do.
  */
 export async function addRevocation(
-  root: string,
+  dir: DataDirRef,
   ca: CertificateAuthority,
   input: { serial: string; deviceId: string; reason?: string | undefined; now?: Date | undefined },
 ): Promise<RevokeResult> {
-  const entries = readRevocations(root);
+  const data = openDataDir(dir);
+  const entries = readRevocations(data);
   const serial = normalizeSerial(input.serial);
   const existing = entries.find((e) => e.serial === serial);
   if (existing !== undefined) return { entry: existing, already: true };
@@ -186,26 +197,27 @@ export async function addRevocation(
   }
   const entry: RevocationEntry = { serial, deviceId: input.deviceId, reason, time: now.toISOString() };
   entries.push(entry);
-  writeJson(dataLayout(root).revoked, entries);
-  await writeCrl(root, ca, entries, now);
+  writeJson(data.revoked, entries);
+  await writeCrl(data, ca, entries, now);
   return { entry, already: false };
 }
 
 /**
- * The `isRevoked` of `deviceCertificateVerifier` for the CA of `root`: true when revoked.json lists
+ * The `isRevoked` of `deviceCertificateVerifier` for the CA of `dir`: true when revoked.json lists
  * the serial. The file is read again whenever it changes (checked with a stat on each call), so a
  * running service sees `cose-flow ca revoke` at once. A missing file means nothing is revoked; an
  * unreadable one throws, which the verifier turns into a refusal (fail closed).
  */
-export function revocationChecker(root: string): (serialHex: string) => boolean {
-  const path = dataLayout(root).revoked;
+export function revocationChecker(dir: DataDirRef): (serialHex: string) => boolean {
+  const data = openDataDir(dir);
+  const path = data.revoked;
   let stamp = '';
   let serials = new Set<string>();
   return (serialHex: string): boolean => {
     const stat = statSync(path, { throwIfNoEntry: false });
     const now = stat === undefined ? 'none' : `${stat.ino}:${stat.size}:${stat.mtimeMs}`;
     if (now !== stamp) {
-      serials = new Set(stat === undefined ? [] : readRevocations(root).map((e) => e.serial));
+      serials = new Set(stat === undefined ? [] : readRevocations(data).map((e) => e.serial));
       stamp = now;
     }
     return serials.has(normalizeSerial(serialHex));

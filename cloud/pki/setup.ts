@@ -6,8 +6,8 @@ import { existsSync } from 'node:fs';
 import { writeFileAtomic } from '../../node/atomic-write.js';
 import type { CryptoProvider } from '../../src/crypto/provider.js';
 import { type CertificateAuthority, createCa } from './authority.js';
+import { DataDirError, type DataDirRef, openDataDir, writeSecretFile } from './data-dir.js';
 import { writeCrl } from './revocation.js';
-import { dataLayout, StoreError, writeSecretFile } from './store.js';
 
 export interface InitCaOptions {
   /** The CA's common name; default "cose-flow CA". */
@@ -24,12 +24,16 @@ export interface InitCaResult {
   fingerprintHex: string;
 }
 
-export async function initCa(crypto: CryptoProvider, root: string, options: InitCaOptions = {}): Promise<InitCaResult> {
-  const layout = dataLayout(root);
+export async function initCa(
+  crypto: CryptoProvider,
+  dir: DataDirRef,
+  options: InitCaOptions = {},
+): Promise<InitCaResult> {
+  const layout = openDataDir(dir);
   const existing = [layout.caCertificate, layout.caKey].filter((p) => existsSync(p));
   if (existing.length > 0 && !options.force) {
-    throw new StoreError(
-      `${root} already has a CA (${existing.join(', ')}); --force replaces it, and every certificate it issued stops verifying`,
+    throw new DataDirError(
+      `${layout.root} already has a CA (${existing.join(', ')}); --force replaces it, and every certificate it issued stops verifying`,
     );
   }
   const ca = await createCa({
@@ -40,7 +44,7 @@ export async function initCa(crypto: CryptoProvider, root: string, options: Init
   // certificate whose key is lost.
   writeSecretFile(layout.caKey, ca.keyPem);
   writeFileAtomic(layout.caCertificate, ca.pem);
-  await writeCrl(root, ca, [], new Date());
+  await writeCrl(layout, ca, [], new Date());
   return { ca, fingerprintHex: hex(crypto.sha256(ca.der)) };
 }
 

@@ -28,10 +28,10 @@ import { openKeyMessage } from '../../src/profile/key-message.js';
 import { DEFAULT_PREFIX } from '../../src/profile/limits.js';
 import { checkPrefix, parseTopic, topic, topicFilter } from '../../src/profile/topics.js';
 import { type CloudKey, cloudKeygen, loadCloudKeys, retireCloudKey } from '../pki/cloud-keys.js';
+import { openDataDir } from '../pki/data-dir.js';
 import { readCertificates } from '../pki/files.js';
 import { listDeviceRecords } from '../pki/records.js';
 import { revocationChecker } from '../pki/revocation.js';
-import { dataLayout } from '../pki/store.js';
 import { deviceCertificateVerifier } from '../pki/verify.js';
 import type { Store } from '../store/store.js';
 
@@ -78,15 +78,17 @@ export interface RotationResult {
 }
 
 export async function rotateCloudKey(options: RotationOptions): Promise<RotationResult> {
-  const { crypto, dataDir } = options;
+  const { crypto } = options;
+  const data = openDataDir(options.dataDir);
+  const dataDir = data.root;
   const prefix = checkPrefix(options.prefix ?? DEFAULT_PREFIX);
   const emit = options.onEvent ?? (() => {});
   const resendMs = options.resendMs ?? DEFAULT_RESEND_MS;
   const old = [...loadCloudKeys(crypto, dataDir).values()].find((k) => k.current)!;
   const verifyCertificate = deviceCertificateVerifier({
     crypto,
-    trustAnchors: readCertificates(dataLayout(dataDir).caCertificate),
-    isRevoked: revocationChecker(dataDir),
+    trustAnchors: readCertificates(data.caCertificate),
+    isRevoked: revocationChecker(data),
   });
 
   // Devices: every one the store holds a session of (a kid to address), and every one the CA
@@ -95,7 +97,7 @@ export async function rotateCloudKey(options: RotationOptions): Promise<Rotation
   for (const device of await options.store.listDevices()) {
     if (device.kidFloor !== null) latestKid.set(device.deviceId, device.kidFloor);
   }
-  const all = new Set<string>([...latestKid.keys(), ...listDeviceRecords(dataDir).map((r) => r.deviceId)]);
+  const all = new Set<string>([...latestKid.keys(), ...listDeviceRecords(data).map((r) => r.deviceId)]);
   const moved = new Set<string>();
   let keys: Map<string, CloudKey> = new Map([[old.kidHex, old]]);
   let newKid = '';

@@ -10,7 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseListen } from '../http/server.js';
-import { DEFAULT_DATA_DIR } from '../pki/store.js';
+import { DEFAULT_DATA_DIR } from '../pki/data-dir.js';
 import { MAX_WINDOW_SIZE } from '../session/replay-window.js';
 import { DEFAULT_STORE_FILE, LOG_LEVELS } from './defaults.js';
 import type { CloudServiceOptions } from './service.js';

@@ -9,7 +9,7 @@
  *   …
  *   await service.stop();   // stop consuming, finish in-flight commits and acks, disconnect
  *
- * The data directory is the CA's (cloud/pki/store.ts): trust anchors (ca.pem), cloud keys
+ * The data directory is the CA's (cloud/pki/data-dir.ts): trust anchors (ca.pem), cloud keys
  * (cloud.key and cloud-keys/retired/*), revocations (revoked.json), plus the service's storage
  * key (storage.key) and, by default, its SQLite store (cose-flow.db).
  */
@@ -29,9 +29,9 @@ import { type Dashboard, dashboard } from '../dashboard/routes.js';
 import { type HealthReport, type HttpEndpoint, startHttpEndpoint } from '../http/server.js';
 import { MqttConsumer, type MqttConsumerOptions } from '../mqtt/consumer.js';
 import { type CloudKey, cloudKeyLookup, cloudKeysVersion, loadCloudKeys } from '../pki/cloud-keys.js';
+import { DataDirError, openDataDir } from '../pki/data-dir.js';
 import { readCertificates } from '../pki/files.js';
 import { revocationChecker } from '../pki/revocation.js';
-import { dataLayout, StoreError } from '../pki/store.js';
 import { deviceCertificateVerifier } from '../pki/verify.js';
 import { DEFAULT_WINDOW_SIZE } from '../session/replay-window.js';
 import { openStore } from '../store/index.js';
@@ -177,7 +177,7 @@ export async function startCloudService(options: CloudServiceOptions): Promise<C
   const log = options.logger ?? createLogger();
   const prefix = checkPrefix(options.prefix ?? DEFAULT_PREFIX);
   const dataDir = options.dataDir;
-  const layout = dataLayout(dataDir);
+  const layout = openDataDir(dataDir);
   const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   if (options.shareGroup !== undefined && !/^[A-Za-z0-9._-]{1,64}$/.test(options.shareGroup))
     throw new RangeError('the share group must be 1–64 of A-Z a-z 0-9 . _ -');
@@ -198,7 +198,7 @@ export async function startCloudService(options: CloudServiceOptions): Promise<C
     try {
       return readCertificates(file);
     } catch (e) {
-      throw new StoreError(
+      throw new DataDirError(
         `cannot read the trusted CA certificate ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): ` +
           `run \`cose-flow ca init --data-dir ${dataDir}\`, or name the CA file(s) with --trust`,
       );

@@ -14,9 +14,9 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { InboundMessage } from '../../cloud/mqtt/consumer.js';
 import { cloudKeyLookup, loadCloudKeys } from '../../cloud/pki/cloud-keys.js';
+import { openDataDir } from '../../cloud/pki/data-dir.js';
 import { readCertificates } from '../../cloud/pki/files.js';
 import { addRevocation, revocationChecker } from '../../cloud/pki/revocation.js';
-import { dataLayout } from '../../cloud/pki/store.js';
 import { deviceCertificateVerifier } from '../../cloud/pki/verify.js';
 import { SessionSealer } from '../../cloud/service/at-rest.js';
 import { CommitQueue } from '../../cloud/service/commit-queue.js';
@@ -121,7 +121,7 @@ function instance(
   const isRevoked = revocationChecker(fixture.dataDir);
   const verifyCertificate = deviceCertificateVerifier({
     crypto,
-    trustAnchors: readCertificates(dataLayout(fixture.dataDir).caCertificate),
+    trustAnchors: readCertificates(openDataDir(fixture.dataDir).caCertificate),
     isRevoked,
   });
   const rekey = new RekeyRequester({

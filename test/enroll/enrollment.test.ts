@@ -16,11 +16,11 @@ import { allowDevices, allowRekey, batchDeviceKey, createBatch, readRekeyAllowed
 import { type EnrollmentService, type LogLine, startEnrollmentService } from '../../cloud/enroll/service.js';
 import { createCa, generateKeyPair, issueCertificate } from '../../cloud/pki/authority.js';
 import { cloudKeygen, cloudKeyLookup, loadCloudKeys } from '../../cloud/pki/cloud-keys.js';
+import { openDataDir } from '../../cloud/pki/data-dir.js';
 import { readCertificates } from '../../cloud/pki/files.js';
 import { readDeviceRecord } from '../../cloud/pki/records.js';
 import { readRevocations, revocationChecker } from '../../cloud/pki/revocation.js';
 import { initCa } from '../../cloud/pki/setup.js';
-import { dataLayout } from '../../cloud/pki/store.js';
 import { deviceCertificateVerifier } from '../../cloud/pki/verify.js';
 import { connectDeviceMqtt, type HostMqttConnection } from '../../host-sim/mqtt.js';
 import { hostTimers } from '../../host-sim/timers.js';
@@ -187,7 +187,7 @@ describe('enrollment over MQTT', () => {
     const certified = verify(enrolled.deviceCertificate);
     assert.equal(certified.deviceId, 'batch-dev-1');
     assert.ok(equal(certified.publicKey, enrolled.key.publicKey));
-    assert.deepEqual(enrolled.cloudCertificates, readCertificates(dataLayout(data).cloudCertificate));
+    assert.deepEqual(enrolled.cloudCertificates, readCertificates(openDataDir(data).cloudCertificate));
     const record = readDeviceRecord(data, 'batch-dev-1')!;
     assert.deepEqual(record.enrollment, { mode: 'batch', batch: BATCH });
 

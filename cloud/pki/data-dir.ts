@@ -1,6 +1,8 @@
 /**
  * The CA data directory as code: one stable layout that every `cose-flow` command, the enrollment
- * service, the cloud service and users rely on.
+ * service, the cloud service and users rely on. `openDataDir(path)` gives the `DataDir` the rest
+ * of the code passes around (its root and every path below it); functions taking a data
+ * directory accept it or a bare path (`DataDirRef`).
  *
  *   DIR/ca.pem, DIR/ca.key                     the CA certificate and private key (PKCS#8 PEM, 0600)
  *   DIR/crl.pem                                the CA-signed CRL (regenerated on every revoke)
@@ -33,10 +35,10 @@ export const PUBLIC_MODE = 0o644;
 export const PRIVATE_DIR_MODE = 0o700;
 
 /** A problem with the data directory an operator must fix (no CA yet, a file in the way, …). */
-export class StoreError extends Error {
+export class DataDirError extends Error {
   constructor(message: string) {
     super(message);
-    this.name = 'StoreError';
+    this.name = 'DataDirError';
   }
 }
 
@@ -47,7 +49,9 @@ export interface DeviceFiles {
   record: string;
 }
 
-export interface DataLayout {
+/** A data directory: its root and the paths below it. */
+export interface DataDir {
+  /** The directory itself, as given to `openDataDir`. */
   root: string;
   caCertificate: string;
   caKey: string;
@@ -75,8 +79,13 @@ export function checkBatchName(name: string): string {
   return name;
 }
 
-/** The paths of data directory `root`. */
-export function dataLayout(root: string): DataLayout {
+/** A data directory, or the path of one. */
+export type DataDirRef = DataDir | string;
+
+/** The data directory at path `dir` (a `DataDir` is returned as it is). Touches no file. */
+export function openDataDir(dir: DataDirRef): DataDir {
+  if (typeof dir === 'object' && dir !== null && typeof dir.root === 'string') return dir;
+  const root = dir as string;
   if (typeof root !== 'string' || root === '') throw new RangeError('the data directory must be a non-empty path');
   const enroll = join(root, 'enroll');
   const devices = join(root, 'devices');
@@ -118,7 +127,7 @@ export function readBytes(path: string): Uint8Array {
   return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
 }
 
-/** Reads a JSON file, or `fallback` when it does not exist; a StoreError naming the file when it is corrupt. */
+/** Reads a JSON file, or `fallback` when it does not exist; a DataDirError naming the file when it is corrupt. */
 export function readJson<T>(path: string, fallback: T): T {
   let text: string;
   try {
@@ -130,7 +139,7 @@ export function readJson<T>(path: string, fallback: T): T {
   try {
     return JSON.parse(text) as T;
   } catch (e) {
-    throw new StoreError(`${path} is not valid JSON (${(e as Error).message}); fix or remove it`);
+    throw new DataDirError(`${path} is not valid JSON (${(e as Error).message}); fix or remove it`);
   }
 }
 
@@ -138,19 +147,20 @@ export function writeJson(path: string, value: unknown): void {
   writeFileAtomic(path, `${JSON.stringify(value, null, 2)}\n`, PUBLIC_MODE);
 }
 
-/** The CA of data directory `root`, ready to issue; a StoreError when there is none. */
-export async function loadCaFromDir(root: string): Promise<CertificateAuthority> {
-  const layout = dataLayout(root);
+/** The CA of data directory `dir`, ready to issue; a DataDirError when there is none. */
+export async function loadCaFromDir(dir: DataDirRef): Promise<CertificateAuthority> {
+  const layout = openDataDir(dir);
+  const root = layout.root;
   for (const path of [layout.caCertificate, layout.caKey]) {
     if (!existsSync(path)) {
-      throw new StoreError(`no CA in ${root}: ${path} is missing (run \`cose-flow ca init --data-dir ${root}\`)`);
+      throw new DataDirError(`no CA in ${root}: ${path} is missing (run \`cose-flow ca init --data-dir ${root}\`)`);
     }
   }
   const key = readFileSync(layout.caKey);
   try {
     return await loadCa(readBytes(layout.caCertificate), new Uint8Array(key));
   } catch (e) {
-    throw new StoreError(`cannot load the CA of ${root}: ${(e as Error).message}`);
+    throw new DataDirError(`cannot load the CA of ${root}: ${(e as Error).message}`);
   } finally {
     key.fill(0);
   }
@@ -165,7 +175,8 @@ const LOCK_WAIT_MS = 15_000;
  * a read-modify-write of a device record or of revoked.json. A lock older than a minute is taken
  * to be left over from a crash and broken.
  */
-export async function withDataDirLock<T>(root: string, work: () => Promise<T> | T): Promise<T> {
+export async function withDataDirLock<T>(dir: DataDirRef, work: () => Promise<T> | T): Promise<T> {
+  const { root } = openDataDir(dir);
   const lock = join(root, '.lock');
   mkdirSync(root, { recursive: true, mode: PRIVATE_DIR_MODE });
   const started = Date.now();
@@ -181,7 +192,7 @@ export async function withDataDirLock<T>(root: string, work: () => Promise<T> | 
         continue;
       }
       if (Date.now() - started > LOCK_WAIT_MS) {
-        throw new StoreError(`${lock} is held by another cose-flow process; remove it if none is running`);
+        throw new DataDirError(`${lock} is held by another cose-flow process; remove it if none is running`);
       }
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
