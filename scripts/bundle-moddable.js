@@ -25,23 +25,20 @@ const sdkModules = [
   'text/decoder',
 ];
 
-/** The platform choice: which provider and HUK source each target links. */
-const targets = {
-  sim: {},
-  esp32: {
-    'platform-crypto.js': join(root, 'src/moddable/native-crypto.ts'),
-    'identity-stored.js': join(root, 'src/moddable/identity-native.ts'),
-    'temperature.js': join(root, 'src/moddable/sdk/temperature-esp32.ts'),
-  },
-};
+/**
+ * The platform choice, made here and nowhere else: the app imports `@target/NAME.js` (crypto, huk,
+ * temperature) and each target has a folder of files with those names, src/moddable/TARGET/ —
+ * as Moddable's own modules have one file name per platform. (tsconfig.moddable.json maps
+ * `@target/*` to the simulator's folder, for type checking only.)
+ */
+const targets = ['sim', 'esp32'];
 
 /**
  * Bundles the app for one target into dist/moddable/TARGET/main.js and returns esbuild's result
  * (with `metafile`: which input contributed how many bytes, for bench/device-bundle.ts).
  */
 export async function bundleDevice(target) {
-  const swaps = targets[target];
-  if (swaps === undefined) throw new Error(`no such target ${target}: ${Object.keys(targets).join(', ')}`);
+  if (!targets.includes(target)) throw new Error(`no such target ${target}: ${targets.join(', ')}`);
   const outfile = join(root, 'dist', 'moddable', target, 'main.js');
   mkdirSync(dirname(outfile), { recursive: true });
   const result = await build({
@@ -60,10 +57,9 @@ export async function bundleDevice(target) {
       {
         name: 'cose-flow-target',
         setup(b) {
-          b.onResolve({ filter: /^\.\.?\/(platform-crypto|identity-stored|temperature)\.js$/ }, (args) => {
-            const swap = swaps[args.path.replace(/^\.\.?\//, '')];
-            return swap === undefined ? undefined : { path: swap };
-          });
+          b.onResolve({ filter: /^@target\/[a-z0-9-]+\.js$/ }, (args) => ({
+            path: join(root, 'src/moddable', target, args.path.slice('@target/'.length).replace(/\.js$/, '.ts')),
+          }));
         },
       },
     ],
@@ -71,7 +67,7 @@ export async function bundleDevice(target) {
   return { outfile, metafile: result.metafile };
 }
 
-export const deviceTargets = Object.keys(targets);
+export const deviceTargets = targets;
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   for (const target of deviceTargets) {

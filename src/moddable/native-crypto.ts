@@ -176,9 +176,6 @@ export function nativeCrypto(): CryptoProvider {
   };
 }
 
-/** The platform's provider (the manifest maps src/moddable/platform-crypto to this module on the ESP32). */
-export const platformCrypto = nativeCrypto;
-
 /** Where the device secret comes from: the eFuse HMAC key, NVS (original ESP32), or a file (host). */
 export type DeviceSecretSource = 'efuse-hmac' | 'nvs' | 'file';
 

@@ -66,6 +66,8 @@ async function runEntry(entry: string): Promise<Map<string, string>> {
     mainFields: ['module', 'main'],
     conditions: ['import', 'default'],
     plugins: [sdkFakes],
+    // its `paths` resolve `@target/*` to the desktop simulator's files (src/moddable/sim/)
+    tsconfig: join(projectRoot, 'tsconfig.moddable.json'),
     logLevel: 'silent',
     absWorkingDir: projectRoot,
   });

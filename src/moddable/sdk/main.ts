@@ -1,9 +1,10 @@
 /**
  * The device application's entry on the Moddable SDK (ESP32 and the desktop simulator): reads the
  * manifest's `config` (mc/config), builds the platform and starts the application. Which crypto
- * provider and which HUK source are used is the build's choice (manifest.json / the bundles of
- * scripts/bundle-moddable.js): native crypto and the hardware HUK on the ESP32, noble with the
- * platform RNG and a stored secret on a desktop.
+ * provider and which HUK source are used is the build's choice: `@target/X.js` is resolved by the
+ * bundler (scripts/bundle-moddable.js) to src/moddable/TARGET/X.ts — native crypto and the
+ * hardware HUK on the ESP32 (../esp32/), noble with the platform RNG and a stored secret on a
+ * desktop (../sim/).
  *
  * Config keys (manifest "config", all optional except broker): broker, mqttUsername, mqttPassword
  * (the SDK's Wi-Fi setup reads `ssid` and `password` itself), deviceId, prefix, rate or interval,
@@ -12,13 +13,13 @@
  * cloudCertificate (PEM, offline provisioning), printCsr, logLevel; see src/device/config.ts.
  */
 import './abort-hook.js';
+import { platformCrypto } from '@target/crypto.js';
+import { platformHuk } from '@target/huk.js';
 import config from 'mc/config';
 import { DeviceApp } from '../../device/app.js';
 import { readSettings, type Settings } from '../../device/config.js';
 import type { Platform } from '../../platform/index.js';
 import type { LogLevel } from '../../platform/log.js';
-import { platformHuk } from '../identity-stored.js';
-import { platformCrypto } from '../platform-crypto.js';
 import { moddableClock } from './clock.js';
 import { traceLogger } from './log.js';
 import { ModdableMqttLink } from './mqtt.js';
