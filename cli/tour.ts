@@ -88,7 +88,7 @@ const FLAGS = {
   help: { type: 'boolean', short: 'h' },
 } as const;
 
-export interface DemoOptions {
+export interface TourOptions {
   /** The tour works in `join(dataDir, 'tour')`. */
   dataDir: string;
   messages: number;
@@ -97,7 +97,7 @@ export interface DemoOptions {
 }
 
 /** What a run did (for tests and callers; the printed lines say the same). */
-export interface DemoResult {
+export interface TourResult {
   dir: string;
   pki: 'made' | 'reused';
   kidCounter: number;
@@ -105,13 +105,13 @@ export interface DemoResult {
 }
 
 /** A step that failed unexpectedly: which step, and why. */
-export class DemoError extends Error {
+export class TourError extends Error {
   constructor(
     readonly step: string,
     cause: unknown,
   ) {
     super(`${step}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
-    this.name = 'DemoError';
+    this.name = 'TourError';
   }
 }
 
@@ -119,7 +119,7 @@ async function step<T>(name: string, work: () => T | Promise<T>): Promise<T> {
   try {
     return await work();
   } catch (e) {
-    throw e instanceof DemoError ? e : new DemoError(name, e);
+    throw e instanceof TourError ? e : new TourError(name, e);
   }
 }
 
@@ -239,8 +239,8 @@ function shellQuote(word: string): string {
   return /^[A-Za-z0-9_./:=@%+-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
 }
 
-/** The walk-through. Throws `DemoError` (naming the step) on any unexpected failure. */
-export async function runDemo(options: DemoOptions): Promise<DemoResult> {
+/** The walk-through. Throws `TourError` (naming the step) on any unexpected failure. */
+export async function runTour(options: TourOptions): Promise<TourResult> {
   const { print, messages } = options;
   const dir = join(options.dataDir, 'tour');
   const at = (name: string) => join(dir, name);
@@ -421,9 +421,9 @@ async function run(args: string[], io: CliIo): Promise<number> {
     values.messages === undefined ? DEFAULT_MESSAGES : positiveInteger(values.messages, 'messages', MAX_MESSAGES);
   const started = Date.now();
   try {
-    await runDemo({ dataDir, messages, print: (line) => io.stdout(`${line}\n`) });
+    await runTour({ dataDir, messages, print: (line) => io.stdout(`${line}\n`) });
   } catch (e) {
-    const message = e instanceof DemoError ? `step ${e.message}` : e instanceof Error ? e.message : String(e);
+    const message = e instanceof TourError ? `step ${e.message}` : e instanceof Error ? e.message : String(e);
     io.stderr(`cose-flow tour: FAILED at ${message}\n`);
     return 1;
   }
