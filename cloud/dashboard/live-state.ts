@@ -10,10 +10,9 @@
  * snapshot stays small however large the messages (a few hundred bytes per device).
  */
 
-import type { ServiceEvent } from '../service/events.js';
-import { truncateDetail } from '../service/log.js';
-import type { DeliveredPayload } from '../service/payload.js';
-import { decodePayload } from '../service/payload.js';
+import { truncateDetail } from '../telemetry/detail.js';
+import type { ServiceEvent } from '../telemetry/events.js';
+import { type DeliveredPayload, decodePayload } from '../telemetry/payload.js';
 
 export interface LiveDevice {
   deviceId: string;

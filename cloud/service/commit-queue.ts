@@ -4,11 +4,14 @@
  * the next one fills up, so batches grow with the load by themselves and no timer delays a
  * lone message. Each `add` resolves with its item's result once its batch has committed.
  *
- * A batch that fails (the database is down, a lock timeout) is retried with backoff, as a whole,
- * until it commits or `abort` is called; its messages stay unacknowledged meanwhile. Nothing is
- * acknowledged that is not committed.
+ * A batch that fails (the database is down, a lock timeout) is retried with backoff (the store
+ * retry policy of store-retry.ts: exponential, no jitter), as a whole, until it commits or `abort`
+ * is called; its messages stay unacknowledged meanwhile. Nothing is acknowledged that is not
+ * committed.
  */
+import { Backoff } from '../../src/backoff.js';
 import type { CommitResult, DataItem, Store } from '../store/store.js';
+import { storeRetryPolicy } from './store-retry.js';
 
 export const DEFAULT_MAX_BATCH = 1000;
 
@@ -21,6 +24,7 @@ interface Waiting {
 export interface CommitQueueOptions {
   /** Most items per transaction (default 1000). */
   maxBatch?: number;
+  /** Retry backoff bounds, ms (default 100 … 5000). */
   retryMinMs?: number;
   retryMaxMs?: number;
   /** After every successful commit: its size and duration in ms. */
@@ -97,7 +101,8 @@ export class CommitQueue {
     const batch = this.#queue.splice(0, this.#max);
     this.#running = batch;
     const items = batch.map((w) => w.item);
-    for (let attempt = 1; ; attempt++) {
+    const backoff = new Backoff(storeRetryPolicy(this.#o.retryMinMs, this.#o.retryMaxMs), () => 0);
+    for (;;) {
       if (this.#aborted) break;
       const started = performance.now();
       try {
@@ -110,10 +115,9 @@ export class CommitQueue {
       } catch (e) {
         this.#failures++;
         const error = e instanceof Error ? e : new Error(String(e));
-        this.#o.onError?.(error, attempt, items.length);
+        this.#o.onError?.(error, backoff.attempts + 1, items.length);
         if (this.#aborted) break;
-        const min = this.#o.retryMinMs ?? 100;
-        const delay = Math.min(this.#o.retryMaxMs ?? 5000, min * 2 ** Math.min(attempt - 1, 10));
+        const delay = backoff.next();
         await new Promise<void>((resolve) => {
           this.#wakeRetry = resolve;
           this.#retryTimer = setTimeout(resolve, delay);

@@ -5,6 +5,7 @@
  * (`key`, `sessionKey`, `baseIv`, `storageKey`, `password`, …) is replaced by "[redacted]".
  */
 import { type DestinationStream, type LevelWithSilent, type Logger, pino } from 'pino';
+import { truncateDetail } from '../telemetry/detail.js';
 
 export type { Logger };
 
@@ -46,13 +47,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   );
 }
 
-/** Longest `detail` a refusal line (or dashboard entry) carries; the rest is cut with "…". */
-export const MAX_DETAIL_CHARS = 200;
-
-/** `text` cut to `max` characters (with "…" and the length left out). */
-export function truncateDetail(text: string, max = MAX_DETAIL_CHARS): string {
-  return text.length <= max ? text : `${text.slice(0, max)}… (${text.length - max} more characters)`;
-}
+export { MAX_DETAIL_CHARS, truncateDetail } from '../telemetry/detail.js';
 
 export interface AggregateOptions {
   /** Full lines per key and interval; the rest are only counted (default 5). */

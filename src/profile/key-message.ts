@@ -30,7 +30,7 @@ import {
   requireLabels,
 } from '../cose/headers.js';
 import { decodeSymmetricKey, symmetricKeyMap } from '../cose/key.js';
-import { decodeSign1, makeSign1, verifySign1 } from '../cose/sign1.js';
+import { decodeSign1, makeSign1, sign1ToBeSigned, verifySign1 } from '../cose/sign1.js';
 import type { CryptoProvider, P256PrivateKey } from '../crypto/provider.js';
 import { decodeKid } from './counter.js';
 import { BASE_IV_BYTES, CLOUD_KID_BYTES, DEFAULT_MAX_MESSAGE_BYTES, SESSION_KEY_BYTES } from './limits.js';
@@ -127,6 +127,12 @@ export interface OpenedKeyMessage {
   devicePublicKey: Uint8Array;
   /** The cloud key id the recipient names: the key that opened the message (the session's cloud key). */
   cloudKid: Uint8Array;
+  /**
+   * SHA-256 of the signed content (the Sig_structure: protected bytes + payload), which tells a
+   * re-sent key message from a different one under the same kid (docs/PROTOCOL.md §6.2) whatever
+   * its unprotected header or signature bytes.
+   */
+  signedContentDigest: Uint8Array;
 }
 
 /**
@@ -158,6 +164,7 @@ export function openKeyMessage(crypto: CryptoProvider, bytes: Uint8Array, option
     );
   }
   verifySign1(crypto, sign1, device.publicKey);
+  const signedContentDigest = crypto.sha256(sign1ToBeSigned(sign1.protectedBytes, new Uint8Array(0), sign1.payload));
 
   const encrypt = decodeEncrypt(sign1.payload, { requireTag: true, maxBytes: sign1.payload.length });
   refuseCrit(encrypt.protected, encrypt.unprotected);
@@ -214,5 +221,6 @@ export function openKeyMessage(crypto: CryptoProvider, bytes: Uint8Array, option
     deviceCertificate: certificate,
     devicePublicKey: device.publicKey,
     cloudKid: cloudKidBytes,
+    signedContentDigest,
   };
 }
