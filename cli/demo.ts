@@ -1,7 +1,7 @@
 /**
  * `cose-flow demo` (npm start): the whole system on this machine — broker, CA, cloud service with
  * its dashboard, simulated devices, optionally an attacker — shown live until Ctrl-C or
- * --duration, then a summary checked against the store (cli/demo-system.ts). This file holds the
+ * --duration, then a summary checked against the store (system/demo.ts). This file holds the
  * flags, the screen and the signals.
  */
 import { isAbsolute, resolve } from 'node:path';

@@ -1,5 +1,5 @@
 /**
- * `cose-flow sim`: one or many simulated devices (host-sim/fleet.ts) against a real broker, with
+ * `cose-flow sim`: one or many simulated devices (system/fleet.ts) against a real broker, with
  * a live progress line and a final summary. Every flag can also come from the environment
  * (COSE_FLOW_BROKER, COSE_FLOW_DATA_DIR, COSE_FLOW_DEVICES, COSE_FLOW_RATE, COSE_FLOW_QOS, …).
  */

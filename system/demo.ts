@@ -3,7 +3,7 @@
  * aedes on 127.0.0.1, or the one given), the CA, cloud key and certificates in the data directory
  * (made on the first run, reused after: the layout a real deployment uses), the cloud service on
  * its store with the live dashboard, N simulated devices (the firmware's application on Node) that
- * enroll and send readings, and, on request, the attacker of host-sim/attacker.ts.
+ * enroll and send readings, and, on request, the attacker of system/attacker.ts.
  *
  * It also keeps a ledger: what every device sealed and had acknowledged, and what the service
  * delivered. `stop()` drains the devices, waits for the service, and checks the ledger against the

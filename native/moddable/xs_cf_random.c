@@ -5,7 +5,7 @@
  *   native("xs_cf_get_random_values")(view)   Web Crypto's crypto.getRandomValues
  *
  * The desktop simulator's application installs the second as globalThis.crypto.getRandomValues
- * for noble (src/moddable/platform-crypto.ts); the XS test host does the same at start-up.
+ * for noble (src/moddable/sim/crypto.ts); the XS test host does the same at start-up.
  */
 #include "xsmc.h"
 

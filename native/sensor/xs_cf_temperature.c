@@ -1,5 +1,5 @@
 /*
- * The chip's internal temperature sensor for JavaScript (src/moddable/sdk/temperature-esp32.ts):
+ * The chip's internal temperature sensor for JavaScript (src/moddable/esp32/temperature.ts):
  *
  *   native("xs_cf_temperature_read")()   degrees Celsius (a number), or undefined
  *

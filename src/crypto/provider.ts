@@ -3,7 +3,7 @@
  *
  * Every primitive cose-flow/1 needs, and nothing else. Implementations:
  * - `src/crypto/noble.ts`: @noble/* (runs unchanged in Node and in XS),
- * - `cloud/crypto/node.ts`: node:crypto (OpenSSL; fastest on a server),
+ * - `node/crypto.ts`: node:crypto (OpenSSL; fastest on a server),
  * - `src/moddable/native-crypto.ts`: the C modules over PSA Crypto (ESP32).
  *
  * The interface is synchronous on purpose: the device runs every call to

@@ -1,6 +1,6 @@
 /**
  * Time, as the device knows it. Runtime-neutral: implemented over `Date`/`Time.ticks` on the
- * Moddable SDK (src/moddable/clock.ts) and over Node's clocks in the host simulator.
+ * Moddable SDK (src/moddable/sdk/clock.ts) and over Node's clocks in the host simulator.
  */
 export interface Clock {
   /**

@@ -1,6 +1,6 @@
 /**
  * Everything the device application needs from the outside world, behind one small interface,
- * implemented once for the Moddable SDK (src/moddable/platform.ts: ESP32 and the desktop
+ * implemented once for the Moddable SDK (src/moddable/sdk/main.ts builds it: ESP32 and the desktop
  * simulator) and once for Node (host-sim/platform.ts). One file per concept.
  */
 import type { CryptoProvider } from '../crypto/provider.js';
