@@ -362,7 +362,6 @@ async function run(args: string[], io: CliIo): Promise<number> {
 }
 
 export const caCommand: Command = {
-  summary: 'the certificate authority: init, issue, revoke, list, allow, batch, serve (enrollment)',
   usage: CA_USAGE,
   run,
 };

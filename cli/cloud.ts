@@ -271,8 +271,6 @@ async function run(args: string[], io: CliIo): Promise<number> {
 }
 
 export const cloudCommand: Command = {
-  summary:
-    "cloud keygen | rotate | run | reset-kid: the cloud key and its fleet-wide rotation, the cloud service, a device's kid floor reset",
   usage: CLOUD_USAGE,
   run,
 };

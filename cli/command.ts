@@ -1,6 +1,5 @@
 /**
- * What every `cose-flow` subcommand shares: the command shape for the dispatch table in
- * `main.ts`, the I/O it writes through (so tests can capture it), and usage errors (exit 2).
+ * What every `cose-flow` subcommand shares: the command shape that `main.ts` loads on demand, the I/O it writes through (so tests can capture it), and usage errors (exit 2).
  */
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 
@@ -12,8 +11,6 @@ export interface CliIo {
 }
 
 export interface Command {
-  /** One line for `cose-flow --help`. */
-  summary: string;
   /** The full text of `cose-flow NAME --help`. */
   usage: string;
   /** Runs with the arguments after the command name; resolves to the exit code. Throw `UsageError` for bad usage. */

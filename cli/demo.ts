@@ -240,7 +240,6 @@ async function run(args: string[], io: CliIo): Promise<number> {
 }
 
 export const demoCommand: Command = {
-  summary: 'the whole system live: broker, CA, cloud service + dashboard, simulated devices (npm start)',
   usage: DEMO_USAGE,
   run,
 };

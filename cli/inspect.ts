@@ -291,7 +291,6 @@ function formatText(r: InspectResult, note: string | undefined): string {
 }
 
 export const inspectCommand: Command = {
-  summary: 'print, verify and open key and data messages (CBOR diagnostic notation or JSON)',
   usage: INSPECT_USAGE,
   run,
 };

@@ -1,23 +1,44 @@
 /**
  * `cose-flow COMMAND [options]`: the command-line entry (bin/cose-flow.js calls `main`).
- * Subcommands are one table; add an entry to add a command.
+ * Subcommands are one table; add an entry to add a command. Each command's module is imported
+ * only when that command runs (or prints its help), so `cose-flow --help` and the light commands
+ * never load the database, broker or HTTP stacks the others need.
  */
 import { readFileSync } from 'node:fs';
-import { caCommand } from './ca.js';
-import { cloudCommand } from './cloud.js';
 import { type CliIo, type Command, processIo, UsageError } from './command.js';
-import { demoCommand } from './demo.js';
-import { inspectCommand } from './inspect.js';
-import { simCommand } from './sim.js';
-import { tourCommand } from './tour.js';
 
-export const commands: Record<string, Command> = {
-  ca: caCommand,
-  cloud: cloudCommand,
-  demo: demoCommand,
-  inspect: inspectCommand,
-  sim: simCommand,
-  tour: tourCommand,
+export interface CommandEntry {
+  /** One line for `cose-flow --help`. */
+  summary: string;
+  load(): Promise<Command>;
+}
+
+export const commands: Record<string, CommandEntry> = {
+  ca: {
+    summary: 'the certificate authority: init, issue, revoke, list, allow, batch, serve (enrollment)',
+    load: async () => (await import('./ca.js')).caCommand,
+  },
+  cloud: {
+    summary:
+      "cloud keygen | rotate | run | reset-kid: the cloud key and its fleet-wide rotation, the cloud service, a device's kid floor reset",
+    load: async () => (await import('./cloud.js')).cloudCommand,
+  },
+  demo: {
+    summary: 'the whole system live: broker, CA, cloud service + dashboard, simulated devices (npm start)',
+    load: async () => (await import('./demo.js')).demoCommand,
+  },
+  inspect: {
+    summary: 'print, verify and open key and data messages (CBOR diagnostic notation or JSON)',
+    load: async () => (await import('./inspect.js')).inspectCommand,
+  },
+  sim: {
+    summary: 'run simulated devices against an MQTT broker (the firmware on Node)',
+    load: async () => (await import('./sim.js')).simCommand,
+  },
+  tour: {
+    summary: 'walk through the protocol on throwaway keys: device seals, cloud opens, forgeries refused',
+    load: async () => (await import('./tour.js')).tourCommand,
+  },
 };
 
 function version(): string {
@@ -57,19 +78,20 @@ export async function main(argv: string[], io: CliIo = processIo()): Promise<num
     return 0;
   }
   if (name === 'help') {
-    const target = rest[0] === undefined ? undefined : commands[rest[0]];
-    io.stdout(target?.usage ?? usage());
+    const target = rest[0] !== undefined && Object.hasOwn(commands, rest[0]) ? commands[rest[0]] : undefined;
+    io.stdout(target === undefined ? usage() : (await target.load()).usage);
     return 0;
   }
   if (name === '--version' || name === '-V') {
     io.stdout(`cose-flow ${version()}\n`);
     return 0;
   }
-  const command = Object.hasOwn(commands, name) ? commands[name] : undefined;
-  if (command === undefined) {
+  const entry = Object.hasOwn(commands, name) ? commands[name] : undefined;
+  if (entry === undefined) {
     io.stderr(`cose-flow: unknown command ${JSON.stringify(name)}\n\n${usage()}`);
     return 2;
   }
+  const command = await entry.load();
   if (rest.includes('--help') || rest.includes('-h')) {
     io.stdout(command.usage);
     return 0;

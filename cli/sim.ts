@@ -266,7 +266,6 @@ async function run(args: string[], io: CliIo): Promise<number> {
 }
 
 export const simCommand: Command = {
-  summary: 'run simulated devices against an MQTT broker (the firmware on Node)',
   usage: SIM_USAGE,
   run,
 };

@@ -432,7 +432,6 @@ async function run(args: string[], io: CliIo): Promise<number> {
 }
 
 export const tourCommand: Command = {
-  summary: 'walk through the protocol on throwaway keys: device seals, cloud opens, forgeries refused',
   usage: TOUR_USAGE,
   run,
 };
