@@ -2,8 +2,9 @@
  * The device MQTT interface (`src/platform/mqtt.ts`) on Node, over MQTT.js: what the host
  * simulator's devices use where the firmware uses the Moddable SDK's client.
  *
- * - `HostMqttLink`: the `MqttLink` the device application drives (one MQTT.js client per
- *   connection, no reconnects of its own: the application reconnects with backoff and jitter);
+ * - `HostMqttLink`: the `MqttLink` the device application drives: the runtime-neutral
+ *   `MqttLinkCore` (src/platform/mqtt-link.ts) over one MQTT.js client per connection, no
+ *   reconnects of its own (the application reconnects with backoff and jitter);
  * - `connectDeviceMqtt`: a plain auto-reconnecting `MqttConnection` for single flows:
  *
  *   const mqtt = await connectDeviceMqtt('mqtt://127.0.0.1:1883', { clientId: 'dev-1' });
@@ -11,7 +12,9 @@
  *   await mqtt.close();
  */
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
-import type { LinkDown, MessageHandler, MqttConnection, MqttLink, QoS } from '../src/platform/mqtt.js';
+import { redactUrl } from '../node/redact-url.js';
+import type { MessageHandler, MqttConnection } from '../src/platform/mqtt.js';
+import { deliver, type LinkClient, type LinkEvents, MqttLinkCore } from '../src/platform/mqtt-link.js';
 
 export interface HostMqttConnection extends MqttConnection {
   readonly client: MqttClient;
@@ -22,16 +25,8 @@ export interface HostMqttConnection extends MqttConnection {
 /** Wraps a connected (or connecting) MQTT.js client. */
 export function deviceMqtt(client: MqttClient): HostMqttConnection {
   const handlers = new Set<MessageHandler>();
-  client.on('message', (topic, payload) => {
-    for (const handler of [...handlers]) {
-      // Each handler owns its copy, a plain Uint8Array (not a Buffer), as on the device.
-      try {
-        handler(topic, new Uint8Array(payload));
-      } catch {
-        // a handler's failure is its own; the others still get the message
-      }
-    }
-  });
+  // Each handler owns its copy, a plain Uint8Array (not a Buffer), as on the device.
+  client.on('message', (topic, payload) => deliver(handlers, topic, payload));
   return {
     client,
     async publish(topic, payload, { qos }) {
@@ -84,17 +79,11 @@ const UNTRUSTED_CERTIFICATE = new Set([
   'ERR_TLS_CERT_ALTNAME_INVALID',
 ]);
 
-/** PEM text for MQTT.js's `ca` (Node's TLS does not take DER). */
 /** A CA certificate as MQTT.js (Node TLS) takes it: PEM text, or DER bytes wrapped into PEM. */
 export function caPem(ca: string | Uint8Array): string {
   if (typeof ca === 'string') return ca;
   const body = Buffer.from(ca.buffer, ca.byteOffset, ca.byteLength).toString('base64');
   return `-----BEGIN CERTIFICATE-----\n${body.replace(/.{1,64}/g, '$&\n')}-----END CERTIFICATE-----\n`;
-}
-
-/** `url` without user name or password, for logs. */
-function redactUrl(url: string): string {
-  return url.replace(/^([a-z]+:\/\/)[^@/]*@/i, '$1');
 }
 
 /** What a failed attempt's log line says: the broker, and for TLS which check failed. */
@@ -111,176 +100,64 @@ function attemptFailure(url: string, error: Error, hasCa: boolean): Error {
 }
 
 /**
- * `MqttLink` over MQTT.js, with the contract of src/platform/mqtt.ts: each `connect()` makes a new
- * MQTT.js client (clean session, `reconnectPeriod: 0`) that lives for one connection. When it
+ * `MqttLink` over MQTT.js (the bookkeeping is src/platform/mqtt-link.ts's): each `connect()` makes
+ * a new MQTT.js client (clean session, `reconnectPeriod: 0`) that lives for one connection. When it
  * closes, its unacknowledged publishes reject and the client is thrown away, so nothing is ever
  * re-sent behind the application's back; subscriptions are made again on the next connection.
  */
-export class HostMqttLink implements MqttLink {
+export class HostMqttLink extends MqttLinkCore<MqttJsClient> {
   readonly url: string;
-  readonly #options: IClientOptions;
-  readonly #handlers = new Set<MessageHandler>();
-  readonly #up = new Set<() => void>();
-  readonly #down = new Set<(down: LinkDown) => void>();
-  readonly #subscriptions = new Map<string, QoS>();
-  readonly #pending = new Set<(error: Error) => void>();
-  #client: MqttClient | undefined;
-  #connected = false;
-  #attempt: Promise<void> | undefined;
 
   constructor(url: string, options: HostMqttLinkOptions = {}) {
-    this.url = url;
-    this.#options = { ...options.mqtt };
+    const clientOptions: IClientOptions = { ...options.mqtt };
     if (options.brokerCa !== undefined) {
       if (!url.startsWith('mqtts:')) throw new RangeError('brokerCa is for an mqtts:// broker');
-      this.#options.ca = caPem(options.brokerCa);
-      this.#options.rejectUnauthorized = true;
+      clientOptions.ca = caPem(options.brokerCa);
+      clientOptions.rejectUnauthorized = true;
     }
-  }
-
-  get connected(): boolean {
-    return this.#connected;
+    super({ open: (events) => openMqttJs(url, clientOptions, events) });
+    this.url = url;
   }
 
   /** The MQTT.js client of the current connection (undefined between connections). */
   get client(): MqttClient | undefined {
-    return this.#client;
+    return this.currentClient?.mqtt;
   }
+}
 
-  connect(): Promise<void> {
-    if (this.#connected) return Promise.resolve();
-    if (this.#attempt !== undefined) return this.#attempt;
-    const attempt = new Promise<void>((resolve, reject) => {
-      const client = mqtt.connect(this.url, {
-        connectTimeout: 10_000,
-        ...this.#options,
-        clean: true,
-        reconnectPeriod: 0,
-        resubscribe: false,
-      });
-      this.#client = client;
-      let settled = false;
-      const fail = (error: Error) => {
-        if (settled) return;
-        settled = true;
-        this.#attempt = undefined;
-        if (this.#client === client) this.#client = undefined;
-        client.end(true);
-        reject(error);
-        for (const handler of [...this.#down]) handler({ reason: error.message });
-      };
-      client.on('message', (name, payload) => {
-        if (this.#client !== client) return;
-        for (const handler of [...this.#handlers]) {
-          try {
-            handler(name, new Uint8Array(payload)); // a plain Uint8Array copy, as on the device
-          } catch {
-            // a handler's failure is its own; the others still get the message
-          }
-        }
-      });
-      client.on('error', (error) => {
-        if (!settled) fail(attemptFailure(this.url, error, this.#options.ca !== undefined));
-      });
-      client.on('close', () => {
-        if (!settled) {
-          fail(new Error('the connection closed before the broker accepted it'));
-          return;
-        }
-        this.#lost(client, 'the connection to the broker was lost');
-      });
-      client.on('connect', () => {
-        void (async () => {
-          try {
-            for (const [name, qos] of this.#subscriptions) await this.#subscribeOn(client, name, qos);
-          } catch (e) {
-            fail(e instanceof Error ? e : new Error(String(e)));
-            return;
-          }
-          if (settled || this.#client !== client) return;
-          settled = true;
-          this.#attempt = undefined;
-          this.#connected = true;
-          resolve();
-          for (const handler of [...this.#up]) handler();
-        })();
-      });
-    });
-    this.#attempt = attempt;
-    return attempt;
-  }
+interface MqttJsClient extends LinkClient {
+  readonly mqtt: MqttClient;
+}
 
-  #lost(client: MqttClient, reason: string): void {
-    if (this.#client !== client) return;
-    this.#client = undefined;
-    const wasConnected = this.#connected;
-    this.#connected = false;
-    client.end(true);
-    this.#rejectPending(new Error(reason));
-    if (wasConnected) for (const handler of [...this.#down]) handler({ reason });
-  }
-
-  #rejectPending(error: Error): void {
-    const pending = [...this.#pending];
-    this.#pending.clear();
-    for (const reject of pending) reject(error);
-  }
-
-  publish(name: string, payload: Uint8Array, { qos }: { qos: QoS }): Promise<void> {
-    const client = this.#client;
-    if (!this.#connected || client === undefined) return Promise.reject(new Error('not connected to the broker'));
-    return new Promise<void>((resolve, reject) => {
-      let done = false;
-      const fail = (error: Error) => {
-        if (done) return;
-        done = true;
-        this.#pending.delete(fail);
-        reject(error);
-      };
-      this.#pending.add(fail);
-      client.publish(name, Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength), { qos }, (error) => {
-        if (done) return;
-        done = true;
-        this.#pending.delete(fail);
-        if (error) reject(error);
-        else resolve();
-      });
-    });
-  }
-
-  async subscribe(name: string, { qos }: { qos: QoS }): Promise<void> {
-    const client = this.#client;
-    if (!this.#connected || client === undefined) throw new Error('not connected to the broker');
-    await this.#subscribeOn(client, name, qos);
-    this.#subscriptions.set(name, qos);
-  }
-
-  async #subscribeOn(client: MqttClient, name: string, qos: QoS): Promise<void> {
-    const granted = await client.subscribeAsync(name, { qos });
-    if (granted.some((g) => g.qos === 128)) throw new Error(`the broker refused the subscription to ${name}`);
-  }
-
-  onMessage(handler: MessageHandler): () => void {
-    this.#handlers.add(handler);
-    return () => this.#handlers.delete(handler);
-  }
-
-  onUp(handler: () => void): () => void {
-    this.#up.add(handler);
-    return () => this.#up.delete(handler);
-  }
-
-  onDown(handler: (down: LinkDown) => void): () => void {
-    this.#down.add(handler);
-    return () => this.#down.delete(handler);
-  }
-
-  async close(): Promise<void> {
-    const client = this.#client;
-    this.#client = undefined;
-    this.#connected = false;
-    this.#attempt = undefined;
-    this.#rejectPending(new Error('the link was closed'));
-    if (client !== undefined) await client.endAsync(true);
-  }
+function openMqttJs(url: string, options: IClientOptions, events: LinkEvents): MqttJsClient {
+  const client = mqtt.connect(url, {
+    connectTimeout: 10_000,
+    ...options,
+    clean: true,
+    reconnectPeriod: 0,
+    resubscribe: false,
+  });
+  client.on('message', (topic, payload) => events.message(topic, payload));
+  client.on('error', (error) => events.failed(attemptFailure(url, error, options.ca !== undefined).message));
+  client.on('close', () => events.closed('the connection closed before the broker accepted it'));
+  client.on('connect', () => events.connected());
+  return {
+    mqtt: client,
+    publish(topic, payload, qos, done) {
+      client.publish(topic, Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength), { qos }, (error) =>
+        done(error),
+      );
+    },
+    subscribe(topic, qos, done) {
+      client.subscribe(topic, { qos }, (error, granted) =>
+        error
+          ? done(error)
+          : done(
+              undefined,
+              (granted ?? []).map((g) => g.qos),
+            ),
+      );
+    },
+    end: () => client.endAsync(true),
+  };
 }

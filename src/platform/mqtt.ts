@@ -1,11 +1,12 @@
 /**
- * The device's view of MQTT. On the ESP32 and in the Moddable simulator it is implemented over
- * the SDK's mqtt/js client (src/moddable/mqtt.ts); on Node over MQTT.js (host-sim/mqtt.ts).
- * Runtime-neutral: no Node or Moddable APIs here.
+ * The device's view of MQTT. `MqttLink` is implemented once, runtime-neutral, by `MqttLinkCore`
+ * (src/platform/mqtt-link.ts) over a small client interface, which the SDK's mqtt/js client
+ * provides on the ESP32 and in the Moddable simulator (src/moddable/sdk/mqtt.ts) and MQTT.js on
+ * Node (host-sim/mqtt.ts). Runtime-neutral: no Node or Moddable APIs here.
  *
  * `MqttConnection` is what a single flow needs (enrollment); `MqttLink` adds the connection's
  * life cycle, which the device application drives itself: one `connect()` is one attempt, and
- * reconnecting with backoff and jitter is the application's job (src/device/backoff.ts), the
+ * reconnecting with backoff and jitter is the application's job (src/backoff.ts), the
  * same on every platform.
  */
 
@@ -36,10 +37,11 @@ export interface LinkDown {
 
 /**
  * A connection to one broker (MQTT 3.1.1, clean session) that the application connects again
- * after every loss. Contract, tested once against every implementation (test/device/link-*.ts):
+ * after every loss. Contract, tested against every implementation (test/platform/mqtt-link-contract.ts):
  * - `connect()` makes one attempt: resolves on CONNACK, rejects when it fails; no retries of its own;
  * - while not connected, `publish` and `subscribe` reject at once (nothing is queued inside);
  * - when the connection is lost, every unacknowledged `publish` rejects, then `onDown` handlers run;
+ *   `close()` rejects them too (and an attempt under way), without `onDown`;
  * - subscriptions are remembered and made again on every new connection, before `onUp` handlers run.
  */
 export interface MqttLink extends MqttConnection {
