@@ -1,7 +1,9 @@
 /**
- * X.509 certificates on the device (RFC 5280), read with the strict DER reader — no X.509
- * library. Device certificates and the cloud certificate are checked against one CA (trust
- * anchor) by the same rules as the host's `cloud/pki/verify.ts`:
+ * The cose-flow X.509 certificate profile (RFC 5280), read with the strict DER reader — no X.509
+ * library. It is the one profile of the project: the device checks device certificates and the
+ * cloud certificate with it, and the cloud's `cloud/pki/verify.ts` wraps the same rules
+ * (`readCertificate`, `checkTrustAnchor`, `checkDeviceCertificate`, `checkValidity`) with
+ * revocation and caching. Certificates are checked against one CA (trust anchor):
  *
  * - issued directly by a trust anchor: issuer Name DER equal to the anchor's subject Name DER,
  *   ecdsa-with-SHA256 signature over the tbsCertificate bytes as received verifying under the
@@ -17,7 +19,7 @@
  *   A device may not know the time (no RTC, no SNTP yet): its clock function returns undefined and
  *   the validity periods are not checked. Everything else still is.
  *
- * Unlike the host there is no revocation check (a device holds no revocation list) and no cache.
+ * The device has no revocation check (it holds no revocation list) and no cache; the host adds both.
  * Refusals are `CoseError('bad-certificate')`; a bad trust anchor or clock is a configuration
  * error, a plain `Error`. Runtime-neutral (no Node APIs): this runs in XS.
  */
@@ -60,8 +62,8 @@ export const KeyUsage = {
   decipherOnly: 256,
 } as const;
 
-/** Extensions this code knows; any other one marked critical is refused. */
-const KNOWN_EXTENSIONS: readonly string[] = [
+/** Extensions this profile knows; any other one marked critical is refused. */
+export const KNOWN_EXTENSIONS: readonly string[] = [
   OID.basicConstraints,
   OID.keyUsage,
   OID.extKeyUsage,
@@ -125,14 +127,19 @@ export function parseCertificate(der: Uint8Array): Certificate {
   if (!(der instanceof Uint8Array)) throw bad('the certificate is not a byte string');
   if (der.length === 0) throw bad('the certificate is empty');
   try {
-    return readCertificate(der.slice());
+    return readCertificate(der);
   } catch (e) {
     if (e instanceof DerError) throw bad(`not a certificate this device accepts: ${e.message}`);
     throw e;
   }
 }
 
-function readCertificate(der: Uint8Array): Certificate {
+/**
+ * `parseCertificate` for callers that word the refusal themselves: a `DerError` (with a `problem`
+ * for some) when `der` is not a certificate of this profile. Reads a private copy of `der`.
+ */
+export function readCertificate(input: Uint8Array): Certificate {
+  const der = input.slice();
   const [tbs, outerAlgorithm, signatureBits] = items(readDer(der, LIMITS), Tag.SEQUENCE, 'the certificate', 3, 3);
   const fields = items(tbs, Tag.SEQUENCE, 'tbsCertificate', 6, 10);
   let at = 0;
@@ -182,8 +189,8 @@ function readCertificate(der: Uint8Array): Certificate {
     subject,
     ...validity,
     publicKey,
-    basicConstraints: readBasicConstraints(extensions),
-    keyUsage: readKeyUsage(extensions),
+    basicConstraints: extensionValue(OID.basicConstraints, () => readBasicConstraints(extensions)),
+    keyUsage: extensionValue(OID.keyUsage, () => readKeyUsage(extensions)),
     extensions,
     signatureAlgorithm: OID.ecdsaWithSha256,
     signature,
@@ -206,13 +213,28 @@ function readExtensions(node: DerNode | undefined): Extension[] {
       throw new DerError(`extension ${oid} writes out critical FALSE (DER omits the default)`, parts[1]!.start);
     }
     const value = readOctetString(parts[parts.length - 1], `the value of extension ${oid}`);
-    if (out.some((e) => e.oid === oid)) throw new DerError(`the extension ${oid} appears more than once`, ext.start);
+    if (out.some((e) => e.oid === oid)) {
+      throw new DerError(`the extension ${oid} appears more than once`, ext.start, {
+        kind: 'duplicate-extension',
+        oid,
+      });
+    }
     if (critical && !KNOWN_EXTENSIONS.includes(oid)) {
-      throw new DerError(`unrecognised critical extension ${oid}`, ext.start);
+      throw new DerError(`unrecognised critical extension ${oid}`, ext.start, { kind: 'critical-extension', oid });
     }
     out.push({ oid, critical, value });
   }
   return out;
+}
+
+/** Reads a known extension's value; its DerError says which extension was malformed. */
+function extensionValue<T>(oid: string, read: () => T): T {
+  try {
+    return read();
+  } catch (e) {
+    if (e instanceof DerError && e.problem === undefined) e.problem = { kind: 'extension-value', oid };
+    throw e;
+  }
 }
 
 /** BasicConstraints ::= SEQUENCE { cA BOOLEAN DEFAULT FALSE, pathLenConstraint INTEGER (0..MAX) OPTIONAL } */
@@ -279,6 +301,14 @@ function loadTrustAnchor(der: Uint8Array, what: string): Certificate {
   } catch (e) {
     throw new Error(`${what}: ${(e as Error).message}`);
   }
+  return checkTrustAnchor(ca, what);
+}
+
+/**
+ * Checks that `ca` (`what`: "trust anchor 0", …) may be a trust anchor: a CA (basicConstraints
+ * cA) whose keyUsage, when present, has keyCertSign. A plain Error (a configuration problem) otherwise.
+ */
+export function checkTrustAnchor(ca: Certificate, what: string): Certificate {
   const name = `${what} (${ca.subject.text})`;
   if (ca.basicConstraints === undefined || !ca.basicConstraints.cA) {
     const why =
@@ -322,8 +352,8 @@ function iso(ms: number): string {
   return new Date(ms).toISOString();
 }
 
-/** `cert` and its issuer `ca` are both within their validity periods at `t`. */
-function checkValidity(cert: Certificate, ca: Certificate, t: number): void {
+/** `cert` and its issuer `ca` are both within their validity periods at `t` (epoch ms); `bad-certificate` otherwise. */
+export function checkValidity(cert: Certificate, ca: Certificate, t: number): void {
   if (t < cert.notBefore)
     throw bad(`${label(cert)} is not yet valid: notBefore ${iso(cert.notBefore)} is after ${iso(t)}`);
   if (t > cert.notAfter) throw bad(`${label(cert)} has expired: notAfter ${iso(cert.notAfter)} is before ${iso(t)}`);
@@ -348,8 +378,8 @@ export interface CertificateVerifierOptions {
 }
 
 /**
- * A `DeviceCertificateVerifier` for `openKeyMessage`, with the rules of the host verifier (see
- * the top of this file). Checks the trust anchors now: a plain Error when one is unusable.
+ * A `DeviceCertificateVerifier` for `openKeyMessage`: the rules at the top of this file, without
+ * revocation or cache (the host's `deviceCertificateVerifier` adds those). Checks the trust anchors now: a plain Error when one is unusable.
  */
 export function certificateVerifier(options: CertificateVerifierOptions): DeviceCertificateVerifier {
   const { crypto, trustAnchors } = options;
@@ -363,34 +393,49 @@ export function certificateVerifier(options: CertificateVerifierOptions): Device
 
   return (certificateDer: Uint8Array): CertifiedDevice => {
     const cert = parseCertificate(certificateDer);
-    // Plain loops, no callbacks: the signature check is the deepest call, and XS stacks are small.
-    let named = 0;
-    let anchor: Certificate | undefined;
-    for (const a of anchors) {
-      if (!equal(a.subject.der, cert.issuer.der)) continue;
-      named++;
-      if (crypto.ecdsaP256Verify(a.publicKey, cert.tbs, cert.signature)) {
-        anchor = a;
-        break;
-      }
-    }
-    if (named === 0) throw bad(`${label(cert)} is issued by ${cert.issuer.text}, which is not a trust anchor`);
-    if (anchor === undefined) {
-      throw bad(`${label(cert)}: the signature does not verify with the key of trust anchor ${cert.issuer.text}`);
-    }
-    checkEndEntity(cert, 'digitalSignature');
-    const cns = cert.subject.commonNames;
-    if (cns.length !== 1)
-      throw bad(`${label(cert)}: the subject has ${cns.length} common names (CN), expected exactly one`);
-    if (!isValidDeviceId(cns[0]!)) {
-      throw bad(
-        `${label(cert)}: the subject CN ${JSON.stringify(cns[0])} is not a valid device id (1–64 of A-Z a-z 0-9 . _ -)`,
-      );
-    }
+    const { deviceId, anchor } = checkDeviceCertificate(crypto, cert, anchors);
     const t = readClock(now);
     if (t !== undefined) checkValidity(cert, anchor, t);
-    return { deviceId: cns[0]!, publicKey: cert.publicKey.slice() };
+    return { deviceId, publicKey: cert.publicKey.slice() };
   };
+}
+
+/**
+ * The rules of a device certificate that do not depend on the time: issued by one of `anchors`
+ * (checked with `checkTrustAnchor`; issuer Name and signature), not a CA, keyUsage (when present)
+ * with digitalSignature, exactly one subject CN that is a valid device id. Returns the device id
+ * and the anchor that issued it; `CoseError('bad-certificate')` otherwise.
+ */
+export function checkDeviceCertificate(
+  crypto: CryptoProvider,
+  cert: Certificate,
+  anchors: readonly Certificate[],
+): { deviceId: string; anchor: Certificate } {
+  // Plain loops, no callbacks: the signature check is the deepest call, and XS stacks are small.
+  let named = 0;
+  let anchor: Certificate | undefined;
+  for (const a of anchors) {
+    if (!equal(a.subject.der, cert.issuer.der)) continue;
+    named++;
+    if (crypto.ecdsaP256Verify(a.publicKey, cert.tbs, cert.signature)) {
+      anchor = a;
+      break;
+    }
+  }
+  if (named === 0) throw bad(`${label(cert)} is issued by ${cert.issuer.text}, which is not a trust anchor`);
+  if (anchor === undefined) {
+    throw bad(`${label(cert)}: the signature does not verify with the key of trust anchor ${cert.issuer.text}`);
+  }
+  checkEndEntity(cert, 'digitalSignature');
+  const cns = cert.subject.commonNames;
+  if (cns.length !== 1)
+    throw bad(`${label(cert)}: the subject has ${cns.length} common names (CN), expected exactly one`);
+  if (!isValidDeviceId(cns[0]!)) {
+    throw bad(
+      `${label(cert)}: the subject CN ${JSON.stringify(cns[0])} is not a valid device id (1–64 of A-Z a-z 0-9 . _ -)`,
+    );
+  }
+  return { deviceId: cns[0]!, anchor };
 }
 
 /**

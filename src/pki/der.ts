@@ -20,10 +20,26 @@ export class DerError extends Error {
   override name = 'DerError';
   /** Byte offset of the problem in the bytes given to the reader (or to `readDer` of a nested value). */
   readonly offset: number;
-  constructor(message: string, offset: number) {
+  /** What went wrong, for callers that word the refusal themselves (some errors only). */
+  problem: DerProblem | undefined;
+  constructor(message: string, offset: number, problem?: DerProblem) {
     super(`${message} (at byte ${offset})`);
     this.offset = offset;
+    this.problem = problem;
   }
+}
+
+/**
+ * The kind of a DerError, when a caller needs it: `trailing-bytes` (`count` bytes after the
+ * value), and the X.509 profile's `duplicate-extension`, `critical-extension` (an unknown one),
+ * `extension-value` (a known extension whose value is malformed) — each with the extension's
+ * `oid` — and `subject-key` (not EC P-256; `key` names it).
+ */
+export interface DerProblem {
+  kind: 'trailing-bytes' | 'duplicate-extension' | 'critical-extension' | 'extension-value' | 'subject-key';
+  count?: number;
+  oid?: string;
+  key?: string;
 }
 
 /** Identifier octets this code uses (class, constructed bit and number in one byte). */
@@ -215,7 +231,8 @@ export function readDer(input: Uint8Array, options: ReadDerOptions = {}): DerNod
     }
   }
   if (root.end !== input.length) {
-    throw new DerError(`${input.length - root.end} byte(s) after the DER value`, root.end);
+    const count = input.length - root.end;
+    throw new DerError(`${count} byte(s) after the DER value`, root.end, { kind: 'trailing-bytes', count });
   }
   return root;
 }

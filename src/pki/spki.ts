@@ -22,7 +22,10 @@ export function readP256PublicKeyInfo(node: DerNode | undefined, what: string): 
   const [type, parameters] = items(algorithm, Tag.SEQUENCE, `${what} algorithm`, 1, 2);
   const keyType = readOid(type, `${what} algorithm`);
   const unsupported = (description: string): never => {
-    throw new DerError(`${what} is ${description}, not EC P-256`, node!.start);
+    throw new DerError(`${what} is ${description}, not EC P-256`, node!.start, {
+      kind: 'subject-key',
+      key: description,
+    });
   };
   if (keyType !== OID.ecPublicKey) unsupported(OID_NAMES[keyType] ?? `algorithm ${keyType}`);
   if (parameters === undefined || parameters.tag !== Tag.OID) unsupported('EC without a named curve');
