@@ -1,8 +1,11 @@
 /**
- * Exponential backoff with jitter, for reconnecting and for retrying enrollment and failed
- * session starts: delay n = min(max, initial × multiplier^(n−1)), minus a random share of up to
- * `jitter` of it ("equal jitter" for jitter 0.5), so that a fleet that lost its broker at the same
- * moment does not come back at the same moment. Runtime-neutral.
+ * Exponential backoff with jitter, the one used everywhere: the device's reconnects, its retries
+ * of failed session starts and publishes, its enrollment requests (src/device/enrollment.ts maps
+ * its RetryPolicy onto this one), and the cloud's. Delay n = min(max, initial × multiplier^(n−1)),
+ * minus a random share of up to `jitter` of it ("equal jitter" for jitter 0.5), so that a fleet
+ * that lost its broker at the same moment does not come back at the same moment.
+ *
+ * `backoffDelay` is the pure formula; `Backoff` counts the failures for it. Runtime-neutral.
  */
 export interface BackoffPolicy {
   initialMs: number;
@@ -33,6 +36,14 @@ export function checkBackoff(policy: BackoffPolicy, what: string): BackoffPolicy
   return policy;
 }
 
+/** The delay before try `attempt + 1` (attempt ≥ 1 failures so far); `random` returns [0, 1). */
+export function backoffDelay(policy: BackoffPolicy, attempt: number, random: () => number): number {
+  const { initialMs, multiplier, maxMs, jitter } = policy;
+  // The exponent is capped: 0 × Infinity would be NaN, and 2^64 is past any maxMs anyway.
+  const base = Math.min(maxMs, initialMs * multiplier ** Math.min(attempt - 1, 64));
+  return Math.round(base * (1 - jitter * random()));
+}
+
 export class Backoff {
   readonly #policy: BackoffPolicy;
   readonly #random: () => number;
@@ -51,9 +62,7 @@ export class Backoff {
   /** The delay before the next try, counting one more failure. */
   next(): number {
     this.#attempt++;
-    const { initialMs, multiplier, maxMs, jitter } = this.#policy;
-    const base = Math.min(maxMs, initialMs * multiplier ** Math.min(this.#attempt - 1, 64));
-    return Math.round(base * (1 - jitter * this.#random()));
+    return backoffDelay(this.#policy, this.#attempt, this.#random);
   }
 
   reset(): void {

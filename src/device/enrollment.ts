@@ -12,8 +12,8 @@
  *    `{prefix}/{id}/enroll` (QoS 1) and waits `responseTimeoutMs` for a result with its request id
  *    (results for other request ids are ignored: anybody may publish on the topic).
  * 3. No answer, a failed publish, or a transient refusal (`unavailable`, any code not listed
- *    below): it waits an exponential backoff with jitter (initial × multiplier^(n−1), at most
- *    `maxDelayMs`, minus up to `jitter` of it) and tries again, at most `maxAttempts` times in all.
+ *    below): it waits an exponential backoff with jitter (src/backoff.ts: initial × multiplier^(n−1),
+ *    at most `maxDelayMs`, minus up to `jitter` of it) and tries again, at most `maxAttempts` times in all.
  *    A result that arrives late, during the backoff, still counts.
  * 4. A refusal with a final code (`not-allowed`, `bad-credential`, `bad-csr`, `key-conflict`,
  *    `device-mismatch`, `revoked`) ends it at once: `EnrollmentError` with `final: true`. Asking
@@ -34,10 +34,12 @@
  *
  * Runtime-neutral: no Node APIs (this runs in XS). Timers are injected.
  */
+import { backoffDelay as sharedBackoffDelay } from '../backoff.js';
 import { equal } from '../bytes.js';
 import type { CryptoProvider, P256PrivateKey } from '../crypto/provider.js';
 import { makeCsr } from '../pki/csr.js';
 import type { MqttConnection } from '../platform/mqtt.js';
+import { randomFraction } from '../platform/rng.js';
 import type { Timers } from '../platform/timers.js';
 import {
   ENROLL_REFUSAL_CODES,
@@ -179,10 +181,13 @@ function retryPolicy(partial: Partial<RetryPolicy> | undefined): RetryPolicy {
   return policy;
 }
 
-/** The backoff before attempt `attempt + 1`: exponential, capped, minus a random share. */
+/**
+ * The backoff before attempt `attempt + 1`: src/backoff.ts's, with this policy's names mapped onto
+ * it (initialDelayMs → initialMs, maxDelayMs → maxMs).
+ */
 export function backoffDelay(policy: RetryPolicy, attempt: number, random: () => number): number {
-  const base = Math.min(policy.maxDelayMs, policy.initialDelayMs * policy.multiplier ** (attempt - 1));
-  return Math.round(base * (1 - policy.jitter * random()));
+  const { initialDelayMs: initialMs, multiplier, maxDelayMs: maxMs, jitter } = policy;
+  return sharedBackoffDelay({ initialMs, multiplier, maxMs, jitter }, attempt, random);
 }
 
 /** Requests, waits, retries and verifies as described at the top of this file. */
@@ -196,10 +201,7 @@ export async function enrollDevice(options: EnrollDeviceOptions): Promise<Enroll
   }
   const now = options.now ?? (() => undefined);
   const emit = options.onEvent ?? (() => {});
-  const random = () => {
-    const b = crypto.randomBytes(4);
-    return (((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0) / 0x100000000;
-  };
+  const random = () => randomFraction(crypto);
 
   const requestId = crypto.randomBytes(REQUEST_ID_BYTES);
   const request = makeEnrollRequest(crypto, {
