@@ -10,8 +10,9 @@
  * device B's topic. The kid binds it to one session: a device acts only on a request that names
  * its current kid, so a request recorded earlier and replayed later does nothing. `request` 4 is
  * present exactly when the request is "cloud-certificate". A receiver checks what costs no signature
- * check first (`peekControlMessage`), then the signature (`openControlMessage`). See
- * docs/PROTOCOL.md §4.9.
+ * check first (`peekControlMessage`), then the signature (`openControlMessage`); `receiveControlMessage`
+ * is that whole sequence as a device runs it — peek, the receiver's own cheap checks, open, then the
+ * announced cloud certificate checked against the CA. See docs/PROTOCOL.md §4.9.
  */
 import { utf8Encode } from '../bytes.js';
 import { CborError, decode, encode } from '../cbor/index.js';
@@ -19,6 +20,7 @@ import { CoseError } from '../cose/errors.js';
 import { Alg, bstr, Header, refuseCrit, requireAlg, requireLabels } from '../cose/headers.js';
 import { decodeSign1, makeSign1, verifySign1 } from '../cose/sign1.js';
 import type { CryptoProvider, P256PrivateKey } from '../crypto/provider.js';
+import { verifyCloudCertificate } from '../pki/certificate.js';
 import { decodeKid } from './counter.js';
 import { checkDeviceId } from './topics.js';
 
@@ -121,6 +123,75 @@ export function openControlMessage(
   }
   if (signedBy < 0) throw new CoseError('bad-signature', 'control message: no cloud key verifies the signature');
   return { ...readControlPayload(sign1.payload!), signedBy };
+}
+
+/** A refusal: the request as far as it could be read (`?` when not at all) and why. */
+export interface ControlRefusal {
+  request: string;
+  reason: string;
+  /** Details for the log line (e.g. the kid named and the current one). */
+  fields?: Record<string, string>;
+}
+
+export interface ReceiveControlMessage extends OpenControlMessage {
+  /** The CA certificate (DER) an announced cloud certificate must be issued by. */
+  caCertificate: Uint8Array;
+  /** Epoch milliseconds, or undefined when the time is unknown (validity not checked). */
+  now: number | undefined;
+  /**
+   * The receiver's checks of the unverified message (its kid, rate limits, a budget for the
+   * `signatureChecks` the open will cost), before any signature is checked: a refusal, or undefined.
+   */
+  admit?: (claimed: ControlMessage, signatureChecks: number) => ControlRefusal | undefined;
+}
+
+export type ReceivedControlMessage =
+  | {
+      ok: true;
+      message: OpenedControlMessage;
+      /** For "cloud-certificate": the announced certificate, issued by the CA for key agreement, and its key. */
+      announced?: { certificate: Uint8Array; publicKey: Uint8Array };
+    }
+  | ({ ok: false } & ControlRefusal);
+
+/**
+ * A device's whole reading of one control message, cheapest check first: the structure
+ * (`peekControlMessage`, no signature check), the receiver's `admit`, the signature
+ * (`openControlMessage`), and for "cloud-certificate" the announced certificate against the CA
+ * (`verifyCloudCertificate`). Never throws for a bad message: it says why in a refusal. Whether
+ * an announced certificate is newer than the one in use is the receiver's decision.
+ */
+export function receiveControlMessage(
+  crypto: CryptoProvider,
+  bytes: Uint8Array,
+  options: ReceiveControlMessage,
+): ReceivedControlMessage {
+  let claimed: ControlMessage;
+  try {
+    claimed = peekControlMessage(bytes, options.maxBytes); // unverified: only to refuse cheaply
+  } catch (e) {
+    return { ok: false, request: '?', reason: describe(e) };
+  }
+  const refusal = options.admit?.(claimed, options.cloudPublicKeys.length);
+  if (refusal !== undefined) return { ok: false, ...refusal };
+  let message: OpenedControlMessage;
+  try {
+    message = openControlMessage(crypto, bytes, options);
+  } catch (e) {
+    return { ok: false, request: claimed.request, reason: describe(e) };
+  }
+  if (message.cloudCertificate === undefined) return { ok: true, message };
+  const certificate = message.cloudCertificate;
+  try {
+    const publicKey = verifyCloudCertificate(crypto, certificate, options.caCertificate, options.now);
+    return { ok: true, message, announced: { certificate, publicKey } };
+  } catch (e) {
+    return { ok: false, request: message.request, reason: describe(e) };
+  }
+}
+
+function describe(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
 }
 
 /**

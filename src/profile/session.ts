@@ -12,8 +12,8 @@ export interface SessionKey {
   baseIv: Uint8Array;
 }
 
-/** A fresh session key and Base IV from the provider's secure random source. */
-export function newSessionKey(crypto: CryptoProvider, kidCounter: number | bigint): SessionKey {
+/** A fresh session key and Base IV from a secure random source (a provider's, a device platform's RNG). */
+export function newSessionKey(crypto: Pick<CryptoProvider, 'randomBytes'>, kidCounter: number | bigint): SessionKey {
   return {
     kid: encodeKid(kidCounter),
     key: crypto.randomBytes(SESSION_KEY_BYTES),
