@@ -4,13 +4,14 @@
  * `diagnostic` prints such a tree, optionally annotated (comments `/…/`, byte strings that hold
  * CBOR shown as `<< … >>`). Runtime-neutral: no Node APIs, so it also runs on the device.
  *
- * The reader is lenient where the strict decoder of `./index.ts` is not (indefinite lengths,
- * duplicate keys, any tag, non-preferred encodings are all shown as they are: `_` marks an
- * indefinite length, `_0`…`_3` an argument longer than needed), and refuses only input that is
- * not well-formed (truncated items, reserved values), with a `CborError`.
+ * The reader reads each item's head with the strict decoder's `readHead` (`./index.ts`) and is
+ * lenient where the strict walk is not (indefinite lengths, duplicate keys, any tag,
+ * non-preferred encodings are all shown as they are: `_` marks an indefinite length, `_0`…`_3`
+ * an argument longer than needed); it refuses only input that is not well-formed (truncated
+ * items, reserved values), with a `CborError`.
  */
-import { toHex, utf8Decode } from '../bytes.js';
-import { CborError } from './index.js';
+import { concat, toHex, utf8Decode } from '../bytes.js';
+import { CborError, itemHead, readHead } from './index.js';
 
 /** Additional-information value of an item's argument (0–27; 31 = indefinite length). */
 export type ArgumentInfo = number;
@@ -53,32 +54,17 @@ export function parseSequence(bytes: Uint8Array, options: ParseOptions = {}): Cb
 
 class Reader {
   at = 0;
+  private readonly head = itemHead();
   constructor(
     private readonly b: Uint8Array,
     private readonly maxDepth: number,
   ) {}
-
-  private byte(): number {
-    if (this.at >= this.b.length) throw new CborError('truncated: more bytes were expected', this.at);
-    return this.b[this.at++]!;
-  }
 
   private take(n: number, start: number, what: string): Uint8Array {
     if (n > this.b.length - this.at) throw new CborError(`truncated ${what}`, start);
     const out = this.b.slice(this.at, this.at + n);
     this.at += n;
     return out;
-  }
-
-  /** The argument of an initial byte: a number when safe, else a bigint. */
-  private argument(info: number, start: number): number | bigint {
-    if (info < 24) return info;
-    if (info > 27) throw new CborError(`reserved additional information value ${info}`, start);
-    const size = 1 << (info - 24);
-    const raw = this.take(size, start, 'argument');
-    let n = 0n;
-    for (const x of raw) n = (n << 8n) | BigInt(x);
-    return n <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(n) : n;
   }
 
   private length(arg: number | bigint, start: number): number {
@@ -90,12 +76,10 @@ class Reader {
 
   item(depth: number): CborItem {
     const start = this.at;
-    const initial = this.byte();
-    const major = initial >> 5;
-    const info = initial & 0x1f;
+    const { major, info, arg, end } = readHead(this.b, start, this.head);
+    this.at = end;
     if (info === INDEFINITE) return this.indefinite(major, depth, start);
-    if (major === 7) return this.simpleOrFloat(info, start);
-    const arg = this.argument(info, start);
+    if (major === 7) return this.simpleOrFloat(info, arg, start);
     switch (major) {
       case 0:
         return { kind: 'uint', value: arg, info };
@@ -155,15 +139,7 @@ class Reader {
           chunks.push(chunk);
         }
         if (major === 2) {
-          const parts = chunks.map((c) => (c as { value: Uint8Array }).value);
-          let length = 0;
-          for (const p of parts) length += p.length;
-          const value = new Uint8Array(length);
-          let at = 0;
-          for (const p of parts) {
-            value.set(p, at);
-            at += p.length;
-          }
+          const value = concat(...chunks.map((c) => (c as { value: Uint8Array }).value));
           return { kind: 'bytes', value, info: INDEFINITE, chunks };
         }
         return {
@@ -204,15 +180,15 @@ class Reader {
     return true;
   }
 
-  private simpleOrFloat(info: number, start: number): CborItem {
+  /** Major type 7; `arg` is the head's argument (the float's bits for info 25–27, read from the input again). */
+  private simpleOrFloat(info: number, arg: number | bigint, start: number): CborItem {
     if (info < 24) return { kind: 'simple', value: info, info };
     if (info === 24) {
-      const value = this.byte();
+      const value = Number(arg);
       if (value < 32) throw new CborError('simple value encoded in two bytes must be ≥ 32', start);
       return { kind: 'simple', value, info };
     }
-    if (info > 27) throw new CborError(`reserved additional information value ${info}`, start);
-    const raw = this.take(1 << (info - 24), start, 'floating-point value');
+    const raw = this.b.subarray(start + 1, this.at);
     const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
     const value = info === 25 ? halfToNumber(view.getUint16(0)) : info === 26 ? view.getFloat32(0) : view.getFloat64(0);
     return { kind: 'float', value, info };

@@ -8,6 +8,8 @@
  * - `decode` is strict: before cbor-x sees the bytes, `checkWellFormed` walks them and refuses
  *   indefinite lengths, duplicate map keys, trailing bytes, reserved encodings, tags that
  *   the caller did not allow, and nesting deeper than a limit. Errors are `CborError`.
+ * - `readHead` reads one item's initial byte and argument: the strict walk here and the lenient
+ *   reader of the diagnostic notation (`./diagnostic.ts`) both read items with it.
  */
 import { Decoder, Encoder, Tag } from 'cbor-x';
 
@@ -160,24 +162,70 @@ export function checkWellFormed(bytes: Uint8Array, options: DecodeOptions = {}):
   const maxDepth = options.maxDepth ?? 16;
   let start = 0;
   const outer = options.outerTags;
+  const head = itemHead();
   if (outer !== undefined && bytes.length > 0 && bytes[0]! >> 5 === 6) {
-    const tag = readTagNumber(bytes);
-    if (outer.includes(tag.number)) start = tag.end;
+    // A reserved or cut-off head is left for walk() to report.
+    let tag: ItemHead | undefined;
+    try {
+      tag = readHead(bytes, 0, head);
+    } catch {
+      tag = undefined;
+    }
+    if (tag !== undefined && tag.info !== 31 && typeof tag.arg === 'number' && outer.includes(tag.arg)) start = tag.end;
   }
-  const end = walk(bytes, start, start === 0 ? 0 : 1, maxDepth, allowTags);
+  const end = walk(bytes, start, start === 0 ? 0 : 1, maxDepth, allowTags, head);
   if (end !== bytes.length) throw new CborError(`${bytes.length - end} trailing byte(s) after the data item`, end);
 }
 
-/** The number and end offset of the tag head at the start of `b` (major type 6). */
-function readTagNumber(b: Uint8Array): { number: number; end: number } {
-  const info = b[0]! & 0x1f;
-  if (info < 24) return { number: info, end: 1 };
-  if (info > 27) return { number: -1, end: 0 }; // reserved or indefinite: let walk() report it
+/** The head of a data item (RFC 8949 §3): what `readHead` fills in. */
+export interface ItemHead {
+  /** Major type, 0–7. */
+  major: number;
+  /** Additional information, 0–27 or 31 (indefinite length, or "break" in major type 7). */
+  info: number;
+  /**
+   * The argument: the value itself below 24, else the 1–8 bytes after the initial byte, big-endian
+   * — a number when it is a safe integer, a bigint above. 0 when `info` is 31. For major type 7
+   * with info 25–27 these are the bits of the float.
+   */
+  arg: number | bigint;
+  /** Offset just past the head. */
+  end: number;
+}
+
+/** A fresh `ItemHead` to pass to `readHead` (one per walk: readers copy what they need out of it). */
+export function itemHead(): ItemHead {
+  return { major: 0, info: 0, arg: 0, end: 0 };
+}
+
+/**
+ * Reads the head of the item at `at` into `head` (no allocation, for the device's hot path) and
+ * returns it. `CborError` when no item starts there, the argument is cut off, or the additional
+ * information is reserved (28–30). Whether an indefinite length is allowed is the caller's call.
+ */
+export function readHead(b: Uint8Array, at: number, head: ItemHead): ItemHead {
+  if (at >= b.length) throw new CborError('truncated: a data item was expected', at);
+  const initial = b[at]!;
+  const info = initial & 0x1f;
+  head.major = initial >> 5;
+  head.info = info;
+  if (info < 24 || info === 31) {
+    head.arg = info === 31 ? 0 : info;
+    head.end = at + 1;
+    return head;
+  }
+  if (info > 27) throw new CborError(`reserved additional information value ${info}`, at);
   const size = 1 << (info - 24);
-  if (1 + size > b.length) return { number: -1, end: 0 };
-  let n = 0;
-  for (let i = 1; i <= size; i++) n = n * 256 + b[i]!;
-  return { number: n, end: 1 + size };
+  if (at + 1 + size > b.length) throw new CborError('truncated argument', at);
+  let arg = 0;
+  for (let i = 1; i <= size; i++) arg = arg * 256 + b[at + i]!;
+  if (arg > Number.MAX_SAFE_INTEGER) {
+    let big = 0n;
+    for (let i = 1; i <= size; i++) big = (big << 8n) | BigInt(b[at + i]!);
+    head.arg = big;
+  } else head.arg = arg;
+  head.end = at + 1 + size;
+  return head;
 }
 
 /** Returns the offset just past the item that starts at `at`. */
@@ -187,23 +235,17 @@ function walk(
   depth: number,
   maxDepth: number,
   allowTags: readonly number[] | 'any',
+  head: ItemHead = itemHead(),
 ): number {
-  if (at >= b.length) throw new CborError('truncated: a data item was expected', at);
   const start = at;
-  const initial = b[at++]!;
-  const major = initial >> 5;
-  const info = initial & 0x1f;
-  let arg: number;
-  if (info < 24) arg = info;
-  else if (info <= 27) {
-    const size = 1 << (info - 24);
-    if (at + size > b.length) throw new CborError('truncated argument', start);
-    arg = 0;
-    for (let i = 0; i < size; i++) arg = arg * 256 + b[at + i]!;
-    at += size;
-  } else if (info === 31) {
+  readHead(b, at, head);
+  const { major, info } = head;
+  if (info === 31) {
     throw new CborError(major === 7 ? 'unexpected "break" byte' : 'indefinite-length items are not allowed', start);
-  } else throw new CborError(`reserved additional information value ${info}`, start);
+  }
+  // Past MAX_SAFE_INTEGER: larger than any length that fits, and no tag number in a list.
+  const arg = typeof head.arg === 'bigint' ? Number.MAX_VALUE : head.arg;
+  at = head.end;
 
   switch (major) {
     case 0:
@@ -216,7 +258,7 @@ function walk(
     case 4: {
       if (depth >= maxDepth) throw new CborError('nested too deeply', start);
       if (arg > b.length - at) throw new CborError('truncated array', start);
-      for (let i = 0; i < arg; i++) at = walk(b, at, depth + 1, maxDepth, allowTags);
+      for (let i = 0; i < arg; i++) at = walk(b, at, depth + 1, maxDepth, allowTags, head);
       return at;
     }
     case 5: {
@@ -225,19 +267,19 @@ function walk(
       const seen = new Set<string>();
       for (let i = 0; i < arg; i++) {
         const keyStart = at;
-        at = walk(b, at, depth + 1, maxDepth, allowTags);
+        at = walk(b, at, depth + 1, maxDepth, allowTags, head);
         const key = keyIdentity(b, keyStart, at);
         if (seen.has(key)) throw new CborError('duplicate map key', keyStart);
         seen.add(key);
-        at = walk(b, at, depth + 1, maxDepth, allowTags);
+        at = walk(b, at, depth + 1, maxDepth, allowTags, head);
       }
       return at;
     }
     case 6:
       if (allowTags !== 'any' && !allowTags.includes(arg))
-        throw new CborError(`tag ${arg} is not allowed here`, start, 'unexpected-tag');
+        throw new CborError(`tag ${head.arg} is not allowed here`, start, 'unexpected-tag');
       if (depth >= maxDepth) throw new CborError('nested too deeply', start);
-      return walk(b, at, depth + 1, maxDepth, allowTags);
+      return walk(b, at, depth + 1, maxDepth, allowTags, head);
     default:
       // major 7: simple values and floats
       if (info === 24 && arg < 32) throw new CborError('simple value encoded in two bytes must be ≥ 32', start);
