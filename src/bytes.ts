@@ -64,6 +64,15 @@ export function plain(bytes: Uint8Array): Uint8Array {
   return bytes.constructor === Uint8Array ? bytes : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
+/**
+ * A plain Uint8Array copy of the same bytes: a Node Buffer (e.g. from a database driver) becomes
+ * one that compares equal to caller bytes and no longer shares the driver's memory. `plain` is
+ * the same without the copy.
+ */
+export function copyBytes(bytes: Uint8Array): Uint8Array {
+  return new Uint8Array(bytes);
+}
+
 /** UTF-8 encode without TextEncoder (XS provides it only as an optional module). */
 export function utf8Encode(text: string): Uint8Array {
   const out: number[] = [];

@@ -2,7 +2,8 @@
  * The table rows both stores read (the schema is the same on SQLite and PostgreSQL) and how each
  * becomes the record the Store interface hands out.
  */
-import { bytes, sessionClosedAt } from './rules.js';
+import { copyBytes } from '../../src/bytes.js';
+import { sessionClosedAt } from './rules.js';
 import type { DeviceRecord, SessionGrace, SessionRecord, StoredPayload } from './store.js';
 
 export interface DeviceRow {
@@ -51,7 +52,7 @@ export const DEVICE_SELECT = `
 export function deviceRecord(r: DeviceRow): DeviceRecord {
   return {
     deviceId: r.device_id,
-    kidFloor: r.kid_floor === null ? null : bytes(r.kid_floor),
+    kidFloor: r.kid_floor === null ? null : copyBytes(r.kid_floor),
     epoch: r.epoch,
     sessions: r.sessions,
     createdAt: r.created_at,
@@ -63,12 +64,12 @@ export function deviceRecord(r: DeviceRow): DeviceRecord {
 export function sessionRecord(r: SessionRow, grace: SessionGrace, now: number): SessionRecord {
   return {
     deviceId: r.device_id,
-    kid: bytes(r.kid),
+    kid: copyBytes(r.kid),
     epoch: r.epoch,
-    wrappedKey: bytes(r.wrapped_key),
-    keyMessageDigest: bytes(r.key_message_digest),
+    wrappedKey: copyBytes(r.wrapped_key),
+    keyMessageDigest: copyBytes(r.key_message_digest),
     createdAt: r.created_at,
-    window: { size: r.win_size, highest: r.win_highest, bitmap: bytes(r.win_bitmap) },
+    window: { size: r.win_size, highest: r.win_highest, bitmap: copyBytes(r.win_bitmap) },
     accepted: r.accepted,
     lastReceivedAt: r.last_received_at,
     certificateSerial: r.cert_serial,
@@ -82,10 +83,10 @@ export function payloadRecord(r: PayloadRow): StoredPayload {
     id: r.id,
     deviceId: r.device_id,
     epoch: r.epoch,
-    kid: bytes(r.kid),
+    kid: copyBytes(r.kid),
     seq: r.seq,
     receivedAt: r.received_at,
     storedAt: r.stored_at,
-    payload: bytes(r.payload),
+    payload: copyBytes(r.payload),
   };
 }

@@ -258,8 +258,3 @@ export function planBatch(
   inserts.sort((a, b) => a - b); // payload ids follow the input order
   return { results, inserts, epochs, updates };
 }
-
-/** A plain Uint8Array copy of a driver's Buffer (so results compare equal to caller bytes). */
-export function bytes(b: Uint8Array): Uint8Array {
-  return new Uint8Array(b);
-}
