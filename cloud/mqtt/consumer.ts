@@ -65,7 +65,8 @@ export interface MqttConsumerOptions {
   /** Must be stable across restarts (the broker keeps the session under it) and unique per instance. */
   clientId: string;
   subscriptions: Subscription[];
-  onMessage: (message: InboundMessage) => void;
+  /** Where messages go; may instead be given to `start` (a receiver built after the consumer). */
+  onMessage?: (message: InboundMessage) => void;
   /** 5, 4 (3.1.1) or 'auto' (default: 5, falling back to 4 when the broker refuses 5). */
   protocolVersion?: ProtocolVersion | 'auto';
   /** MQTT 5 Session Expiry Interval, seconds (default one day). */
@@ -149,6 +150,7 @@ export class MqttConsumer extends EventEmitter {
   readonly #publishes = new Map<number, PendingPublish>();
   readonly #subscribes = new Map<number, { resolve: (granted: number[]) => void; reject: (e: Error) => void }>();
   #firstConnect: { resolve: () => void; reject: (e: Error) => void } | undefined;
+  #onMessage: (message: InboundMessage) => void = () => {};
   /** Reconnections after the first connection (for metrics). */
   reconnects = 0;
   /** Retained messages acknowledged and dropped (not handed on). */
@@ -201,8 +203,14 @@ export class MqttConsumer extends EventEmitter {
     return this.#conn?.unacked ?? 0;
   }
 
-  /** Connects and subscribes; resolves once subscribed, rejects if the first attempt fails. */
-  start(): Promise<void> {
+  /**
+   * Connects and subscribes; resolves once subscribed, rejects if the first attempt fails.
+   * `onMessage` replaces the option of that name.
+   */
+  start(onMessage?: (message: InboundMessage) => void): Promise<void> {
+    const handler = onMessage ?? this.#o.onMessage;
+    if (handler === undefined) return Promise.reject(new RangeError('no onMessage handler: pass one to start()'));
+    this.#onMessage = handler;
     return new Promise<void>((resolve, reject) => {
       this.#firstConnect = { resolve, reject };
       this.#connect();
@@ -595,7 +603,7 @@ export class MqttConsumer extends EventEmitter {
         if (conn.socket.isPaused() && conn.unacked < this.#o.maxUnacked / 2) conn.socket.resume();
       },
     };
-    this.#o.onMessage(message);
+    this.#onMessage(message);
   }
 
   #teardown(conn: Connection | undefined, error: Error): void {

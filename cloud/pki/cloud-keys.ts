@@ -13,6 +13,9 @@
  * at its deadline) deletes its private key and keeps its certificate in `cloud-keys/ended/`.
  * A new cloud certificate's notBefore is later than the one it replaces: devices take a cloud
  * certificate only when it is newer than theirs (docs/PROTOCOL.md §4.9).
+ *
+ * A running service holds its keys in a `CloudKeyRing`: lookup by key id, the current key, and a
+ * reload whenever the keys on disk change or a retired key's deadline passes.
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -239,4 +242,110 @@ export function cloudKeysVersion(root: string): string {
     }
   };
   return [stamp(layout.cloudCertificate), stamp(layout.cloudKey), stamp(layout.retiredCloudKeys)].join('|');
+}
+
+/** What changed when a key ring loaded its keys again. */
+export interface CloudKeyChange {
+  /** Key ids (hex) loaded now and not before, and loaded before and not now. */
+  added: string[];
+  removed: string[];
+  keys: CloudKey[];
+}
+
+export interface CloudKeyRingOptions {
+  /** The clock for retired keys' deadlines (tests). */
+  now?: () => number;
+  /** After a reload that added or removed keys. */
+  onChange?: (change: CloudKeyChange) => void;
+  /** A reload failed (the keys loaded before stay in use). */
+  onError?: (error: Error) => void;
+}
+
+/**
+ * The cloud keys of a data directory, kept current while a service runs: loaded at the start
+ * (a missing or broken key stops it), and again whenever the directory's keys change (a rotation,
+ * a retirement: `cloudKeysVersion`, two stats) or a retired key's deadline passes — checked by
+ * `watch`'s timer, and by `reload` when a key message names a key the ring does not hold. So during
+ * a rotation both keys open sessions, and a retired key stops at its deadline.
+ */
+export class CloudKeyRing {
+  readonly #crypto: CryptoProvider;
+  readonly #root: string;
+  readonly #options: CloudKeyRingOptions;
+  readonly #now: () => number;
+  #version: string;
+  #keys: Map<string, CloudKey>;
+  #timer: NodeJS.Timeout | undefined;
+
+  /** Loads the keys of `root`; throws a DataDirError when they cannot be loaded. */
+  constructor(crypto: CryptoProvider, root: string, options: CloudKeyRingOptions = {}) {
+    this.#crypto = crypto;
+    this.#root = root;
+    this.#options = options;
+    this.#now = options.now ?? Date.now;
+    this.#version = cloudKeysVersion(root);
+    this.#keys = loadCloudKeys(crypto, root, this.#now());
+  }
+
+  /** The version (`cloudKeysVersion`) of the keys loaded last. */
+  get version(): string {
+    return this.#version;
+  }
+
+  /** Every key loaded now, current first. */
+  keys(): CloudKey[] {
+    return [...this.#keys.values()];
+  }
+
+  /** The key with this id (hex), if loaded. */
+  get(kidHex: string): CloudKey | undefined {
+    return this.#keys.get(kidHex);
+  }
+
+  /** The current pair (the one devices are given). */
+  current(): CloudKey {
+    for (const k of this.#keys.values()) if (k.current) return k;
+    throw new DataDirError(`no current cloud key in ${this.#root}`);
+  }
+
+  /** The `cloudKey` lookup of `openKeyMessage`: the private key a recipient names, if loaded. */
+  readonly lookup = (kid: Uint8Array): P256PrivateKey | undefined => this.#keys.get(toHex(kid))?.key;
+
+  /**
+   * Loads the keys again when they changed on disk or a deadline passed. True when a key was
+   * added (a key message naming an unknown key may open now). A failure is reported to `onError`
+   * and keeps the keys loaded before.
+   */
+  reload(): boolean {
+    const version = cloudKeysVersion(this.#root);
+    const now = this.#now();
+    const expired = [...this.#keys.values()].some((k) => k.retireAt !== undefined && k.retireAt.getTime() <= now);
+    if (version === this.#version && !expired) return false;
+    this.#version = version;
+    let fresh: Map<string, CloudKey>;
+    try {
+      fresh = loadCloudKeys(this.#crypto, this.#root, now);
+    } catch (e) {
+      this.#options.onError?.(e instanceof Error ? e : new Error(String(e)));
+      return false;
+    }
+    const added = [...fresh.keys()].filter((k) => !this.#keys.has(k));
+    const removed = [...this.#keys.keys()].filter((k) => !fresh.has(k));
+    this.#keys = fresh;
+    if (added.length > 0 || removed.length > 0) this.#options.onChange?.({ added, removed, keys: this.keys() });
+    return added.length > 0;
+  }
+
+  /** Looks for changes every `intervalMs` until `close` (the timer does not keep the process alive). */
+  watch(intervalMs: number): void {
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#timer = setInterval(() => this.reload(), intervalMs);
+    this.#timer.unref();
+  }
+
+  /** Stops watching. */
+  close(): void {
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
 }

@@ -13,6 +13,9 @@
  * devices (the least recently stored are forgotten first); the counts are per key id, so as many
  * as there were cloud keys.
  */
+import type { CloudKeyCount } from '../dashboard/live-state.js';
+import type { CloudKey } from '../pki/cloud-keys.js';
+
 export const DEFAULT_TRACKED_DEVICES = 100_000;
 
 export class CloudKeyTracker {
@@ -55,4 +58,24 @@ export class CloudKeyTracker {
     if (n <= 0) this.#counts.delete(kid);
     else this.#counts.set(kid, n);
   }
+}
+
+/**
+ * Rotation progress: each loaded cloud key with the number of devices on it, then the keys no
+ * longer loaded (retired for good) that devices are still on — they cannot open a session until
+ * they take the current certificate.
+ */
+export function cloudKeyRows(keys: readonly CloudKey[], counts: ReadonlyMap<string, number>): CloudKeyCount[] {
+  const rows: CloudKeyCount[] = keys.map((k) => ({
+    kid: k.kidHex,
+    current: k.current,
+    loaded: true,
+    devices: counts.get(k.kidHex) ?? 0,
+    retireAt: k.retireAt === undefined ? null : k.retireAt.getTime(),
+  }));
+  const loaded = new Set(keys.map((k) => k.kidHex));
+  for (const [kid, devices] of counts) {
+    if (!loaded.has(kid)) rows.push({ kid, current: false, loaded: false, devices, retireAt: null });
+  }
+  return rows;
 }

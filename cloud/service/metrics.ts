@@ -177,8 +177,10 @@ export class ServiceMetrics {
   readonly batchSize: Histogram;
   readonly commitSeconds: Histogram;
   readonly startedAt = Date.now();
+  #watching = false;
 
-  constructor(sources: MetricSources) {
+  /** The counters and histograms; the gauges once `watch` names what they read (here when given). */
+  constructor(sources?: MetricSources) {
     const r = this.registry;
     this.received = r.add(
       new Counter('cose_flow_messages_received_total', 'Messages received from the broker, by topic kind.'),
@@ -215,6 +217,14 @@ export class ServiceMetrics {
     this.commitSeconds = r.add(
       new Histogram('cose_flow_commit_duration_seconds', 'Duration of one store transaction.', LATENCY_BUCKETS),
     );
+    if (sources !== undefined) this.watch(sources);
+  }
+
+  /** Adds the gauges, read from `sources` when scraped (once: the parts they read exist). */
+  watch(sources: MetricSources): void {
+    if (this.#watching) throw new Error('the metrics already watch their sources');
+    this.#watching = true;
+    const r = this.registry;
     r.add(new Gauge('cose_flow_sessions_cached', 'Sessions held in memory by this instance.', sources.sessionsCached));
     r.add(new Gauge('cose_flow_pending_messages', 'Data messages waiting for their key message.', sources.pending));
     r.add(

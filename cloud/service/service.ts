@@ -12,6 +12,14 @@
  * The data directory is the CA's (cloud/pki/data-dir.ts): trust anchors (ca.pem), cloud keys
  * (cloud.key and cloud-keys/retired/*), revocations (revoked.json), plus the service's storage
  * key (storage.key) and, by default, its SQLite store (cose-flow.db).
+ *
+ * The start composes parts, each built by one function: the checked settings; the trust
+ * (trust.ts: storage key, CA, revocations) and the cloud key ring (CloudKeyRing, reloaded when the
+ * keys change); the store; the observers (observers.ts) with the cloud key tracker and the
+ * dashboard plugged in (cloud/dashboard/plugin.ts); the --out file; the broker consumer; the
+ * message path (pipeline.ts: sessions, pending buffer, commit queue, re-key requests, receiver);
+ * the metrics' gauges; the HTTP endpoint, which mounts the dashboard's routes. `stop()` is
+ * shutdown.ts's `stopService`, run once.
  */
 
 import { createHash } from 'node:crypto';
@@ -19,47 +27,40 @@ import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { nodeCrypto } from '../../node/crypto.js';
 import { redactUrl } from '../../node/redact-url.js';
-import { CoseError } from '../../src/cose/errors.js';
-import type { CryptoProvider, P256PrivateKey } from '../../src/crypto/provider.js';
-import { type OpenedKeyMessage, openKeyMessage } from '../../src/profile/key-message.js';
+import type { CryptoProvider } from '../../src/crypto/provider.js';
 import { DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_PREFIX } from '../../src/profile/limits.js';
 import { checkPrefix, topicFilter } from '../../src/profile/topics.js';
-import { type CloudKeyCount, LiveState } from '../dashboard/live-state.js';
-import { type Dashboard, dashboard } from '../dashboard/routes.js';
+import type { LiveState } from '../dashboard/live-state.js';
+import { type DashboardPlugin, dashboardPlugin } from '../dashboard/plugin.js';
 import { type HealthReport, type HttpEndpoint, startHttpEndpoint } from '../http/server.js';
 import { MqttConsumer, type MqttConsumerOptions } from '../mqtt/consumer.js';
-import { type CloudKey, cloudKeyLookup, cloudKeysVersion, loadCloudKeys } from '../pki/cloud-keys.js';
-import { DataDirError, openDataDir } from '../pki/data-dir.js';
-import { readCertificates } from '../pki/files.js';
-import { revocationChecker } from '../pki/revocation.js';
-import { deviceCertificateVerifier } from '../pki/verify.js';
+import { CloudKeyRing } from '../pki/cloud-keys.js';
+import { type DataDir, openDataDir } from '../pki/data-dir.js';
 import { DEFAULT_WINDOW_SIZE } from '../session/replay-window.js';
 import { openStore } from '../store/index.js';
 import type { SessionGrace, Store } from '../store/store.js';
-import { Admission, type AdmissionLimits } from './admission.js';
-import { loadStorageKey, SessionSealer } from './at-rest.js';
-import { CloudKeyTracker } from './cloud-key-tracker.js';
-import { CommitQueue, DEFAULT_MAX_BATCH } from './commit-queue.js';
+import type { ServiceEventHandler } from '../telemetry/events.js';
+import type { AdmissionLimits } from './admission.js';
+import { CloudKeyTracker, cloudKeyRows } from './cloud-key-tracker.js';
 import {
   DEFAULT_RECEIVE_MAXIMUM,
   DEFAULT_SESSION_EXPIRY_SECONDS,
   DEFAULT_SHARED_WINDOW_SIZE,
   DEFAULT_STORE_FILE,
 } from './defaults.js';
-import type { ServiceEventHandler } from './events.js';
 import { createLogger, type Logger } from './log.js';
 import { CONTENT_TYPE, ServiceMetrics } from './metrics.js';
+import { type PayloadHandler, ServiceObservers } from './observers.js';
 import { OutFile } from './out-file.js';
-import type { DeliveredPayload } from './payload.js';
-import { DEFAULT_PENDING, PendingBuffer, type PendingLimits } from './pending-buffer.js';
-import { type PendingData, Receiver } from './receiver.js';
-import { DEFAULT_REKEY_INTERVAL_MS, RekeyRequester } from './rekey.js';
-import { SessionTable } from './session-table.js';
+import type { PendingLimits } from './pending-buffer.js';
+import { buildPipeline, type Pipeline } from './pipeline.js';
+import { Once, stopService, Teardown } from './shutdown.js';
+import { keyMessageOpener, loadTrust, type Trust } from './trust.js';
+
+export type { PayloadHandler } from './observers.js';
 
 /** How often the service looks whether its cloud keys changed on disk (rotation, retirement, deadline). */
 const CLOUD_KEY_CHECK_MS = 1000;
-
-export type PayloadHandler = (payload: DeliveredPayload) => void | Promise<void>;
 
 export interface CloudServiceOptions {
   /** mqtt://[user:password@]host[:port] or mqtts://… */
@@ -173,410 +174,303 @@ export function defaultClientId(dataDir: string, shareGroup?: string): string {
 }
 
 export async function startCloudService(options: CloudServiceOptions): Promise<CloudService> {
-  const crypto = options.crypto ?? nodeCrypto();
-  const log = options.logger ?? createLogger();
-  const prefix = checkPrefix(options.prefix ?? DEFAULT_PREFIX);
-  const dataDir = options.dataDir;
-  const layout = openDataDir(dataDir);
-  const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
-  if (options.shareGroup !== undefined && !/^[A-Za-z0-9._-]{1,64}$/.test(options.shareGroup))
-    throw new RangeError('the share group must be 1–64 of A-Z a-z 0-9 . _ -');
-  const clientId = options.clientId ?? defaultClientId(dataDir, options.shareGroup);
-
+  const settings = serviceSettings(options);
+  const { crypto, log } = settings;
   // Keys and trust, before anything connects: a configuration problem stops the start.
-  const storageKey = options.storageKey
-    ? { key: options.storageKey, source: 'option', keyId: new SessionSealer(options.storageKey).keyId }
-    : loadStorageKey({
-        dataDir,
-        ...(options.storageKeyHex === undefined ? {} : { hex: options.storageKeyHex }),
-        ...(options.storageKeyFile === undefined ? {} : { file: options.storageKeyFile }),
-        warn: (message) => log.warn({ event: 'storage-key-mode' }, message),
-      });
-  const sealer = new SessionSealer(storageKey.key);
-  const anchorFiles = options.trustAnchors ?? [layout.caCertificate];
-  const anchors = anchorFiles.flatMap((file) => {
-    try {
-      return readCertificates(file);
-    } catch (e) {
-      throw new DataDirError(
-        `cannot read the trusted CA certificate ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): ` +
-          `run \`cose-flow ca init --data-dir ${dataDir}\`, or name the CA file(s) with --trust`,
-      );
-    }
-  });
-  const isRevoked = revocationChecker(dataDir);
-  const verifyCertificate = deviceCertificateVerifier({
-    crypto,
-    trustAnchors: anchors,
-    isRevoked,
-    ...(options.certificateTime === undefined ? {} : { now: options.certificateTime }),
-  });
-  // Cloud keys: loaded again whenever the data directory's keys change (a rotation, a retirement:
-  // two stats, checked every CLOUD_KEY_CHECK_MS and when a key message names an unknown key) and
-  // when a retired key's deadline passes — so that during a rotation both keys open sessions, and
-  // a retired key stops at its deadline.
-  let keysVersion = cloudKeysVersion(dataDir);
-  let cloudKeys = loadCloudKeys(crypto, dataDir);
-  let lookup = cloudKeyLookup(cloudKeys);
-  const currentKey = (): P256PrivateKey => {
-    for (const k of cloudKeys.values()) if (k.current) return k.key;
-    throw new Error('no current cloud key');
-  };
-  const reloadCloudKeys = (): boolean => {
-    const version = cloudKeysVersion(dataDir);
-    const now = Date.now();
-    const expired = [...cloudKeys.values()].some((k) => k.retireAt !== undefined && k.retireAt.getTime() <= now);
-    if (version === keysVersion && !expired) return false;
-    keysVersion = version;
-    try {
-      const fresh = loadCloudKeys(crypto, dataDir, now);
-      const added = [...fresh.keys()].filter((k) => !cloudKeys.has(k));
-      const removed = [...cloudKeys.keys()].filter((k) => !fresh.has(k));
-      cloudKeys = fresh;
-      lookup = cloudKeyLookup(fresh);
-      if (added.length > 0 || removed.length > 0) {
-        log.info(
-          {
-            event: 'cloud-keys-reloaded',
-            added,
-            removed,
-            keys: [...fresh.values()].map((k) => ({ kid: k.kidHex, current: k.current, retireAt: k.retireAt })),
-          },
-          'cloud keys changed',
-        );
-      }
-      return added.length > 0;
-    } catch (e) {
-      log.error({ event: 'cloud-keys-reload-failed', error: (e as Error).message });
-      return false;
-    }
-  };
-  // Which cloud key each device's latest stored session was sealed to (rotation progress; the key
-  // that signs the device's control messages).
-  const cloudKeyOf = new CloudKeyTracker();
-  const openKey = (bytes: Uint8Array, topicDeviceId: string): OpenedKeyMessage => {
-    const open = () =>
-      openKeyMessage(crypto, bytes, { cloudKey: lookup, verifyCertificate, topicDeviceId, maxBytes: maxMessageBytes });
-    try {
-      return open();
-    } catch (e) {
-      // A key message for a cloud key created by `cloud keygen --rotate` after we started.
-      if (e instanceof CoseError && e.reason === 'unknown-recipient' && reloadCloudKeys()) return open();
-      throw e;
-    }
-  };
-
-  const ownStore = typeof options.store !== 'object';
-  const storeUrl = typeof options.store === 'string' ? options.store : `sqlite:${join(dataDir, DEFAULT_STORE_FILE)}`;
-  const store: Store =
-    typeof options.store === 'object'
-      ? options.store
-      : await openStore(storeUrl, {
-          windowSize:
-            options.windowSize ?? (options.shareGroup === undefined ? DEFAULT_WINDOW_SIZE : DEFAULT_SHARED_WINDOW_SIZE),
-          ...(options.sessionGrace === undefined ? {} : { sessionGrace: options.sessionGrace }),
-        });
-
-  const cleanUp: (() => Promise<void>)[] = [];
-  if (ownStore) cleanUp.push(() => store.close());
+  const trust = loadTrust(crypto, settings.dataDir, options, log);
+  const keys = cloudKeyRing(settings);
+  const teardown = new Teardown();
   try {
-    const receiveMaximum = options.mqtt?.receiveMaximum ?? DEFAULT_RECEIVE_MAXIMUM;
-    const pendingLimits = { ...DEFAULT_PENDING, ...options.pending };
-    if (pendingLimits.total > receiveMaximum / 2) {
-      // Unacknowledged pending data must leave room in the broker's in-flight window for the key
-      // messages they wait for.
-      pendingLimits.total = Math.floor(receiveMaximum / 2);
-      log.warn(
-        { event: 'pending-limit' },
-        `pending buffer limited to ${pendingLimits.total} (half the receive maximum)`,
-      );
-    }
-    const sessions = new SessionTable(store, sealer);
-    const pending = new PendingBuffer<PendingData>(pendingLimits);
-    const live = new LiveState();
-    const handlers = new Set<PayloadHandler>([
-      (p) => live.recordPayload(p),
-      ...(options.onPayload === undefined
-        ? []
-        : Array.isArray(options.onPayload)
-          ? options.onPayload
-          : [options.onPayload]),
-    ]);
-    const eventHandlers = new Set<ServiceEventHandler>([
-      (e) => {
-        if (e.type === 'session' && e.cloudKid !== undefined) cloudKeyOf.record(e.deviceId, e.cloudKid);
-      },
-      (e) => live.record(e),
-    ]);
-    live.setCloudKeys(() => {
-      const counts = cloudKeyOf.counts();
-      const rows: CloudKeyCount[] = [...cloudKeys.values()].map((k) => ({
-        kid: k.kidHex,
-        current: k.current,
-        loaded: true,
-        devices: counts.get(k.kidHex) ?? 0,
-        retireAt: k.retireAt === undefined ? null : k.retireAt.getTime(),
-      }));
-      // Devices still on a key no longer loaded (retired for good): they cannot open a session
-      // until they take the current certificate.
-      for (const [kid, devices] of counts) {
-        if (!cloudKeys.has(kid)) rows.push({ kid, current: false, loaded: false, devices, retireAt: null });
-      }
-      return rows;
-    });
-    if (options.onEvent !== undefined) eventHandlers.add(options.onEvent);
-    let consumer: MqttConsumer | undefined;
-    let outFile: OutFile | undefined;
-    let commits: CommitQueue | undefined;
-    const metrics = new ServiceMetrics({
-      sessionsCached: () => sessions.size,
-      pending: () => pending.size,
-      commitQueue: () => commits?.depth ?? 0,
-      unacked: () => consumer?.unacked ?? 0,
-      mqttConnected: () => consumer?.connected ?? false,
-      mqttReconnects: () => consumer?.reconnects ?? 0,
-      storeStats: () => store.stats(),
-    });
-    commits = new CommitQueue(store, {
-      maxBatch: options.maxBatch ?? DEFAULT_MAX_BATCH,
-      onCommit: (size, ms) => {
-        metrics.batchSize.observe(size);
-        metrics.commitSeconds.observe(ms / 1000);
-      },
-      onError: (error, attempt, size) => {
-        metrics.storeErrors.inc();
-        log.error({ event: 'store-error', operation: 'commitBatch', attempt, size, error: error.message });
-      },
-    });
-    const rekey = new RekeyRequester({
-      crypto,
-      store,
-      cloudKey: (deviceId) => {
-        const kid = cloudKeyOf.keyOf(deviceId);
-        return (kid === undefined ? undefined : cloudKeys.get(kid)?.key) ?? currentKey();
-      },
-      prefix,
-      publish: (t, payload) => {
-        if (consumer === undefined) return Promise.reject(new Error('not connected'));
-        return consumer.publish(t, payload, 1);
-      },
-      minIntervalMs: options.rekeyIntervalMs ?? DEFAULT_REKEY_INTERVAL_MS,
-      onOutcome: (deviceId, kid, outcome, error) => {
-        metrics.rekeyRequests.inc({ outcome });
-        const fields = { event: 'rekey-request', deviceId, kid, outcome, error: error?.message };
-        if (outcome === 'sent') log.info(fields, 'asked the device for a new session');
-        else if (outcome === 'failed') log.warn(fields, 're-key request not sent');
-        else log.debug(fields, 're-key request rate-limited');
-      },
-    });
-    const deliver = async (payload: DeliveredPayload) => {
-      for (const handler of handlers) {
-        try {
-          await handler(payload);
-        } catch (e) {
-          log.error(
-            {
-              event: 'handler-failed',
-              deviceId: payload.deviceId,
-              kid: payload.kidHex,
-              seq: payload.seq,
-              error: String(e),
-            },
-            'a payload handler threw (the payload is stored)',
-          );
-        }
-      }
-    };
-    if (options.out !== undefined) {
-      outFile = new OutFile(store, options.out, {
-        onError: (e) => log.error({ event: 'out-file-error', file: options.out, error: e.message }),
-      });
-      outFile.open();
-      const f = outFile;
-      cleanUp.push(() => f.close());
-    }
-    const receiver = new Receiver({
-      crypto,
-      store,
-      sessions,
-      pending,
-      commits,
-      rekey,
-      sealer,
-      openKeyMessage: openKey,
-      deliver,
+    const storage = await openServiceStore(options, settings);
+    teardown.defer(() => storage.close());
+    const { observers, tracker, dashboard } = serviceObservers(options, log, keys);
+    const outFile = options.out === undefined ? undefined : openOutFile(storage.store, options.out, log);
+    if (outFile !== undefined) teardown.defer(() => outFile.close());
+    const metrics = new ServiceMetrics();
+    const consumer = brokerConsumer(options, settings);
+    const pipeline = buildPipeline({
+      ...pipelineOptions(options, settings),
+      store: storage.store,
+      trust,
+      keys,
+      tracker,
+      openKeyMessage: keyMessageOpener(crypto, keys, trust, settings.maxMessageBytes),
+      observers,
       metrics,
-      log,
-      prefix,
-      maxMessageBytes,
-      isRevoked,
-      admission: new Admission(options.admission),
-      ...(outFile === undefined ? {} : { onAccepted: () => outFile!.kick() }),
-      observe: (event) => {
-        for (const handler of eventHandlers) handler(event);
-      },
+      consumer,
+      ...(outFile === undefined ? {} : { onAccepted: () => outFile.kick() }),
     });
-
-    let stopping: Promise<void> | undefined;
-    let http: HttpEndpoint | undefined;
-    let page: Dashboard | undefined;
-    const health = (): HealthReport => {
-      const connected = consumer?.connected ?? false;
-      const failing = commits!.failing;
-      return {
-        status: stopping ? 'stopping' : connected && !failing && receiver.unreadable === 0 ? 'ok' : 'degraded',
-        mqtt: { connected, protocolVersion: consumer?.protocolVersion, clientId, unacked: consumer?.unacked ?? 0 },
-        store: { kind: store.kind, failing, unreadableSessions: receiver.unreadable },
-        pending: pending.size,
-        inFlight: receiver.inFlight,
-        commitQueue: commits!.depth,
-        uptimeSeconds: Math.round((Date.now() - metrics.startedAt) / 1000),
-      };
-    };
-    if (options.http !== undefined) {
-      if (options.http.dashboard !== false) {
-        page = dashboard({
-          state: live,
-          ...(options.http.attack === undefined ? {} : { attack: options.http.attack }),
-        });
-      }
-      const p = page;
-      http = await startHttpEndpoint({
-        ...(p === undefined ? {} : { routes: p.route }),
-        port: options.http.port,
-        ...(options.http.host === undefined ? {} : { host: options.http.host }),
-        metrics: () => metrics.registry.text(),
-        metricsContentType: CONTENT_TYPE,
-        health,
+    metrics.watch(metricSources(pipeline, consumer, storage.store));
+    const sweeper = setInterval(() => void pipeline.receiver.sweep(), 100);
+    teardown.defer(() => clearInterval(sweeper));
+    const timeoutMs = options.shutdownTimeoutMs ?? 10_000;
+    const stopper = new Once(() => stopService({ log, timeoutMs, pipeline, consumer, metrics, sweeper, teardown }));
+    const health = healthReport({ settings, pipeline, consumer, metrics, store: storage.store, stopper });
+    const http = options.http === undefined ? undefined : await serveHttp(options.http, metrics, health, dashboard);
+    if (http !== undefined)
+      teardown.defer(async () => {
+        dashboard.close();
+        await http.close();
       });
-      const h = http;
-      cleanUp.push(async () => {
-        p?.close();
-        await h.close();
-      });
-    }
-
-    const share = (filter: string) =>
-      options.shareGroup === undefined ? filter : `$share/${options.shareGroup}/${filter}`;
-    const mqttLog = log.child({ component: 'mqtt' });
-    consumer = new MqttConsumer({
-      url: options.brokerUrl,
-      clientId,
-      subscriptions: [
-        { topic: share(topicFilter('session', prefix)), qos: 2 },
-        { topic: share(topicFilter('data', prefix)), qos: 1 },
-      ],
-      onMessage: (m) => receiver.handle(m),
-      sessionExpirySeconds: DEFAULT_SESSION_EXPIRY_SECONDS,
-      // MQTT 5 Maximum Packet Size: a message, its topic and the packet's own fields.
-      maxPacketBytes: maxMessageBytes + 1024,
-      ...options.mqtt,
-      receiveMaximum,
-      log: (level, event, fields) => mqttLog[level]({ event, ...fields }, event),
-    });
-    const sweepTimer = setInterval(() => void receiver.sweep(), 100);
-    cleanUp.push(async () => clearInterval(sweepTimer));
-    const keysTimer = setInterval(reloadCloudKeys, CLOUD_KEY_CHECK_MS);
-    keysTimer.unref();
-    cleanUp.push(async () => clearInterval(keysTimer));
-    await consumer.start();
-    const mqtt = consumer;
-
-    log.info(
-      {
-        event: 'started',
-        broker: redactUrl(options.brokerUrl),
-        clientId,
-        protocolVersion: mqtt.protocolVersion,
-        shareGroup: options.shareGroup,
-        prefix,
-        store: typeof options.store === 'object' ? store.kind : redactUrl(storeUrl),
-        dataDir,
-        out: options.out,
-        http: http?.url,
-        storageKeyId: storageKey.keyId,
-        storageKeySource: storageKey.source,
-        cloudKeys: [...cloudKeys.values()].map((k: CloudKey) => ({ kid: k.kidHex, current: k.current })),
-        trustAnchors: anchors.length,
-        windowSize: store.windowSize,
-        sessionGrace: store.sessionGrace,
-      },
-      'cloud service started',
-    );
-
-    const stop = async (): Promise<void> => {
-      mqtt.pauseDelivery(); // whatever arrives now stays unacknowledged: the broker redelivers it
-      clearInterval(sweepTimer);
-      pending.clear(); // unacknowledged too
-      const timeoutMs = options.shutdownTimeoutMs ?? 10_000;
-      let timer: NodeJS.Timeout | undefined;
-      const timedOut = await Promise.race([
-        receiver.idle().then(() => false),
-        new Promise<boolean>((r) => {
-          timer = setTimeout(() => r(true), timeoutMs);
-        }),
-      ]);
-      clearTimeout(timer);
-      if (timedOut) {
-        log.warn({ event: 'shutdown-timeout', inFlight: receiver.inFlight }, 'giving up on in-flight messages');
-        receiver.stop();
-        commits!.abort(new Error('the service is stopping'));
-        await receiver.idle();
-      }
-      receiver.stop();
-      await mqtt.close();
-      for (const fn of cleanUp.reverse()) {
-        try {
-          await fn();
-        } catch (e) {
-          log.error({ event: 'stop-error', error: (e as Error).message });
-        }
-      }
-      sessions.clear();
-      log.info(
-        {
-          event: 'stopped',
-          accepted: {
-            session: metrics.accepted.get({ kind: 'session' }),
-            data: metrics.accepted.get({ kind: 'data' }),
-          },
-          duplicates: {
-            session: metrics.duplicates.get({ kind: 'session' }),
-            data: metrics.duplicates.get({ kind: 'data' }),
-          },
-          rejected: metrics.rejectedByReason(),
-        },
-        'cloud service stopped',
-      );
-      log.flush?.();
-    };
-
+    keys.watch(CLOUD_KEY_CHECK_MS);
+    teardown.defer(() => keys.close());
+    await consumer.start((message) => pipeline.receiver.handle(message));
+    logStarted(settings, options, { storage, consumer, http, trust, keys });
     return {
-      store,
+      store: storage.store,
       metrics,
-      clientId,
+      clientId: settings.clientId,
       http,
       outFile,
-      live,
+      live: dashboard.live,
       logger: log,
-      onPayload(handler) {
-        handlers.add(handler);
-        return () => handlers.delete(handler);
-      },
-      onEvent(handler) {
-        eventHandlers.add(handler);
-        return () => eventHandlers.delete(handler);
-      },
+      onPayload: (handler) => observers.onPayload(handler),
+      onEvent: (handler) => observers.onEvent(handler),
       health,
-      idle: () => receiver.idle(),
-      pendingCount: () => pending.size,
-      stop: () => {
-        stopping ??= stop();
-        return stopping;
-      },
+      idle: () => pipeline.receiver.idle(),
+      pendingCount: () => pipeline.pending.size,
+      stop: () => stopper.run(),
     };
   } catch (e) {
-    for (const fn of cleanUp.reverse()) await fn().catch(() => {});
+    keys.close();
+    await teardown.run(() => {});
     throw e;
   }
+}
+
+/** The options every part reads, checked. */
+interface Settings {
+  crypto: CryptoProvider;
+  log: Logger;
+  prefix: string;
+  dataDir: DataDir;
+  clientId: string;
+  maxMessageBytes: number;
+  /** The broker's in-flight window for this instance. */
+  receiveMaximum: number;
+}
+
+function serviceSettings(options: CloudServiceOptions): Settings {
+  if (options.shareGroup !== undefined && !/^[A-Za-z0-9._-]{1,64}$/.test(options.shareGroup))
+    throw new RangeError('the share group must be 1–64 of A-Z a-z 0-9 . _ -');
+  return {
+    crypto: options.crypto ?? nodeCrypto(),
+    log: options.logger ?? createLogger(),
+    prefix: checkPrefix(options.prefix ?? DEFAULT_PREFIX),
+    dataDir: openDataDir(options.dataDir),
+    clientId: options.clientId ?? defaultClientId(options.dataDir, options.shareGroup),
+    maxMessageBytes: options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
+    receiveMaximum: options.mqtt?.receiveMaximum ?? DEFAULT_RECEIVE_MAXIMUM,
+  };
+}
+
+/** The data directory's cloud keys, reloaded when they change (changes and failures are logged). */
+function cloudKeyRing({ crypto, dataDir, log }: Settings): CloudKeyRing {
+  return new CloudKeyRing(crypto, dataDir.root, {
+    onChange: ({ added, removed, keys }) =>
+      log.info(
+        {
+          event: 'cloud-keys-reloaded',
+          added,
+          removed,
+          keys: keys.map((k) => ({ kid: k.kidHex, current: k.current, retireAt: k.retireAt })),
+        },
+        'cloud keys changed',
+      ),
+    onError: (e) => log.error({ event: 'cloud-keys-reload-failed', error: e.message }),
+  });
+}
+
+interface ServiceStore {
+  store: Store;
+  /** What the start log names: the URL (redacted) or the kind of a Store given open. */
+  description: string;
+  /** Closes a store the service opened (one given open stays open). */
+  close(): Promise<void>;
+}
+
+async function openServiceStore(options: CloudServiceOptions, { dataDir }: Settings): Promise<ServiceStore> {
+  if (typeof options.store === 'object') {
+    const store = options.store;
+    return { store, description: store.kind, close: async () => {} };
+  }
+  const url = options.store ?? `sqlite:${join(dataDir.root, DEFAULT_STORE_FILE)}`;
+  const store = await openStore(url, {
+    windowSize:
+      options.windowSize ?? (options.shareGroup === undefined ? DEFAULT_WINDOW_SIZE : DEFAULT_SHARED_WINDOW_SIZE),
+    ...(options.sessionGrace === undefined ? {} : { sessionGrace: options.sessionGrace }),
+  });
+  return { store, description: redactUrl(url), close: () => store.close() };
+}
+
+/**
+ * Who is told what the service stored: the cloud key tracker (rotation progress, and the key each
+ * device's re-key requests are signed with), the dashboard plug-in (its page only when the HTTP
+ * endpoint serves it), then the handlers of the options.
+ */
+function serviceObservers(
+  options: CloudServiceOptions,
+  log: Logger,
+  keys: CloudKeyRing,
+): { observers: ServiceObservers; tracker: CloudKeyTracker; dashboard: DashboardPlugin } {
+  const observers = new ServiceObservers(log);
+  const tracker = new CloudKeyTracker();
+  observers.onEvent((e) => {
+    if (e.type === 'session' && e.cloudKid !== undefined) tracker.record(e.deviceId, e.cloudKid);
+  });
+  const http = options.http;
+  const dashboard = dashboardPlugin({
+    cloudKeys: () => cloudKeyRows(keys.keys(), tracker.counts()),
+    ...(http === undefined || http.dashboard === false
+      ? {}
+      : { page: http.attack === undefined ? {} : { attack: http.attack } }),
+  });
+  observers.plug(dashboard);
+  const payloadHandlers = options.onPayload === undefined ? [] : [options.onPayload].flat();
+  for (const handler of payloadHandlers) observers.onPayload(handler);
+  if (options.onEvent !== undefined) observers.onEvent(options.onEvent);
+  return { observers, tracker, dashboard };
+}
+
+function openOutFile(store: Store, file: string, log: Logger): OutFile {
+  const out = new OutFile(store, file, {
+    onError: (e) => log.error({ event: 'out-file-error', file, error: e.message }),
+  });
+  out.open();
+  return out;
+}
+
+function brokerConsumer(
+  options: CloudServiceOptions,
+  { prefix, clientId, maxMessageBytes, receiveMaximum, log }: Settings,
+) {
+  const share = (filter: string) =>
+    options.shareGroup === undefined ? filter : `$share/${options.shareGroup}/${filter}`;
+  const mqttLog = log.child({ component: 'mqtt' });
+  return new MqttConsumer({
+    url: options.brokerUrl,
+    clientId,
+    subscriptions: [
+      { topic: share(topicFilter('session', prefix)), qos: 2 },
+      { topic: share(topicFilter('data', prefix)), qos: 1 },
+    ],
+    sessionExpirySeconds: DEFAULT_SESSION_EXPIRY_SECONDS,
+    // MQTT 5 Maximum Packet Size: a message, its topic and the packet's own fields.
+    maxPacketBytes: maxMessageBytes + 1024,
+    ...options.mqtt,
+    receiveMaximum,
+    log: (level, event, fields) => mqttLog[level]({ event, ...fields }, event),
+  });
+}
+
+function pipelineOptions(options: CloudServiceOptions, settings: Settings) {
+  return {
+    crypto: settings.crypto,
+    log: settings.log,
+    prefix: settings.prefix,
+    maxMessageBytes: settings.maxMessageBytes,
+    receiveMaximum: settings.receiveMaximum,
+    ...(options.pending === undefined ? {} : { pending: options.pending }),
+    ...(options.maxBatch === undefined ? {} : { maxBatch: options.maxBatch }),
+    ...(options.admission === undefined ? {} : { admission: options.admission }),
+    ...(options.rekeyIntervalMs === undefined ? {} : { rekeyIntervalMs: options.rekeyIntervalMs }),
+  };
+}
+
+function metricSources({ sessions, pending, commits }: Pipeline, consumer: MqttConsumer, store: Store) {
+  return {
+    sessionsCached: () => sessions.size,
+    pending: () => pending.size,
+    commitQueue: () => commits.depth,
+    unacked: () => consumer.unacked,
+    mqttConnected: () => consumer.connected,
+    mqttReconnects: () => consumer.reconnects,
+    storeStats: () => store.stats(),
+  };
+}
+
+function healthReport(parts: {
+  settings: Settings;
+  pipeline: Pipeline;
+  consumer: MqttConsumer;
+  metrics: ServiceMetrics;
+  store: Store;
+  stopper: Once;
+}): () => HealthReport {
+  const { pipeline, consumer, metrics, store } = parts;
+  const { receiver, commits, pending } = pipeline;
+  return () => {
+    const connected = consumer.connected;
+    const failing = commits.failing;
+    return {
+      status: parts.stopper.started
+        ? 'stopping'
+        : connected && !failing && receiver.unreadable === 0
+          ? 'ok'
+          : 'degraded',
+      mqtt: {
+        connected,
+        protocolVersion: consumer.protocolVersion,
+        clientId: parts.settings.clientId,
+        unacked: consumer.unacked,
+      },
+      store: { kind: store.kind, failing, unreadableSessions: receiver.unreadable },
+      pending: pending.size,
+      inFlight: receiver.inFlight,
+      commitQueue: commits.depth,
+      uptimeSeconds: Math.round((Date.now() - metrics.startedAt) / 1000),
+    };
+  };
+}
+
+/** /metrics and /health, with the dashboard plug-in's routes mounted when it serves a page. */
+function serveHttp(
+  http: NonNullable<CloudServiceOptions['http']>,
+  metrics: ServiceMetrics,
+  health: () => HealthReport,
+  plugin: DashboardPlugin,
+): Promise<HttpEndpoint> {
+  return startHttpEndpoint({
+    ...(plugin.route === undefined ? {} : { routes: plugin.route }),
+    port: http.port,
+    ...(http.host === undefined ? {} : { host: http.host }),
+    metrics: () => metrics.registry.text(),
+    metricsContentType: CONTENT_TYPE,
+    health,
+  });
+}
+
+function logStarted(
+  { log, clientId, prefix, dataDir }: Settings,
+  options: CloudServiceOptions,
+  parts: {
+    storage: ServiceStore;
+    consumer: MqttConsumer;
+    http: HttpEndpoint | undefined;
+    trust: Trust;
+    keys: CloudKeyRing;
+  },
+): void {
+  const { store } = parts.storage;
+  log.info(
+    {
+      event: 'started',
+      broker: redactUrl(options.brokerUrl),
+      clientId,
+      protocolVersion: parts.consumer.protocolVersion,
+      shareGroup: options.shareGroup,
+      prefix,
+      store: parts.storage.description,
+      dataDir: dataDir.root,
+      out: options.out,
+      http: parts.http?.url,
+      storageKeyId: parts.trust.storageKey.keyId,
+      storageKeySource: parts.trust.storageKey.source,
+      cloudKeys: parts.keys.keys().map((k) => ({ kid: k.kidHex, current: k.current })),
+      trustAnchors: parts.trust.anchors.length,
+      windowSize: store.windowSize,
+      sessionGrace: store.sessionGrace,
+    },
+    'cloud service started',
+  );
 }
