@@ -12,7 +12,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 /** Bytes of dist/moddable/TARGET/main.js allowed; raise only with a reason in docs/PERFORMANCE.md. */
-export const BUNDLE_BUDGET: Record<string, number> = { esp32: 230_000, sim: 340_000 };
+export const BUNDLE_BUDGET: Record<string, number> = { esp32: 240_000, sim: 350_000 };
 
 interface Metafile {
   outputs: Record<string, { bytes: number; inputs: Record<string, { bytesInOutput: number }> }>;

@@ -1,4 +1,6 @@
 /** The cloud service: `startCloudService` and the pieces it is made of (docs/CLOUD.md). */
+
+export * from '../telemetry/payload.js';
 export * from './at-rest.js';
 export * from './commit-queue.js';
 export * from './config.js';
@@ -6,7 +8,6 @@ export * from './defaults.js';
 export * from './log.js';
 export * from './metrics.js';
 export * from './out-file.js';
-export * from './payload.js';
 export * from './pending-buffer.js';
 export * from './receiver.js';
 export * from './rekey.js';

@@ -47,8 +47,6 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   );
 }
 
-export { MAX_DETAIL_CHARS, truncateDetail } from '../telemetry/detail.js';
-
 export interface AggregateOptions {
   /** Full lines per key and interval; the rest are only counted (default 5). */
   linesPerInterval?: number;

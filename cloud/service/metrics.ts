@@ -145,8 +145,6 @@ export class Registry {
 
 export const CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
-export type { MessageKind } from '../telemetry/events.js';
-
 /** What the service reads when scraped. */
 export interface MetricSources {
   sessionsCached: () => number;

@@ -31,7 +31,7 @@ import {
 } from 'node:fs';
 import { writeFileAtomic } from '../../node/atomic-write.js';
 import type { Store } from '../store/store.js';
-import { payloadJson } from './payload.js';
+import { payloadJson } from '../telemetry/payload.js';
 
 interface Cursor {
   version: 1;

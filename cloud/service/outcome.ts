@@ -19,10 +19,10 @@ import { toHex } from '../../src/bytes.js';
 import { CborError } from '../../src/cbor/index.js';
 import { CoseError } from '../../src/cose/errors.js';
 import { CryptoError } from '../../src/crypto/provider.js';
-import type { ServiceEvent } from '../telemetry/events.js';
+import type { MessageKind, ServiceEvent } from '../telemetry/events.js';
 import type { DeliveredPayload } from '../telemetry/payload.js';
 import { type Logger, RefusalLog } from './log.js';
-import type { MessageKind, ServiceMetrics } from './metrics.js';
+import type { ServiceMetrics } from './metrics.js';
 
 /** Refusal codes: the codec's `CoseReason`s, the cloud's of §6.4, and the service's own. */
 export type RejectReason =

@@ -23,7 +23,7 @@ import type { OpenedKeyMessage } from '../../src/profile/key-message.js';
 import { parseTopic } from '../../src/profile/topics.js';
 import type { InboundMessage } from '../mqtt/consumer.js';
 import type { Store } from '../store/store.js';
-import type { ServiceEvent } from '../telemetry/events.js';
+import type { MessageKind, ServiceEvent } from '../telemetry/events.js';
 import type { DeliveredPayload } from '../telemetry/payload.js';
 import type { Admission } from './admission.js';
 import { AtRestError, type SessionSealer } from './at-rest.js';
@@ -31,15 +31,12 @@ import type { CommitQueue } from './commit-queue.js';
 import { DataPath, dataSubject, type PendingData } from './data-path.js';
 import { KeyPath } from './key-path.js';
 import type { Logger } from './log.js';
-import type { MessageKind, ServiceMetrics } from './metrics.js';
+import type { ServiceMetrics } from './metrics.js';
 import { type Outcome, OutcomeSettler, reject, rejectionOf, type Subject } from './outcome.js';
 import { PendingBuffer } from './pending-buffer.js';
 import type { RekeyRequester } from './rekey.js';
 import type { SessionTable } from './session-table.js';
 import { Stopping, type StoreCall, storeRetry, storeRetryPolicy } from './store-retry.js';
-
-export { type PendingData, PLAUSIBLE_KIDS_AHEAD } from './data-path.js';
-export { type RejectReason, reasonOf } from './outcome.js';
 
 export interface ReceiverOptions {
   crypto: CryptoProvider;

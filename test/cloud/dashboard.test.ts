@@ -5,7 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import { LiveState } from '../../cloud/dashboard/live-state.js';
 import { type Dashboard, dashboard } from '../../cloud/dashboard/routes.js';
 import { type HttpEndpoint, startHttpEndpoint } from '../../cloud/http/server.js';
-import type { DeliveredPayload } from '../../cloud/service/payload.js';
+import type { DeliveredPayload } from '../../cloud/telemetry/payload.js';
 import { encode } from '../../src/cbor/index.js';
 import { encodeReading } from '../../src/device/reading.js';
 

@@ -11,8 +11,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { DeliveredPayload } from '../../cloud/service/payload.js';
 import { type CloudService, startCloudService } from '../../cloud/service/service.js';
+import type { DeliveredPayload } from '../../cloud/telemetry/payload.js';
 import { decodeSign1, makeSign1 } from '../../src/cose/sign1.js';
 import { startBroker, type TestBroker } from '../fixtures/broker.js';
 import {

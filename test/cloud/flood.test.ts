@@ -23,8 +23,9 @@ import { type InboundMessage, MqttConsumer } from '../../cloud/mqtt/consumer.js'
 import { deviceCertificateVerifier } from '../../cloud/pki/verify.js';
 import { x509 } from '../../cloud/pki/x509.js';
 import { Admission } from '../../cloud/service/admission.js';
-import { MAX_DETAIL_CHARS, RefusalLog } from '../../cloud/service/log.js';
+import { RefusalLog } from '../../cloud/service/log.js';
 import { startCloudService } from '../../cloud/service/service.js';
+import { MAX_DETAIL_CHARS } from '../../cloud/telemetry/detail.js';
 import { encode } from '../../src/cbor/index.js';
 import type { CryptoProvider } from '../../src/crypto/provider.js';
 import { startBroker, type TestBroker } from '../fixtures/broker.js';

@@ -12,8 +12,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { DeliveredPayload } from '../../cloud/service/payload.js';
 import { type CloudService, startCloudService } from '../../cloud/service/service.js';
+import type { DeliveredPayload } from '../../cloud/telemetry/payload.js';
 import { mosquittoAvailability, startMosquitto, type TestMosquitto } from '../fixtures/mosquitto.js';
 import { startPostgres, type TestPostgres } from '../fixtures/postgres.js';
 import {

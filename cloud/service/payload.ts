@@ -1,2 +1,0 @@
-/** Delivered payloads and their JSON form, defined in cloud/telemetry/payload.ts (re-exported here). */
-export * from '../telemetry/payload.js';
