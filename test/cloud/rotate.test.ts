@@ -152,7 +152,7 @@ describe('cose-flow cloud rotate', () => {
     const pub = await connectPublisher(broker.url, 'rotate-test-pub');
     try {
       await pub.key(straggler, straggler.keyMessage(1));
-      await until(() => refusals.includes('unknown-recipient'), 'the retired key refused', 10_000);
+      await until(() => refusals.includes('unknown-recipient'), 'the retired key refused', 120_000);
     } finally {
       stop();
       await pub.close();

@@ -113,7 +113,7 @@ describe('kill -9 during a QoS 1 stream, then restart', () => {
             await sleep(5);
           }
         })();
-        await until('a few hundred payloads in --out', () => outLines(out).length >= 400, 20_000);
+        await until('a few hundred payloads in --out', () => outLines(out).length >= 400, 120_000);
         first.child.kill('SIGKILL');
         await new Promise((r) => first.child.once('exit', r));
         const atKill = outLines(out).length;
@@ -124,7 +124,7 @@ describe('kill -9 during a QoS 1 stream, then restart', () => {
 
         const second = await runService(args);
         try {
-          await until(`all ${total} payloads in --out`, () => outLines(out).length >= total, 30_000).catch((e) => {
+          await until(`all ${total} payloads in --out`, () => outLines(out).length >= total, 120_000).catch((e) => {
             throw new Error(`${(e as Error).message}; have ${outLines(out).length}\n${second.output().slice(-3000)}`);
           });
           await sleep(300); // anything more would be a duplicate

@@ -172,7 +172,7 @@ export function captureLog(level: 'debug' | 'info' | 'warn' = 'info'): {
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Polls `check` until it returns true (or throws with `what` after `ms`). */
-export async function until(what: string, check: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
+export async function until(what: string, check: () => boolean | Promise<boolean>, ms = 60_000): Promise<void> {
   const deadline = Date.now() + ms;
   for (;;) {
     if (await check()) return;

@@ -91,7 +91,7 @@ describe('cloud service on mosquitto, one instance', { skip }, () => {
         // The broker restarts (persistence on): the service reconnects and carries on.
         await broker.stop();
         await broker.start();
-        await until('reconnected', () => service.health().status === 'ok', 15_000);
+        await until('reconnected', () => service.health().status === 'ok', 120_000);
         for (let seq = 20; seq < 25; seq++) await pub.data(device, device.data(1, seq));
         await until('5 more', () => delivered.length === 15);
         assert.equal(await service.store.countPayloads(device.id), 25);
@@ -120,7 +120,7 @@ describe('cloud service on mosquitto, graceful stop', { skip }, () => {
       assert.equal(service.health().status, 'stopping');
       await sending;
       ({ service, delivered } = await start(store, clientId));
-      await until('the rest', () => before + delivered.length >= total, 15_000);
+      await until('the rest', () => before + delivered.length >= total, 120_000);
       assert.equal(before + delivered.length, total, 'nothing twice');
       assert.equal(await service.store.countPayloads(device.id), total);
     } finally {
@@ -164,7 +164,7 @@ describe('cloud service on mosquitto, a shared subscription over one PostgreSQL 
         await Promise.all(sends);
         const total = devices.length * perDevice;
         const all = () => started.flatMap((s) => s.delivered);
-        await until(`${total} payloads`, () => all().length >= total, 20_000).catch((e: Error) => {
+        await until(`${total} payloads`, () => all().length >= total, 120_000).catch((e: Error) => {
           const seen = new Set(all().map(key));
           const missing = devices.flatMap((d) =>
             [...Array(perDevice).keys()].filter((seq) => !seen.has(`${d.id}/01/${seq}`)).map((seq) => `${d.id}/${seq}`),

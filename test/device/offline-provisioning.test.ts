@@ -160,7 +160,7 @@ describe('the device application with configured certificates', () => {
   test('valid certificates: straight to a session, no enrollment; data opens with the cloud key; stored', async () => {
     const d = await provisionedDevice('offline-good', good('offline-good'));
     await d.app.start();
-    await until(() => cloud.distinct(d.deviceId).size >= 3, 'three data messages from the provisioned device', 20_000);
+    await until(() => cloud.distinct(d.deviceId).size >= 3, 'three data messages from the provisioned device', 120_000);
     assert.ok(!d.events.some((e) => e.type === 'state' && e.state === 'enrolling'), 'never enrolling');
     assert.ok(!published.some((t) => t.includes('offline-good/enroll')), 'no enrollment request');
     assert.deepEqual(

@@ -129,7 +129,7 @@ for (const { kind, skip } of kinds) {
       await sleep(300); // readings go on into the offline queue
       assert.ok(!d.link.connected);
       await broker.start();
-      await until(() => d.app.stats.connects >= 2, 'the device reconnected', 10_000);
+      await until(() => d.app.stats.connects >= 2, 'the device reconnected', 120_000);
       await sleep(200);
       await d.app.stop();
       const sealed = d.events.filter((e) => e.type === 'sealed').length;
@@ -169,7 +169,7 @@ for (const { kind, skip } of kinds) {
       assert.equal(d.app.stats.keyAcked, 0);
       await broker.start();
       await started;
-      await until(() => d.app.state === 'sending', 'the key message acknowledged after the broker came back', 10_000);
+      await until(() => d.app.state === 'sending', 'the key message acknowledged after the broker came back', 120_000);
       // (mosquitto's observer may see data before the key message: different QoS flows to it)
       const known = () => [...cloud.sessions.values()].find((s) => s.deviceId === d.deviceId);
       await until(() => cloud.distinct(d.deviceId).size >= 3 && known() !== undefined, 'data after the key message');

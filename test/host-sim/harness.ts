@@ -199,7 +199,7 @@ export async function simDevice(options: SimDeviceOptions): Promise<SimDevice> {
 }
 
 /** Resolves when `check()` holds (polled every 10 ms); fails after `ms` with `what`. */
-export async function until(check: () => boolean, what: string, ms = 5000): Promise<void> {
+export async function until(check: () => boolean, what: string, ms = 60_000): Promise<void> {
   const deadline = Date.now() + ms;
   while (!check()) {
     if (Date.now() > deadline) assert.fail(`timed out after ${ms} ms waiting for ${what}`);
