@@ -7,7 +7,8 @@
  *
  * It also keeps a ledger: what every device sealed and had acknowledged, and what the service
  * delivered. `stop()` drains the devices, waits for the service, and checks the ledger against the
- * store: every acknowledged QoS 1 message stored exactly once, nothing stored that no device sent.
+ * rows the store committed during this run: every acknowledged QoS 1 message stored exactly once,
+ * nothing stored that no device sent. Rows from earlier runs never count, whatever their kid and seq.
  */
 import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
 import { createServer } from 'node:net';
@@ -17,6 +18,7 @@ import { openDataDir, PRIVATE_DIR_MODE, SECRET_MODE } from '../cloud/pki/data-di
 import { readCertificates } from '../cloud/pki/files.js';
 import { createLogger } from '../cloud/service/log.js';
 import { type CloudService, startCloudService } from '../cloud/service/service.js';
+import type { StoredPayload } from '../cloud/store/store.js';
 import { jsonLogger } from '../host-sim/log.js';
 import type { CryptoChoice } from '../host-sim/platform.js';
 import { nodeCrypto } from '../node/crypto.js';
@@ -98,13 +100,40 @@ export interface DemoSystem {
   stop(options?: { drainMs?: number }): Promise<DemoSummary>;
 }
 
-interface Ledger {
+export interface Ledger {
   kids: Set<string>;
   sealed: Set<string>;
   acknowledged: Set<string>;
 }
 
-const key = (kidHex: string, seq: number) => `${kidHex}/${seq}`;
+export const ledgerKey = (kidHex: string, seq: number) => `${kidHex}/${seq}`;
+
+/**
+ * How often each (kid, seq) the devices of `ledgers` sealed in this run's sessions is in `rows`,
+ * per device, and how many rows of those sessions no device sealed. Only rows the store committed
+ * at or after `since` (this run's start) count: a store kept from an earlier run — a PostgreSQL URL
+ * outlives a deleted data directory — can hold rows with the same device, kid and seq.
+ */
+export function countStored(
+  ledgers: ReadonlyMap<string, Ledger>,
+  rows: readonly StoredPayload[],
+  since: number,
+): { per: Map<string, Map<string, number>>; unexpected: number } {
+  const per = new Map<string, Map<string, number>>();
+  for (const deviceId of ledgers.keys()) per.set(deviceId, new Map());
+  let unexpected = 0;
+  for (const p of rows) {
+    const l = ledgers.get(p.deviceId);
+    if (l === undefined || p.storedAt < since) continue;
+    const kidHex = toHex(p.kid);
+    if (!l.kids.has(kidHex)) continue;
+    const k = ledgerKey(kidHex, p.seq);
+    const counts = per.get(p.deviceId)!;
+    counts.set(k, (counts.get(k) ?? 0) + 1);
+    if (!l.sealed.has(k)) unexpected++;
+  }
+  return { per, unexpected };
+}
 
 /** `preferred` when it can be listened on now, else 0 (any free port). */
 async function portOrAny(host: string, preferred: number): Promise<number> {
@@ -185,7 +214,7 @@ export async function startDemoSystem(options: DemoOptions): Promise<DemoSystem>
       logger: createLogger({ destination: cloudLog }),
       ...(http === undefined ? {} : { http }),
       onPayload: (p) => {
-        const k = `${p.deviceId}|${key(p.kidHex, p.seq)}`;
+        const k = `${p.deviceId}|${ledgerKey(p.kidHex, p.seq)}`;
         delivered.set(k, (delivered.get(k) ?? 0) + 1);
       },
     });
@@ -205,9 +234,9 @@ export async function startDemoSystem(options: DemoOptions): Promise<DemoSystem>
     streams.push(deviceLog);
     const onEvent = (deviceId: string, event: DeviceEvent) => {
       if (event.type === 'session') ledger(deviceId).kids.add(toHex(encodeKid(event.kid)));
-      else if (event.type === 'sealed') ledger(deviceId).sealed.add(key(toHex(encodeKid(event.kid)), event.seq));
+      else if (event.type === 'sealed') ledger(deviceId).sealed.add(ledgerKey(toHex(encodeKid(event.kid)), event.seq));
       else if (event.type === 'acknowledged')
-        ledger(deviceId).acknowledged.add(key(toHex(encodeKid(event.kid)), event.seq));
+        ledger(deviceId).acknowledged.add(ledgerKey(toHex(encodeKid(event.kid)), event.seq));
     };
     // Device errors go to the log file and, once per device and kind, to the operator: a device
     // that cannot enroll (say, its id is bound to another key) must not fail silently.
@@ -238,27 +267,19 @@ export async function startDemoSystem(options: DemoOptions): Promise<DemoSystem>
       await fleet.stop();
     });
 
-    const checkStore = async (): Promise<{ per: Map<string, Map<string, number>>; unexpected: number }> => {
-      const per = new Map<string, Map<string, number>>();
-      let unexpected = 0;
+    /** This run's rows of every device that started a session, from the store. */
+    const rowsOfThisRun = async (): Promise<StoredPayload[]> => {
+      const rows: StoredPayload[] = [];
       for (const [deviceId, l] of ledgers) {
-        const counts = new Map<string, number>();
-        per.set(deviceId, counts);
         if (l.kids.size === 0) continue;
         for (let after = 0; ; ) {
           const page = await service.store.listPayloads({ deviceId, after, limit: 10_000 });
-          for (const p of page) {
-            const kidHex = toHex(p.kid);
-            if (!l.kids.has(kidHex)) continue;
-            const k = key(kidHex, p.seq);
-            counts.set(k, (counts.get(k) ?? 0) + 1);
-            if (!l.sealed.has(k)) unexpected++;
-          }
+          rows.push(...page);
           if (page.length < 10_000) break;
           after = page[page.length - 1]!.id;
         }
       }
-      return { per, unexpected };
+      return rows;
     };
 
     let stopping: Promise<DemoSummary> | undefined;
@@ -270,7 +291,7 @@ export async function startDemoSystem(options: DemoOptions): Promise<DemoSystem>
       await service.idle();
       // Data held for a key message still on its way gets a moment to arrive.
       for (let i = 0; i < 50 && service.pendingCount() > 0; i++) await new Promise((r) => setTimeout(r, 100));
-      const { per, unexpected } = await checkStore();
+      const { per, unexpected } = countStored(ledgers, await rowsOfThisRun(), began);
       const snapshot = service.live.snapshot();
       const attackReport = attacks > 0 ? attacker.report() : null;
       await cleanUp();
