@@ -3,8 +3,8 @@
  * publisher, through mosquitto (MQTT 5), into the service (verify nothing, decrypt, replay window,
  * commit in batches, acknowledge after the commit), on SQLite (synchronous FULL) and on PostgreSQL
  * (a throwaway server with its durable defaults), and two instances on PostgreSQL sharing the
- * subscription. The publisher runs in a worker thread with pre-sealed messages (QoS 1), so the
- * service's thread does only the service's work; mosquitto is a separate process.
+ * subscription. The publisher (bench/publisher.ts) runs in a worker thread with pre-sealed messages
+ * (QoS 1), so the service's thread does only the service's work; mosquitto is a separate process.
  *
  * Run: `npx tsc -p tsconfig.json && node dist/bench/cloud.js [messages] [devices]`
  * (default 20000 messages from 50 devices). Needs mosquitto and PostgreSQL's server binaries.
@@ -12,46 +12,15 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
-import mqtt from 'mqtt';
 import { createLogger } from '../cloud/service/log.js';
 import { type CloudService, startCloudService } from '../cloud/service/service.js';
 import { topic } from '../src/profile/topics.js';
 import { makeCloudDataDir, makeDevice } from '../test/cloud/service-fixture.js';
 import { startMosquitto } from '../test/fixtures/mosquitto.js';
 import { startPostgres } from '../test/fixtures/postgres.js';
+import { type PublishJob, publish } from './publisher.js';
 
-interface Job {
-  url: string;
-  /** [topic, bytes, qos][] */
-  messages: [string, Uint8Array, 0 | 1 | 2][];
-}
-
-async function publisher(job: Job): Promise<void> {
-  const client = await mqtt.connectAsync(job.url, {
-    clientId: `bench-pub-${process.pid}-${Date.now()}`,
-    protocolVersion: 4,
-  });
-  await Promise.all(job.messages.map(([t, bytes, qos]) => client.publishAsync(t, Buffer.from(bytes), { qos })));
-  await client.endAsync();
-}
-
-if (!isMainThread) {
-  publisher(workerData as Job).then(
-    () => parentPort!.postMessage('done'),
-    (e) => parentPort!.postMessage(`error: ${e}`),
-  );
-} else {
-  await main();
-}
-
-function publish(job: Job): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const worker = new Worker(new URL(import.meta.url), { workerData: job });
-    worker.once('message', (m) => (m === 'done' ? resolve() : reject(new Error(String(m)))));
-    worker.once('error', reject);
-  });
-}
+await main();
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
@@ -112,7 +81,7 @@ async function main(): Promise<void> {
         messages: devices.map((d) => [topic('session', d.id), d.keyMessage(1), 2]),
       });
       const perDevice = Math.ceil(total / deviceCount);
-      const messages: Job['messages'] = [];
+      const messages: PublishJob['messages'] = [];
       for (let seq = 0; seq < perDevice; seq++)
         for (const d of devices) if (messages.length < total) messages.push([topic('data', d.id), d.data(1, seq), 1]);
       for (;;) {
