@@ -88,10 +88,10 @@ export function parseDemoArgs(args: string[]): {
     values.devices,
     'devices',
     DEFAULT_DEVICES,
-    (n) => Number.isInteger(n) && n >= 1 && n <= 10_000,
+    { integer: true, min: 1, max: 10_000 },
   );
-  const rate = numberFlag(values.rate, 'rate', 1, (n) => n > 0 && n <= 1000);
-  const qos = numberFlag(values.qos, 'qos', 1, (n) => n === 0 || n === 1) as 0 | 1;
+  const rate = numberFlag(values.rate, 'rate', 1, { above: 0, max: 1000 });
+  const qos = numberFlag(values.qos, 'qos', 1, { oneOf: [0, 1] }) as 0 | 1;
   if (values.broker !== undefined && !/^mqtts?:\/\/[^/]/.test(values.broker))
     throw new UsageError(`--broker must be an mqtt:// or mqtts:// URL, got ${JSON.stringify(values.broker)}`);
   if (values.broker !== undefined && values['mqtt-port'] !== undefined)
@@ -99,7 +99,7 @@ export function parseDemoArgs(args: string[]): {
   const mqttPort =
     values['mqtt-port'] === undefined
       ? undefined
-      : numberFlag(values['mqtt-port'], 'mqtt-port', 0, (n) => Number.isInteger(n) && n >= 0 && n <= 65535);
+      : numberFlag(values['mqtt-port'], 'mqtt-port', 0, { integer: true, min: 0, max: 65535 });
   if (values.store !== undefined && !/^(sqlite:.|postgres(ql)?:\/\/.)/.test(values.store))
     throw new UsageError('--store must be sqlite:FILE or postgres://…');
   let http: DemoOptions['http'] = { host: '127.0.0.1', port: DEFAULT_DASHBOARD_PORT };
@@ -116,14 +116,14 @@ export function parseDemoArgs(args: string[]): {
   if (crypto !== 'noble' && crypto !== 'node') throw new UsageError('--crypto is noble or node');
   const attackEveryS =
     values['attack-every'] !== undefined
-      ? numberFlag(values['attack-every'], 'attack-every', DEFAULT_ATTACK_EVERY_S, (n) => n >= 0.5 && n <= 3600)
+      ? numberFlag(values['attack-every'], 'attack-every', DEFAULT_ATTACK_EVERY_S, { min: 0.5, max: 3600 })
       : values.attack
         ? DEFAULT_ATTACK_EVERY_S
         : undefined;
   const durationS =
     values.duration === undefined
       ? undefined
-      : numberFlag(values.duration, 'duration', 0, (n) => n > 0 && n <= 86_400 * 365);
+      : numberFlag(values.duration, 'duration', 0, { above: 0, max: 86_400 * 365 });
   return {
     options: {
       dataDir: isAbsolute(dataDir) ? dataDir : resolve(dataDir),
