@@ -17,7 +17,7 @@ import { nodeCrypto } from '../node/crypto.js';
 import { toHex } from '../src/bytes.js';
 import { DEFAULT_PREFIX } from '../src/profile/limits.js';
 import { checkPrefix } from '../src/profile/topics.js';
-import { type CliIo, type Command, parseFlags, UsageError } from './command.js';
+import { type CliIo, type Command, describeFailure, isErrno, parseFlags, UsageError } from './command.js';
 
 export const CA_USAGE = `Usage: cose-flow ca SUBCOMMAND [options] [--data-dir DIR]
 
@@ -346,6 +346,10 @@ export async function operatorErrors(name: string, io: CliIo, fn: () => Promise<
   } catch (e) {
     if (isRefusal(e) || e instanceof DataDirError) {
       io.stderr(`cose-flow ${name}: ${e.message}\n`);
+      return 1;
+    }
+    if (isErrno(e)) {
+      io.stderr(`cose-flow ${name}: ${describeFailure(e)}\n`);
       return 1;
     }
     if (e instanceof RangeError) throw new UsageError(e.message);

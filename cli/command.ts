@@ -120,6 +120,45 @@ export function numberFlag(value: string | undefined, name: string, fallback: nu
   return n;
 }
 
+const ERRNO_REASONS: Record<string, string> = {
+  ENOENT: 'no such file or directory',
+  ENOTDIR: 'a part of the path is a file, not a directory',
+  EISDIR: 'it is a directory',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EROFS: 'the file system is read-only',
+  ENOSPC: 'no space left on the device',
+  EEXIST: 'it exists already',
+  ECONNREFUSED: 'connection refused',
+};
+
+/** A file system or socket error this module can put in words. */
+export function isErrno(e: unknown): e is NodeJS.ErrnoException & { code: string } {
+  const code = (e as Partial<NodeJS.ErrnoException> | null)?.code;
+  return typeof code === 'string' && code in ERRNO_REASONS;
+}
+
+/**
+ * One line for a failure no command turned into a message of its own: for a file system error,
+ * the path and the reason in words (`cannot write data/ca.key: permission denied (EACCES)`); else
+ * the error's message. The stack only with COSE_FLOW_DEBUG=1: it is for us, not for the operator.
+ */
+export function describeFailure(e: unknown): string {
+  if (process.env.COSE_FLOW_DEBUG === '1' && e instanceof Error && e.stack !== undefined) return e.stack;
+  if (isErrno(e)) {
+    const errno = e;
+    const verb: Record<string, string> = {
+      open: 'open',
+      mkdir: 'create the directory',
+      rename: 'write',
+      write: 'write',
+    };
+    const what = errno.path === undefined ? '' : ` ${errno.path}`;
+    return `cannot ${verb[errno.syscall ?? ''] ?? errno.syscall ?? 'use'}${what}: ${ERRNO_REASONS[errno.code]} (${errno.code})`;
+  }
+  return e instanceof Error ? e.message : String(e);
+}
+
 export function processIo(): CliIo {
   return {
     stdout: (text) => void process.stdout.write(text),

@@ -5,7 +5,7 @@
  * never load the database, broker or HTTP stacks the others need.
  */
 import { readFileSync } from 'node:fs';
-import { type CliIo, type Command, processIo, UsageError } from './command.js';
+import { type CliIo, type Command, describeFailure, processIo, UsageError } from './command.js';
 
 export interface CommandEntry {
   /** One line for `cose-flow --help`. */
@@ -103,7 +103,7 @@ export async function main(argv: string[], io: CliIo = processIo()): Promise<num
       io.stderr(`cose-flow ${name}: ${e.message}\nRun \`cose-flow ${name} --help\` for usage.\n`);
       return 2;
     }
-    io.stderr(`cose-flow ${name}: ${(e as Error)?.stack ?? String(e)}\n`);
+    io.stderr(`cose-flow ${name}: ${describeFailure(e)}\n`);
     return 1;
   }
 }
