@@ -191,16 +191,17 @@ export function nodeCrypto(): CryptoProvider {
       const decipher = createDecipheriv('aes-128-gcm', key, iv, { authTagLength: GCM_TAG_BYTES });
       decipher.setAuthTag(ciphertextAndTag.subarray(split));
       decipher.setAAD(aad);
-      const out = new Uint8Array(split);
+      // GCM decrypts all of update()'s input in update() and final() adds nothing, so the
+      // plaintext is update()'s own buffer: no second buffer, no copy (wiped if the tag fails).
       const body = decipher.update(ciphertextAndTag.subarray(0, split));
-      out.set(body, 0);
       try {
-        out.set(decipher.final(), body.length);
+        const rest = decipher.final();
+        if (rest.length !== 0) throw new Error('AES-GCM final() returned bytes');
       } catch {
-        out.fill(0);
+        body.fill(0);
         throw new CryptoError('decrypt-failed', 'AES-GCM authentication failed');
       }
-      return out;
+      return own(body);
     },
 
     aesKeyWrap(kek: Uint8Array, keyData: Uint8Array): Uint8Array {

@@ -46,8 +46,11 @@ export interface ClosedSession {
 
 export const DEFAULT_SESSION_CACHE = 100_000;
 
+/** Device id, NUL, then the kid's bytes as char codes: per data message, so no hex (device ids have no NUL). */
 function cacheKey(deviceId: string, kid: Uint8Array): string {
-  return `${deviceId}\u0000${toHex(kid)}`;
+  let key = `${deviceId}\u0000`;
+  for (let i = 0; i < kid.length; i++) key += String.fromCharCode(kid[i]!);
+  return key;
 }
 
 export class SessionTable {

@@ -131,6 +131,37 @@ function compareBytes(a: Uint8Array, b: Uint8Array): number {
   return a.length - b.length;
 }
 
+/** Bytes a byte string of `length` bytes takes with its shortest head (RFC 8949 §4.2.1). */
+export function byteStringSize(length: number): number {
+  return length + (length < 24 ? 1 : length < 0x100 ? 2 : length < 0x10000 ? 3 : 5);
+}
+
+/**
+ * Writes `bytes` as a byte string with its shortest head at `at` of `out` (sized with
+ * `byteStringSize`) and returns the offset past it: for the fixed COSE structures built per message
+ * (Enc_structure, Sig_structure, KDF context) without the general encoder. Up to 2^32 − 1 bytes.
+ */
+export function writeByteString(out: Uint8Array, at: number, bytes: Uint8Array): number {
+  const n = bytes.length;
+  if (n < 24) out[at++] = 0x40 + n;
+  else if (n < 0x100) {
+    out[at++] = 0x58;
+    out[at++] = n;
+  } else if (n < 0x10000) {
+    out[at++] = 0x59;
+    out[at++] = n >>> 8;
+    out[at++] = n & 0xff;
+  } else {
+    out[at++] = 0x5a;
+    out[at++] = n >>> 24;
+    out[at++] = (n >>> 16) & 0xff;
+    out[at++] = (n >>> 8) & 0xff;
+    out[at++] = n & 0xff;
+  }
+  out.set(bytes, at);
+  return at + n;
+}
+
 export interface DecodeOptions {
   /** Tag numbers that may appear anywhere. Default: none. `'any'` allows every tag. */
   allowTags?: readonly number[] | 'any';

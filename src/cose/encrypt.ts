@@ -4,7 +4,7 @@
  * key-encryption key derived from an ephemeral-static ECDH on P-256.
  */
 import { wipe } from '../bytes.js';
-import { encode, encodeAsGiven, Tag } from '../cbor/index.js';
+import { byteStringSize, encode, encodeAsGiven, Tag, writeByteString } from '../cbor/index.js';
 import { CryptoError, type CryptoProvider, type P256PrivateKey } from '../crypto/provider.js';
 import { encStructure, gcmOpen, layerNonce } from './encrypt0.js';
 import { CoseError } from './errors.js';
@@ -47,6 +47,9 @@ function decodeRecipient(value: unknown, index: number): Recipient {
   return { ...layer, ciphertext };
 }
 
+/** PartyU nonce and other (nil, nil), PartyVInfo [nil, nil, nil], SuppPubInfo's `82 18 80` (128). */
+const KDF_MIDDLE = [0xf6, 0xf6, 0x83, 0xf6, 0xf6, 0xf6, 0x82, 0x18, 0x80];
+
 /**
  * COSE_KDF_Context for ECDH-ES + A128KW (RFC 9053 §5.2): AlgorithmID is the key-wrap algorithm
  * (A128KW, -3), PartyUInfo = [identity, null, null] with `partyUIdentity` (nil when absent, as in
@@ -54,12 +57,19 @@ function decodeRecipient(value: unknown, index: number): Recipient {
  * The identity is not transmitted: both parties must know it.
  */
 export function kdfContextA128kw(recipientProtectedBytes: Uint8Array, partyUIdentity?: Uint8Array): Uint8Array {
-  return encodeAsGiven([
-    Alg.A128KW,
-    [partyUIdentity ?? null, null, null],
-    [null, null, null],
-    [128, recipientProtectedBytes],
-  ]);
+  // Written directly (the encoder's bytes, docs/PROTOCOL.md §4.2):
+  // 84 22 83 (bstr id | F6) F6 F6 83 F6 F6 F6 82 18 80 bstr(recipient protected)
+  const idSize = partyUIdentity === undefined ? 1 : byteStringSize(partyUIdentity.length);
+  const out = new Uint8Array(3 + idSize + KDF_MIDDLE.length + byteStringSize(recipientProtectedBytes.length));
+  out[0] = 0x84;
+  out[1] = 0x22; // -3, A128KW
+  out[2] = 0x83;
+  let at = 3;
+  if (partyUIdentity === undefined) out[at++] = 0xf6;
+  else at = writeByteString(out, at, partyUIdentity);
+  out.set(KDF_MIDDLE, at);
+  writeByteString(out, at + KDF_MIDDLE.length, recipientProtectedBytes);
+  return out;
 }
 
 function deriveKek(

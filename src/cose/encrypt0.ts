@@ -1,5 +1,5 @@
 /** COSE_Encrypt0 (RFC 9052 §5.2) with A128GCM (RFC 9053 §4.1), IV or Partial IV + Base IV (RFC 9052 §3.1). */
-import { encode, encodeAsGiven, Tag } from '../cbor/index.js';
+import { byteStringSize, encode, encodeAsGiven, Tag, writeByteString } from '../cbor/index.js';
 import { CryptoError, type CryptoProvider, GCM_IV_BYTES, GCM_TAG_BYTES } from '../crypto/provider.js';
 import { CoseError } from './errors.js';
 import { Alg, bstr, CoseTag, findHeader, Header, type HeaderMap, requireAlg } from './headers.js';
@@ -19,13 +19,24 @@ export function decodeEncrypt0(bytes: Uint8Array, options?: DecodeOptions): Encr
   return { ...layer, ciphertext: bstr(fields[2], 'COSE_Encrypt0 ciphertext') };
 }
 
-/** Enc_structure: [context, protected, external_aad], context "Encrypt0" or "Encrypt". */
+/** `83` (array of 3) and the context text: `68 "Encrypt0"`, `67 "Encrypt"`. */
+const ENC0_HEAD = [0x83, 0x68, 0x45, 0x6e, 0x63, 0x72, 0x79, 0x70, 0x74, 0x30];
+const ENC_HEAD = [0x83, 0x67, 0x45, 0x6e, 0x63, 0x72, 0x79, 0x70, 0x74];
+
+/**
+ * Enc_structure: [context, protected, external_aad], context "Encrypt0" or "Encrypt", written
+ * directly (the same bytes the encoder gives: shortest heads; docs/PROTOCOL.md §4.2).
+ */
 export function encStructure(
   context: 'Encrypt0' | 'Encrypt',
   protectedBytes: Uint8Array,
   externalAad: Uint8Array,
 ): Uint8Array {
-  return encodeAsGiven([context, protectedBytes, externalAad]);
+  const head = context === 'Encrypt0' ? ENC0_HEAD : ENC_HEAD;
+  const out = new Uint8Array(head.length + byteStringSize(protectedBytes.length) + byteStringSize(externalAad.length));
+  out.set(head);
+  writeByteString(out, writeByteString(out, head.length, protectedBytes), externalAad);
+  return out;
 }
 
 /**

@@ -1,5 +1,5 @@
 /** COSE_Sign1 (RFC 9052 §4.2) with ES256 (RFC 9053 §2.1): raw r‖s over SHA-256 of the Sig_structure. */
-import { encode, encodeAsGiven, Tag } from '../cbor/index.js';
+import { byteStringSize, encode, encodeAsGiven, Tag, writeByteString } from '../cbor/index.js';
 import type { CryptoProvider, P256PrivateKey } from '../crypto/provider.js';
 import { CoseError } from './errors.js';
 import { Alg, bstr, CoseTag, findHeader, Header, type HeaderMap, requireAlg } from './headers.js';
@@ -22,9 +22,23 @@ export function decodeSign1(bytes: Uint8Array, options?: DecodeOptions): Sign1 {
   return { ...layer, payload, signature };
 }
 
+/** `84` (array of 4) and `6A "Signature1"`. */
+const SIG1_HEAD = [0x84, 0x6a, 0x53, 0x69, 0x67, 0x6e, 0x61, 0x74, 0x75, 0x72, 0x65, 0x31];
+
 /** Sig_structure for COSE_Sign1: ["Signature1", body_protected, external_aad, payload]. */
 export function sign1ToBeSigned(protectedBytes: Uint8Array, externalAad: Uint8Array, payload: Uint8Array): Uint8Array {
-  return encodeAsGiven(['Signature1', protectedBytes, externalAad, payload]);
+  // Written directly (the encoder's bytes: shortest heads; docs/PROTOCOL.md §4.2).
+  const out = new Uint8Array(
+    SIG1_HEAD.length +
+      byteStringSize(protectedBytes.length) +
+      byteStringSize(externalAad.length) +
+      byteStringSize(payload.length),
+  );
+  out.set(SIG1_HEAD);
+  let at = writeByteString(out, SIG1_HEAD.length, protectedBytes);
+  at = writeByteString(out, at, externalAad);
+  writeByteString(out, at, payload);
+  return out;
 }
 
 export interface VerifySign1Options {

@@ -3,13 +3,29 @@
  *
  *   COSE_Encrypt0 (tag 16) protected {1: 1, 4: session kid, 6: Partial IV = sequence number},
  *   unprotected {}, ciphertext = A128GCM(session key, Base IV ⊕ Partial IV, payload), external AAD empty.
+ *
+ * Receiving has a fast path (docs/CLOUD.md, "Data path"): `parseDataMessage` first tries
+ * `readCanonicalDataMessage` (./data-message-fast.ts), one pass over the shape every sender
+ * produces, views only; anything else goes through the general strict decoder, which alone
+ * refuses, with the reasons and order of docs/PROTOCOL.md §4.6. `openData` builds the nonce and the
+ * Enc_structure straight from the views (the protected bytes as received), with the same checks
+ * in the same order as `decryptEncrypt0`. The device never opens data: these functions are
+ * tree-shaken out of its bundle.
  */
 import { equal } from '../bytes.js';
-import { decodeEncrypt0, decryptEncrypt0, type Encrypt0, makeEncrypt0, nonceFromPartialIv } from '../cose/encrypt0.js';
+import {
+  decodeEncrypt0,
+  type Encrypt0,
+  encStructure,
+  gcmOpen,
+  makeEncrypt0,
+  nonceFromPartialIv,
+} from '../cose/encrypt0.js';
 import { CoseError } from '../cose/errors.js';
 import { Alg, bstr, Header, refuseCrit, requireAlg, requireLabels } from '../cose/headers.js';
-import type { CryptoProvider } from '../crypto/provider.js';
+import { type CryptoProvider, GCM_IV_BYTES } from '../crypto/provider.js';
 import { decodeKid, decodePartialIv, encodePartialIv } from './counter.js';
+import { type DataMessageParts, readCanonicalDataMessage } from './data-message-fast.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from './limits.js';
 import type { SessionKey } from './session.js';
 
@@ -33,11 +49,60 @@ export interface ParsedDataMessage {
   /** The session kid (validated: a minimal 1–8 byte counter value). */
   kid: Uint8Array;
   seq: number;
-  message: Encrypt0;
+  /** The protected bucket exactly as received: the Enc_structure is built over these bytes. */
+  protectedBytes: Uint8Array;
+  ciphertext: Uint8Array;
+  /** The decoded COSE_Encrypt0 (built on first use when the fast path parsed the message). */
+  readonly message: Encrypt0;
 }
 
-/** Strictly parses a data message (no key needed): receivers look the session up by `kid`. */
+/**
+ * Strictly parses a data message (no key needed): receivers look the session up by `kid`.
+ * The canonical shape takes the fast path; everything else, including every refusal, the general one.
+ */
 export function parseDataMessage(bytes: Uint8Array, maxBytes: number = DEFAULT_MAX_MESSAGE_BYTES): ParsedDataMessage {
+  const parts = readCanonicalDataMessage(bytes, maxBytes);
+  return parts === undefined ? parseDataMessageGeneral(bytes, maxBytes) : new FastParsed(parts);
+}
+
+/** A data message the fast path read: its COSE_Encrypt0 is only built when someone asks for it. */
+class FastParsed implements ParsedDataMessage {
+  readonly kid: Uint8Array;
+  readonly seq: number;
+  readonly protectedBytes: Uint8Array;
+  readonly ciphertext: Uint8Array;
+  #message: Encrypt0 | undefined;
+
+  constructor(parts: DataMessageParts) {
+    this.kid = parts.kid;
+    this.seq = parts.seq;
+    this.protectedBytes = parts.protectedBytes;
+    this.ciphertext = parts.ciphertext;
+  }
+
+  get message(): Encrypt0 {
+    this.#message ??= {
+      protectedBytes: this.protectedBytes,
+      protected: new Map<number, unknown>([
+        [Header.alg, Alg.A128GCM],
+        [Header.kid, this.kid],
+        [Header.partialIv, encodePartialIv(this.seq)],
+      ]),
+      unprotected: new Map(),
+      ciphertext: this.ciphertext,
+    };
+    return this.#message;
+  }
+}
+
+/**
+ * The general path of `parseDataMessage`: the strict CBOR/COSE decoder and the profile's checks
+ * in the order of docs/PROTOCOL.md §4.6. Exported for the differential test of the fast path.
+ */
+export function parseDataMessageGeneral(
+  bytes: Uint8Array,
+  maxBytes: number = DEFAULT_MAX_MESSAGE_BYTES,
+): ParsedDataMessage {
   const message = decodeEncrypt0(bytes, { requireTag: true, maxBytes });
   refuseCrit(message.protected, message.unprotected);
   const labels = [Header.alg, Header.kid, Header.partialIv];
@@ -47,11 +112,30 @@ export function parseDataMessage(bytes: Uint8Array, maxBytes: number = DEFAULT_M
   const kid = bstr(message.protected.get(Header.kid), 'session kid');
   decodeKid(kid);
   const seq = decodePartialIv(bstr(message.protected.get(Header.partialIv), 'Partial IV'));
-  return { kid, seq, message };
+  return { kid, seq, protectedBytes: message.protectedBytes, ciphertext: message.ciphertext, message };
 }
 
-/** Decrypts a parsed data message with its session key. `kid-mismatch` when the kids differ. */
+/**
+ * Decrypts a parsed data message with its session key. `kid-mismatch` when the kids differ; then,
+ * as `decryptEncrypt0` would: `bad-key` for a Base IV or key of the wrong size, `decrypt-failed`
+ * for a ciphertext shorter than the tag or one that does not authenticate.
+ */
 export function openData(crypto: CryptoProvider, parsed: ParsedDataMessage, session: SessionKey): Uint8Array {
   if (!equal(parsed.kid, session.kid)) throw new CoseError('kid-mismatch', 'the message kid is not this session');
-  return decryptEncrypt0(crypto, parsed.message, session.key, { baseIv: session.baseIv });
+  const { baseIv, key } = session;
+  if (baseIv.length !== GCM_IV_BYTES) throw new CoseError('bad-key', `Base IV is ${baseIv.length} bytes, expected 12`);
+  // nonce = Base IV ⊕ Partial IV left-padded to 12 bytes (RFC 9052 §3.1); the Partial IV is the
+  // minimal big-endian seq (checked by the parser), so padded it is seq in the last 4 bytes
+  const seq = parsed.seq;
+  const nonce = new Uint8Array(GCM_IV_BYTES);
+  nonce.set(baseIv);
+  nonce[8]! ^= seq >>> 24;
+  nonce[9]! ^= (seq >>> 16) & 0xff;
+  nonce[10]! ^= (seq >>> 8) & 0xff;
+  nonce[11]! ^= seq & 0xff;
+  // Enc_structure ["Encrypt0", protected as received, h''], written directly
+  const aad = encStructure('Encrypt0', parsed.protectedBytes, EMPTY);
+  return gcmOpen(crypto, key, nonce, parsed.ciphertext, aad);
 }
+
+const EMPTY = new Uint8Array(0);
