@@ -30,12 +30,14 @@ import {
   requireLabels,
 } from '../cose/headers.js';
 import { decodeSymmetricKey, symmetricKeyMap } from '../cose/key.js';
-import { decodeSign1, makeSign1, sign1ToBeSigned, verifySign1 } from '../cose/sign1.js';
+import { decodeSign1, makeSign1, sign1ToBeSigned } from '../cose/sign1.js';
 import type { CryptoProvider, P256PrivateKey } from '../crypto/provider.js';
 import { decodeKid } from './counter.js';
 import { BASE_IV_BYTES, CLOUD_KID_BYTES, DEFAULT_MAX_MESSAGE_BYTES, SESSION_KEY_BYTES } from './limits.js';
 import { cloudKeyId, type SessionKey } from './session.js';
 import { checkDeviceId } from './topics.js';
+
+const EMPTY = new Uint8Array(0);
 
 export interface MakeKeyMessage {
   /** The device id: the CN of `deviceCertificate`, the `{deviceId}` of its topics. Bound into the KDF context. */
@@ -163,8 +165,14 @@ export function openKeyMessage(crypto: CryptoProvider, bytes: Uint8Array, option
       `certificate is for device ${device.deviceId}, the topic names ${options.topicDeviceId}`,
     );
   }
-  verifySign1(crypto, sign1, device.publicKey);
-  const signedContentDigest = crypto.sha256(sign1ToBeSigned(sign1.protectedBytes, new Uint8Array(0), sign1.payload));
+  // 4.4 step 12 (as verifySign1, whose alg check step 6 already made): the Sig_structure is built
+  // once, for the signature and for the signed-content digest.
+  if (sign1.signature.length !== 64)
+    throw new CoseError('bad-signature', `COSE_Sign1: ES256 signature is ${sign1.signature.length} bytes, expected 64`);
+  const toBeSigned = sign1ToBeSigned(sign1.protectedBytes, EMPTY, sign1.payload);
+  if (!crypto.ecdsaP256Verify(device.publicKey, toBeSigned, sign1.signature))
+    throw new CoseError('bad-signature', 'COSE_Sign1: signature does not verify');
+  const signedContentDigest = crypto.sha256(toBeSigned);
 
   const encrypt = decodeEncrypt(sign1.payload, { requireTag: true, maxBytes: sign1.payload.length });
   refuseCrit(encrypt.protected, encrypt.unprotected);
