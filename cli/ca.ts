@@ -30,7 +30,8 @@ works in the data directory DIR (default ${DEFAULT_DATA_DIR}):
 Subcommands:
   init [--name CN] [--days N] [--force]
       make the CA (default name "cose-flow CA", 3650 days) and an empty CRL; prints the CA's
-      SHA-256 fingerprint (what a device can pin). --force replaces an existing CA.
+      SHA-256 fingerprint (what a device can pin). --force replaces an existing CA and
+      re-issues the cloud certificate (same cloud key) under the new one.
   issue --csr FILE [--days N] [--out FILE] [--der] [--allow-rekey]
       check a certification request (PEM or DER, "-" for standard input): its self-signature,
       a P-256 key, a subject of exactly CN=<device id>; then issue the device certificate
@@ -105,7 +106,7 @@ async function init(args: string[], io: CliIo): Promise<number> {
   noPositionals(positionals);
   const dir = dataDir(values);
   const validityDays = days(values.days);
-  const { ca, fingerprintHex } = await initCa(nodeCrypto(), dir, {
+  const { ca, fingerprintHex, reissuedCloudCertificate } = await initCa(nodeCrypto(), dir, {
     ...(values.name === undefined ? {} : { name: values.name }),
     ...(validityDays === undefined ? {} : { validityDays }),
     force: values.force ?? false,
@@ -113,7 +114,11 @@ async function init(args: string[], io: CliIo): Promise<number> {
   io.stdout(
     `CA "${ca.name}" valid until ${ca.certificate.notAfter.toISOString()}\n` +
       `wrote ${dir.caCertificate}, ${dir.caKey} (mode 0600), ${dir.crl}\n` +
-      `SHA-256 fingerprint: ${fingerprintHex}\n`,
+      `SHA-256 fingerprint: ${fingerprintHex}\n` +
+      (reissuedCloudCertificate === undefined
+        ? ''
+        : `re-issued the cloud certificate ${reissuedCloudCertificate.path} (same cloud key) under the new CA\n` +
+          'devices enrolled under the old CA must enroll again: their certificates no longer verify\n'),
   );
   return 0;
 }

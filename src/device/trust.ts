@@ -2,7 +2,9 @@
  * What the device trusts and proves itself with: its certificates — configured (offline
  * provisioning: checked as an enrollment result is, never replaced by enrolling), stored, or
  * enrolled for (src/device/enrollment.ts, tried again with backoff until it succeeds or the app
- * stops) — and the cloud certificate, verified against the CA (signature, key usage, validity when
+ * stops, under one request id for the app's life; running out of attempts without an answer or
+ * with `unavailable` is a slow enrollment, logged `enroll-slow` and not counted as an error) — and
+ * the cloud certificate, verified against the CA (signature, key usage, validity when
  * the clock is known) before its key is used; a newer one announced by the cloud
  * (src/device/control.ts) is stored and used from the next session on. Runtime-neutral.
  */
@@ -15,6 +17,9 @@ import { CredentialStore, type Credentials, verifyCredentials } from './credenti
 import { EnrollmentError, enrollDevice } from './enrollment.js';
 import type { Link } from './link.js';
 import type { KeyMaterial } from './session.js';
+
+/** Enrollment ended without a certificate for one of these: the service is slow or busy, not failing. */
+const SLOW: readonly string[] = ['no-answer', 'unavailable'];
 
 export interface TrustedCloud {
   certificate: Uint8Array;
@@ -29,6 +34,8 @@ export class Trust {
   #cloud: TrustedCloud | undefined;
   /** A newer cloud certificate from a control message, used from the next session on. */
   #next: TrustedCloud | undefined;
+  /** One enrollment request id for the app's life: a late answer to an earlier attempt still counts. */
+  #requestId: Uint8Array | undefined;
 
   constructor(ctx: DeviceContext, identity: DeviceIdentity) {
     this.#ctx = ctx;
@@ -109,6 +116,7 @@ export class Trust {
     const ctx = this.#ctx;
     const settings = ctx.config.enroll;
     retry.reset();
+    this.#requestId ??= ctx.p.crypto.randomBytes(16);
     while (!ctx.stopped) {
       await link.waitUp();
       if (ctx.stopped) return false;
@@ -126,7 +134,14 @@ export class Trust {
           timers: ctx.p.timers,
           ...(settings.retry === undefined ? {} : { retry: settings.retry }),
           cancel: { cancelled: () => ctx.stopped, onCancel: (fn) => ctx.onStop(fn) },
-          onEvent: (e) => ctx.log(e.type === 'enrolled' ? 'info' : 'debug', `enroll-${e.type}`, { attempt: e.attempt }),
+          requestId: this.#requestId,
+          onEvent: (e) => {
+            // A result that does not verify (say, the CA was replaced and the cloud certificate is
+            // still the old CA's) is an error an operator must see, not a debug line.
+            if (e.type === 'invalid-result')
+              ctx.fail('enroll-result-invalid', new Error(e.reason), { attempt: e.attempt });
+            else ctx.log(e.type === 'enrolled' ? 'info' : 'debug', `enroll-${e.type}`, { attempt: e.attempt });
+          },
         });
         if (ctx.stopped) return false;
         const credentials: Credentials = {
@@ -141,7 +156,10 @@ export class Trust {
       } catch (e) {
         if (ctx.stopped) return false;
         const final = e instanceof EnrollmentError && e.final;
-        ctx.fail(final ? 'enroll-refused' : 'enroll-failed', e);
+        if (e instanceof EnrollmentError && SLOW.includes(e.code)) {
+          // No answer yet, or a busy service: slow, not an error. Ask again (same request id).
+          ctx.log('warn', 'enroll-slow', { code: e.code, attempts: e.attempts, error: e.message });
+        } else ctx.fail(final ? 'enroll-refused' : 'enroll-failed', e);
         // Keep trying: an operator may fix a refusal (allow-list, re-key); a final refusal waits longest.
         await ctx.sleep(final ? ctx.config.retry.maxMs : retry.next());
       }
