@@ -10,7 +10,7 @@ import { deviceCsr, readCertificateFile, readProvisioning } from '../host-sim/pr
 import type { DeviceConfig, RekeyPolicy } from '../src/device/config.js';
 import { DEFAULT_CONFIG } from '../src/device/config.js';
 import type { Credentials } from '../src/device/credentials.js';
-import { deviceIds, type FleetTotals, startFleet } from '../system/fleet.js';
+import { DEFAULT_RAMP_PER_DEVICE_MS, deviceIds, type FleetTotals, startFleet } from '../system/fleet.js';
 import { type CliIo, type Command, numberFlag, parseFlags, UsageError } from './command.js';
 
 export const SIM_USAGE = `Usage: cose-flow sim --broker URL [options]
@@ -29,7 +29,9 @@ Options (environment variable in brackets):
   --duration S          stop after S seconds (default: until Ctrl-C)      [COSE_FLOW_DURATION]
   --messages N          stop once every device has N messages acknowledged (with --duration as
                         the limit: exit 1 when it passes first)
-  --id-prefix P         device ids P0001, P0002, … (default sim-)
+  --id-prefix P         device ids P0001, P0002, … P9999, P10000 … whatever N is (default sim-)
+  --ramp S              start the devices over S seconds, each at a random moment of its own
+                        slot (default N × ${DEFAULT_RAMP_PER_DEVICE_MS / 1000} s: 10 000 devices over ${(10_000 * DEFAULT_RAMP_PER_DEVICE_MS) / 1000} s)   [COSE_FLOW_RAMP]
   --prefix P            topic prefix (default cose-flow/v1)
   --username U, --password P   broker credentials                         [COSE_FLOW_USERNAME, COSE_FLOW_PASSWORD]
   --broker-ca FILE      mqtts:// only: the CA certificate (PEM or DER) that issued the broker's
@@ -60,6 +62,7 @@ const FLAGS = {
   duration: { type: 'string' },
   messages: { type: 'string' },
   'id-prefix': { type: 'string' },
+  ramp: { type: 'string' },
   prefix: { type: 'string' },
   username: { type: 'string' },
   'broker-ca': { type: 'string' },
@@ -82,23 +85,31 @@ function env(name: string): string | undefined {
   return v === undefined || v === '' ? undefined : v;
 }
 
+/** `errors 0`, or `errors 15: enroll-refused 12, connect-failed 3` (most frequent first). */
+export function formatErrors(t: Pick<FleetTotals, 'errors' | 'errorReasons'>): string {
+  const reasons = Object.entries(t.errorReasons ?? {}).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+  if (t.errors === 0 || reasons.length === 0) return `errors ${t.errors}`;
+  return `errors ${t.errors}: ${reasons.map(([reason, n]) => `${reason} ${n}`).join(', ')}`;
+}
+
 export function formatTotals(t: FleetTotals, elapsedS: number, rate?: number): string {
+  const enrolling =
+    (t.enrolled ?? 0) > 0 || (t.enrollQueue ?? 0) > 0 || (t.enrollSlow ?? 0) > 0
+      ? ` · enrolled ${t.enrolled ?? 0}` +
+        ((t.enrollQueue ?? 0) > 0 ? ` (${t.enrollQueue} waiting)` : '') +
+        ((t.enrollSlow ?? 0) > 0 ? ` · slow enrollments ${t.enrollSlow}` : '')
+      : '';
   return (
-    `${t.sending}/${t.devices} sending · ${t.connected} connected · sent ${t.sent} · ack ${t.acknowledged}` +
+    `${t.sending}/${t.devices} sending · ${t.connected} connected${enrolling} · sent ${t.sent} · ack ${t.acknowledged}` +
     (rate === undefined ? '' : ` · ${rate.toFixed(1)} msg/s`) +
-    ` · queued ${t.queued} · re-keys ${t.rekeys} · dropped ${t.dropped} · errors ${t.errors} · ${elapsedS.toFixed(0)} s`
+    ` · queued ${t.queued} · re-keys ${t.rekeys} · dropped ${t.dropped} · ${formatErrors(t)} · ${elapsedS.toFixed(0)} s`
   );
 }
 
 type Values = ReturnType<typeof parseFlags<typeof FLAGS>>['values'];
 
 function deviceCount(values: Values): number {
-  return numberFlag(
-    values.devices ?? env('DEVICES'),
-    'devices',
-    1,
-    (n) => Number.isInteger(n) && n >= 1 && n <= 100_000,
-  );
+  return numberFlag(values.devices ?? env('DEVICES'), 'devices', 1, { integer: true, min: 1, max: 100_000 });
 }
 
 /** --print-csr: the factory's first step for simulated devices. */
@@ -135,27 +146,22 @@ async function run(args: string[], io: CliIo): Promise<number> {
   if (broker === undefined) throw new UsageError('give --broker mqtt://host:port (or COSE_FLOW_BROKER)');
   if (!/^mqtts?:\/\/./.test(broker)) throw new UsageError(`--broker ${broker}: an mqtt:// or mqtts:// URL`);
   const devices = deviceCount(values);
-  const rate = numberFlag(values.rate ?? env('RATE'), 'rate', 1, (n) => n > 0 && n <= 1000);
-  const qos = numberFlag(values.qos ?? env('QOS'), 'qos', 1, (n) => n === 0 || n === 1) as 0 | 1;
+  const rate = numberFlag(values.rate ?? env('RATE'), 'rate', 1, { above: 0, max: 1000 });
+  const qos = numberFlag(values.qos ?? env('QOS'), 'qos', 1, { oneOf: [0, 1] }) as 0 | 1;
+  const rampS = values.ramp ?? env('RAMP');
+  const ramp = rampS === undefined ? undefined : numberFlag(rampS, 'ramp', 0, { min: 0, max: 86_400 });
   const durationS = values.duration ?? env('DURATION');
-  const duration = durationS === undefined ? undefined : numberFlag(durationS, 'duration', 0, (n) => n > 0);
+  const duration = durationS === undefined ? undefined : numberFlag(durationS, 'duration', 0, { above: 0 });
   const messages =
-    values.messages === undefined
-      ? undefined
-      : numberFlag(values.messages, 'messages', 0, (n) => Number.isSafeInteger(n) && n > 0);
+    values.messages === undefined ? undefined : numberFlag(values.messages, 'messages', 0, { integer: true, min: 1 });
   const cryptoChoice = values.crypto ?? 'noble';
   if (cryptoChoice !== 'noble' && cryptoChoice !== 'node') throw new UsageError('--crypto is noble or node');
   const rekey: Partial<RekeyPolicy> = {};
   if (values['rekey-messages'] !== undefined) {
-    rekey.afterMessages = numberFlag(
-      values['rekey-messages'],
-      'rekey-messages',
-      0,
-      (n) => Number.isInteger(n) && n >= 0,
-    );
+    rekey.afterMessages = numberFlag(values['rekey-messages'], 'rekey-messages', 0, { integer: true, min: 0 });
   }
   if (values['rekey-age'] !== undefined)
-    rekey.afterMs = numberFlag(values['rekey-age'], 'rekey-age', 0, (n) => n >= 0) * 1000;
+    rekey.afterMs = numberFlag(values['rekey-age'], 'rekey-age', 0, { min: 0 }) * 1000;
   const config: Partial<DeviceConfig> = { rekey: { ...DEFAULT_CONFIG.rekey, ...rekey } };
   if (values.prefix !== undefined) config.prefix = values.prefix;
   const logFile = values.log === undefined ? undefined : createWriteStream(values.log, { flags: 'a', mode: 0o600 });
@@ -188,6 +194,7 @@ async function run(args: string[], io: CliIo): Promise<number> {
     ...(provisioned === undefined ? {} : { provisioned: (id: string) => provisioned.get(id)! }),
     config,
     ...(values['id-prefix'] === undefined ? {} : { idPrefix: values['id-prefix'] }),
+    ...(ramp === undefined ? {} : { rampMs: ramp * 1000 }),
     ...(username === undefined ? {} : { username }),
     ...(password === undefined ? {} : { password }),
     ...(brokerCa === undefined ? {} : { brokerCa }),
@@ -236,6 +243,7 @@ async function run(args: string[], io: CliIo): Promise<number> {
     );
   }
   if (interactive) io.stderr('\n');
+  const stopBegan = Date.now();
   const totals = await fleet.stop();
   logFile?.end();
   const elapsed = (Date.now() - began) / 1000;
@@ -253,13 +261,18 @@ async function run(args: string[], io: CliIo): Promise<number> {
     rekeys: totals.rekeys,
     reconnects: totals.connects > totals.devices ? totals.connects - totals.devices : 0,
     errors: totals.errors,
+    errorReasons: totals.errorReasons,
+    enrolled: totals.enrolled,
+    slowEnrollments: totals.enrollSlow,
+    stopSeconds: Math.round((Date.now() - stopBegan) / 100) / 10,
   };
   if (values.json) io.stdout(`${JSON.stringify(summary)}\n`);
   else {
     io.stdout(
       `summary: ${summary.devices} device(s), ${summary.seconds} s: sent ${summary.sent}, acknowledged ${summary.acknowledged}` +
-        ` (${(summary.acknowledged / Math.max(elapsed, 0.001)).toFixed(1)} msg/s), re-keys ${summary.rekeys}, errors ${summary.errors}` +
-        `; resent ${summary.resent}, dropped ${summary.dropped}, skipped ${summary.skipped}, queued at stop ${summary.queuedAtStop}\n`,
+        ` (${(summary.acknowledged / Math.max(elapsed, 0.001)).toFixed(1)} msg/s), re-keys ${summary.rekeys}, ${formatErrors(totals)}` +
+        `; resent ${summary.resent}, dropped ${summary.dropped}, skipped ${summary.skipped}, queued at stop ${summary.queuedAtStop}` +
+        `; enrolled ${summary.enrolled}, slow enrollments ${summary.slowEnrollments}; stopped in ${summary.stopSeconds} s\n`,
     );
   }
   return summary.errors > 0 || (messages !== undefined && !reachedCount) ? 1 : 0;

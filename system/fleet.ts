@@ -39,7 +39,10 @@ export interface FleetOptions {
   /** Messages per second per device. */
   rate: number;
   qos: 0 | 1;
-  /** Device ids are `${idPrefix}${n}` with n zero-padded to 4 digits (default "sim-"). */
+  /**
+   * Device ids are `${idPrefix}${n}` with n zero-padded to 4 digits whatever the fleet's size
+   * (default "sim-"): sim-0001 … sim-9999, sim-10000 …, so runs of different sizes name the same devices.
+   */
   idPrefix?: string;
   crypto?: CryptoChoice;
   username?: string;
@@ -53,7 +56,11 @@ export interface FleetOptions {
    * put in its configuration (`DeviceConfig.provisioned`). The devices never enroll.
    */
   provisioned?: (deviceId: string) => Credentials;
-  /** Spread the devices' starts over this many milliseconds (default min(devices × 20, 10 000)). */
+  /**
+   * Spread the devices' starts over this many milliseconds, each at a random moment of its own
+   * slot (default devices × `DEFAULT_RAMP_PER_DEVICE_MS`: a window proportional to the fleet, so
+   * that connections and enrollments arrive at a rate the broker and the CA keep up with).
+   */
   rampMs?: number;
   /** Device configuration on top of the defaults (rekey policy, prefix, …). */
   config?: Partial<DeviceConfig>;
@@ -75,11 +82,20 @@ export interface FleetStopOptions {
 
 export interface FleetDevice {
   deviceId: string;
-  app: DeviceApp;
+  /** Made on first use (normally the device's start): its HUK, keys and store. */
+  readonly app: DeviceApp;
 }
 
 export type FleetTotals = DeviceStats & {
   devices: number;
+  /** The devices' error lines (what `errors` counts) by event: `{ 'enroll-refused': 2, … }`. */
+  errorReasons: Record<string, number>;
+  /** Devices that enrolled (got their certificate over MQTT) in this run. */
+  enrolled: number;
+  /** Enrollments that ran out of attempts without an answer (slow, not errors); they asked again. */
+  enrollSlow: number;
+  /** Requests waiting in the in-process enrollment service's queue (0 without one). */
+  enrollQueue: number;
   /** Devices connected / in the sending state now. */
   connected: number;
   sending: number;
@@ -95,9 +111,31 @@ export interface Fleet {
   stop(options?: FleetStopOptions): Promise<FleetTotals>;
 }
 
+/** Digits of a simulated device's number, zero-padded: fixed, so an id never depends on the fleet's size. */
+export const DEVICE_ID_WIDTH = 4;
+/** The default start window per device (`rampMs`): 10 000 devices start over 50 s, 200 a second. */
+export const DEFAULT_RAMP_PER_DEVICE_MS = 5;
+
+/** The ids of devices 1 … count: `${prefix}0001` … (DEVICE_ID_WIDTH digits at least). */
 export function deviceIds(count: number, prefix = 'sim-'): string[] {
-  const width = Math.max(4, String(count).length);
-  return Array.from({ length: count }, (_, i) => checkDeviceId(`${prefix}${String(i + 1).padStart(width, '0')}`));
+  return Array.from({ length: count }, (_, i) =>
+    checkDeviceId(`${prefix}${String(i + 1).padStart(DEVICE_ID_WIDTH, '0')}`),
+  );
+}
+
+/**
+ * Counts a device's log lines for the fleet's totals: error lines by event (the reasons behind
+ * `errors`), `enrolled`, and `enroll-slow` warnings; every line still goes to `log`.
+ */
+function countingLogger(log: Logger, counts: { reasons: Map<string, number>; enrolled: number; slow: number }): Logger {
+  return {
+    log(level, event, fields) {
+      if (level === 'error') counts.reasons.set(event, (counts.reasons.get(event) ?? 0) + 1);
+      else if (event === 'enroll-slow') counts.slow++;
+      else if (event === 'enrolled') counts.enrolled++;
+      log.log(level, event, fields);
+    },
+  };
 }
 
 /** Makes a CA and a cloud key in `dir` when it has none (what `ca init` and `cloud keygen` do). */
@@ -161,14 +199,21 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
     note(`serving enrollments with the CA in ${options.dataDir}`);
   }
 
-  const devices: FleetDevice[] = ids.map((deviceId) => {
+  const counts = { reasons: new Map<string, number>(), enrolled: 0, slow: 0 };
+  // Each device is made (HUK, keys, store: a few fsynced files) when first needed — normally at its
+  // start, so a large fleet spreads that work over the start window instead of doing it all first.
+  const made: FleetDevice[] = [];
+  const make = (deviceId: string): FleetDevice => {
     const platform = hostPlatform({
       broker: options.broker,
       crypto,
       dir: join(options.dataDir, 'sim', deviceId),
       deviceId,
       ...(options.brokerCa === undefined ? {} : { brokerCa: options.brokerCa }),
-      log: provisioned === undefined ? (options.log ?? silentLogger) : notingRefusals(deviceId, options.log, note),
+      log: countingLogger(
+        provisioned === undefined ? (options.log ?? silentLogger) : notingRefusals(deviceId, options.log, note),
+        counts,
+      ),
       mqtt: {
         clientId: deviceId,
         ...(options.username === undefined ? {} : { username: options.username }),
@@ -196,28 +241,73 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
       config,
       onEvent === undefined ? {} : { onEvent: (event) => onEvent(deviceId, event) },
     );
-    return { deviceId, app };
+    const device = { deviceId, app };
+    made.push(device);
+    return device;
+  };
+  const devices: FleetDevice[] = ids.map((deviceId) => {
+    let device: FleetDevice | undefined;
+    return {
+      deviceId,
+      get app() {
+        device ??= make(deviceId);
+        return device.app;
+      },
+    };
   });
 
-  const rampMs = options.rampMs ?? Math.min(options.devices * 20, 10_000);
+  const rampMs = options.rampMs ?? devices.length * DEFAULT_RAMP_PER_DEVICE_MS;
+  const slot = rampMs / devices.length;
   let stopping = false;
   const starts: Promise<void>[] = [];
-  const started = (async () => {
-    for (let i = 0; i < devices.length && !stopping; i++) {
-      const device = devices[i]!;
-      starts.push(device.app.start().catch((e: unknown) => note(`${device.deviceId}: ${String(e)}`)));
-      if (rampMs > 0 && i + 1 < devices.length) await new Promise((r) => setTimeout(r, rampMs / devices.length));
+  const waiting = new Map<NodeJS.Timeout, () => void>();
+  // Device i starts at a random moment of its slot [i, i + 1) × rampMs / N: jitter within the
+  // window, so the devices do not meet the broker and the CA in lockstep.
+  const started = Promise.all(
+    devices.map(
+      (device, i) =>
+        new Promise<void>((resolve) => {
+          const start = () => {
+            try {
+              if (!stopping)
+                starts.push(device.app.start().catch((e: unknown) => note(`${device.deviceId}: ${String(e)}`)));
+            } catch (e) {
+              note(`${device.deviceId}: ${String(e)}`); // could not be made (its HUK or store)
+            }
+            resolve();
+          };
+          if (rampMs <= 0 || devices.length === 1) return start();
+          const timer = setTimeout(
+            () => {
+              waiting.delete(timer);
+              start();
+            },
+            (i + Math.random()) * slot,
+          );
+          waiting.set(timer, resolve);
+        }),
+    ),
+  ).then(() => {});
+  const cancelStarts = () => {
+    for (const [timer, resolve] of waiting) {
+      clearTimeout(timer);
+      resolve();
     }
-  })();
+    waiting.clear();
+  };
 
   const totals = (): FleetTotals => {
     const sum = {
       devices: devices.length,
+      errorReasons: Object.fromEntries(counts.reasons),
+      enrolled: counts.enrolled,
+      enrollSlow: counts.slow,
+      enrollQueue: service?.stats().queued ?? 0,
       connected: 0,
       sending: 0,
       queued: 0,
     } as FleetTotals;
-    for (const { app } of devices) {
+    for (const { app } of made) {
       for (const [key, value] of Object.entries(app.stats)) {
         const k = key as keyof DeviceStats;
         sum[k] = (sum[k] ?? 0) + value;
@@ -234,15 +324,18 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
     totals,
     started,
     async stop(stopOptions: FleetStopOptions = {}) {
+      // Prompt at any size: devices not started yet never start; the enrollment service abandons
+      // its queue instead of deciding it (the devices are stopping and would not hear the answers).
       stopping = true;
-      await started;
+      cancelStarts();
       if (stopOptions.drainMs !== undefined && stopOptions.drainMs > 0) {
         const drainMs = stopOptions.drainMs;
-        await Promise.all(devices.map((d) => d.app.drain(drainMs)));
+        await Promise.all(made.map((d) => d.app.drain(drainMs)));
       }
-      await Promise.all(devices.map((d) => d.app.stop()));
+      const closing = service?.close();
+      await Promise.all(made.map((d) => d.app.stop()));
       await Promise.allSettled(starts);
-      if (service !== undefined) await service.close();
+      await closing;
       return totals();
     },
   };

@@ -18,10 +18,15 @@
  *    same key (idempotent retries), `key-conflict` for another key unless an operator allowed a
  *    re-key (`cose-flow ca allow --rekey ID`, used up by the re-key), `revoked`.
  *
+ * The CA and the cloud certificates are loaded once and again when their files change; `issueBatch`
+ * decides many requests under one hold of the data directory lock (the service's batches).
+ *
  * A refusal is answered with status "refused" and a reason whose first word is the code. A
  * failure of the CA itself (no CA, no cloud certificate, a corrupt file) is answered with
  * "unavailable: …", which devices treat as transient, and logged.
  */
+
+import { statSync } from 'node:fs';
 import { toHex } from '../../src/bytes.js';
 import { isCoseError } from '../../src/cose/errors.js';
 import type { CryptoProvider } from '../../src/crypto/provider.js';
@@ -32,9 +37,10 @@ import {
   parseEnrollRequest,
   verifyEnrollRequest,
 } from '../../src/profile/enrollment.js';
-import { currentCloudCertificates } from '../pki/cloud-keys.js';
-import { loadCaFromDir, openDataDir } from '../pki/data-dir.js';
-import { issueDeviceCertificate } from '../pki/device-issuer.js';
+import type { CertificateAuthority } from '../pki/authority.js';
+import { cloudKeysVersion, currentCloudCertificates } from '../pki/cloud-keys.js';
+import { type DataDir, loadCaFromDir, openDataDir } from '../pki/data-dir.js';
+import { type IssueResult, issueDeviceCertificates } from '../pki/device-issuer.js';
 import type { Enrollment } from '../pki/records.js';
 import { isRefusal, Refusal, type RefusalCode } from '../pki/refusal.js';
 import { consumeRekey, isAllowListed, readBatchSecret, readRekeyAllowed } from './policy.js';
@@ -87,6 +93,49 @@ export interface Enroller {
   admit(deviceId: string, payload: Uint8Array): Admission;
   /** Steps 3–4 for an admitted request: the CSR and the device record. Never throws. */
   issue(admitted: Extract<Admission, { kind: 'admitted' }>): Promise<EnrollDecision>;
+  /**
+   * Steps 3–4 for many admitted requests under one hold of the data directory lock, their records
+   * written together and durable before this resolves (device-issuer.ts `issueDeviceCertificates`).
+   * One decision per request, in order. Never throws.
+   */
+  issueBatch(admitted: Extract<Admission, { kind: 'admitted' }>[]): Promise<EnrollDecision[]>;
+}
+
+/** A stat fingerprint of files: changes when any of them is replaced or rewritten. */
+function filesStamp(paths: string[]): string {
+  return paths
+    .map((path) => {
+      const s = statSync(path, { throwIfNoEntry: false });
+      return s === undefined ? '-' : `${s.ino}:${s.size}:${s.mtimeMs}`;
+    })
+    .join('|');
+}
+
+/**
+ * The CA and the cloud certificates of a data directory, loaded once and again only when their
+ * files change (a stat each per batch, not a PEM parse and key import per request).
+ */
+function caCache(data: DataDir) {
+  let ca: { stamp: string; value: Promise<CertificateAuthority> } | undefined;
+  let cloud: { stamp: string; value: Uint8Array[] } | undefined;
+  return {
+    ca(): Promise<CertificateAuthority> {
+      const stamp = filesStamp([data.caCertificate, data.caKey]);
+      if (ca === undefined || ca.stamp !== stamp) {
+        const value = loadCaFromDir(data);
+        ca = { stamp, value };
+        value.catch(() => {
+          if (ca?.value === value) ca = undefined; // try again next time
+        });
+      }
+      return ca.value;
+    },
+    cloudCertificates(): Uint8Array[] {
+      const stamp = cloudKeysVersion(data.root);
+      if (cloud === undefined || cloud.stamp !== stamp) cloud = { stamp, value: currentCloudCertificates(data.root) };
+      return cloud.value;
+    },
+  };
 }
 
 export function createEnroller(options: EnrollerOptions): Enroller {
@@ -161,29 +210,60 @@ export function createEnroller(options: EnrollerOptions): Enroller {
     }
   }
 
-  async function issue({ deviceId, request, enrollment }: Extract<Admission, { kind: 'admitted' }>) {
-    const requestId = toHex(request.requestId);
-    const context: Partial<EnrollDecision> = {
-      mode: enrollment.mode,
-      ...(enrollment.batch === undefined ? {} : { batch: enrollment.batch }),
-    };
+  const loaded = caCache(data);
+
+  function context(enrollment: Enrollment): Partial<EnrollDecision> {
+    return { mode: enrollment.mode, ...(enrollment.batch === undefined ? {} : { batch: enrollment.batch }) };
+  }
+
+  function unavailable(admitted: Extract<Admission, { kind: 'admitted' }>, e: unknown): EnrollDecision {
+    // The detail (paths, file problems) goes to the log only, not to the broker.
+    const { deviceId, request, enrollment } = admitted;
+    const reason = `unavailable: ${(e as Error).message}`;
+    return refusal(deviceId, request, 'unavailable', reason, context(enrollment), UNAVAILABLE);
+  }
+
+  async function issueBatch(batch: Extract<Admission, { kind: 'admitted' }>[]): Promise<EnrollDecision[]> {
+    if (batch.length === 0) return [];
+    let ca: CertificateAuthority;
+    let cloudCertificates: Uint8Array[];
+    let rekeyAllowed: string[];
     try {
-      const ca = await loadCaFromDir(data);
-      const cloudCertificates = currentCloudCertificates(data.root);
-      const allowRekey = readRekeyAllowed(data).includes(deviceId);
-      const issued = await issueDeviceCertificate(data, ca, request.csr, {
-        deviceId,
-        allowRekey,
-        enrollment,
-        ...(options.validityDays === undefined ? {} : { validityDays: options.validityDays }),
-        ...(options.now === undefined ? {} : { now: options.now }),
-      });
+      ca = await loaded.ca();
+      cloudCertificates = loaded.cloudCertificates();
+      rekeyAllowed = readRekeyAllowed(data);
+    } catch (e) {
+      return batch.map((a) => unavailable(a, e));
+    }
+    const results: IssueResult[] = await issueDeviceCertificates(
+      data,
+      ca,
+      batch.map(({ deviceId, request, enrollment }) => ({
+        csr: request.csr,
+        options: {
+          deviceId,
+          allowRekey: rekeyAllowed.includes(deviceId),
+          enrollment,
+          ...(options.validityDays === undefined ? {} : { validityDays: options.validityDays }),
+          ...(options.now === undefined ? {} : { now: options.now }),
+        },
+      })),
+    ).catch((e: unknown) => batch.map((): IssueResult => ({ ok: false, error: e })));
+    return batch.map((admitted, i) => {
+      const { deviceId, request, enrollment } = admitted;
+      const result = results[i]!;
+      if (!result.ok) {
+        const e = result.error;
+        if (isRefusal(e)) return refusal(deviceId, request, e.code, e.message, context(enrollment));
+        return unavailable(admitted, e);
+      }
+      const issued = result.issued;
       if (issued.outcome === 'rekeyed') consumeRekey(data, deviceId);
       return {
         deviceId,
         outcome: issued.outcome,
-        requestId,
-        ...context,
+        requestId: toHex(request.requestId),
+        ...context(enrollment),
         serial: issued.record.serial,
         reply: makeEnrollResult({
           status: 'issued',
@@ -193,11 +273,7 @@ export function createEnroller(options: EnrollerOptions): Enroller {
           cloudCertificates,
         }),
       } satisfies EnrollDecision;
-    } catch (e) {
-      if (isRefusal(e)) return refusal(deviceId, request, e.code, e.message, context);
-      // The detail (paths, file problems) goes to the log only, not to the broker.
-      return refusal(deviceId, request, 'unavailable', `unavailable: ${(e as Error).message}`, context, UNAVAILABLE);
-    }
+    });
   }
 
   const failed = (deviceId: string, e: unknown): EnrollDecision => ({
@@ -216,10 +292,13 @@ export function createEnroller(options: EnrollerOptions): Enroller {
       }
     },
     async issue(admitted) {
+      return (await api.issueBatch([admitted]))[0]!;
+    },
+    async issueBatch(batch) {
       try {
-        return await issue(admitted);
+        return await issueBatch(batch);
       } catch (e) {
-        return failed(admitted.deviceId, e);
+        return batch.map((a) => failed(a.deviceId, e));
       }
     },
     async handle(deviceId, payload) {

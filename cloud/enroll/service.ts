@@ -10,15 +10,28 @@
  * - unauthenticated requests (unparsable, a MAC that does not verify, not allow-listed) share one
  *   global limit: at most `maxUnauthenticatedPerSecond` (default 20) a second are answered and
  *   logged, the rest are dropped unanswered and counted in one summary line a second;
- * - authenticated requests are decided one at a time, in arrival order; at most `maxQueue` wait,
- *   more are dropped; per device id at most one per `minIntervalMs` (default 1 s) is looked at, the
+ * - authenticated requests wait in one queue with at most one entry per device id: a newer request
+ *   of a device that is already waiting replaces the older one in its place (a device re-sends the
+ *   same request when it gets no answer, or a new one after giving up: either way only its latest
+ *   is answered, so nothing queued is dead work, and a device keeps its turn); at most `maxQueue`
+ *   devices wait, a request beyond that is answered `unavailable: busy …` (transient: the device
+ *   backs off and asks again) instead of dropped silently; per device id at most one request per
+ *   `minIntervalMs` (default 1 s) joins the queue when the device is not already waiting, the
  *   others are dropped unanswered (a device retries with backoff, so it loses nothing);
+ * - the queue is decided in batches of up to `batchSize` (default 64), oldest first: one hold of
+ *   the data directory lock, one concurrent round of fsyncs (enroller.ts `issueBatch`); the CA is
+ *   loaded once, again only when its files change; results are published concurrently (QoS 1)
+ *   once the batch's records are durable, without waiting for the broker's acknowledgements
+ *   before deciding the next batch;
  * - a request is at most 16 KiB (`ENROLL_MAX_BYTES`); a topic that is not `{prefix}/{valid id}/enroll`
  *   and a payload that does not parse are ignored.
- * Bad input never stops the service: every failure is one log line.
+ * Bad input never stops the service: every failure is one log line. `close()` abandons what is
+ * queued (the devices ask again) and ends within about a batch and a few seconds of publishing.
  */
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { toHex } from '../../src/bytes.js';
 import type { CryptoProvider } from '../../src/crypto/provider.js';
+import { makeEnrollResult } from '../../src/profile/enrollment.js';
 import { DEFAULT_PREFIX } from '../../src/profile/limits.js';
 import { checkPrefix, parseTopic, topic, topicFilter } from '../../src/profile/topics.js';
 import { LineAggregator } from '../service/log.js';
@@ -27,6 +40,9 @@ import { type Admission, createEnroller, type EnrollDecision } from './enroller.
 export const DEFAULT_MIN_INTERVAL_MS = 1000;
 export const DEFAULT_MAX_QUEUE = 256;
 export const DEFAULT_MAX_UNAUTHENTICATED_PER_SECOND = 20;
+export const DEFAULT_BATCH_SIZE = 64;
+/** How long `close()` waits for results already being published before disconnecting anyway. */
+const CLOSE_PUBLISH_WAIT_MS = 3000;
 /** Device ids remembered for the rate limit before old entries are swept. */
 const RATE_TABLE_SWEEP = 10_000;
 
@@ -48,6 +64,8 @@ export interface EnrollmentServiceOptions {
   maxQueue?: number;
   /** Unauthenticated requests answered and logged per second, all devices together (default 20). */
   maxUnauthenticatedPerSecond?: number;
+  /** Requests decided together under one lock and one round of fsyncs (default 64). */
+  batchSize?: number;
   validityDays?: number;
   now?: () => Date;
 }
@@ -58,8 +76,27 @@ export interface EnrollmentService {
   readonly client: MqttClient;
   /** Resolves once every request received so far has been decided and its result published. */
   idle(): Promise<void>;
-  /** Stops taking requests, finishes the queued ones, disconnects. */
+  /**
+   * Stops taking requests, abandons the queued ones (not decided, not answered: their devices ask
+   * again), lets the batch being decided finish, waits a few seconds at most for results being
+   * published, disconnects.
+   */
   close(): Promise<void>;
+  /** What the service has done so far. */
+  stats(): EnrollmentServiceStats;
+}
+
+export interface EnrollmentServiceStats {
+  /** Requests decided (issued, re-served or refused after the CSR and record checks). */
+  decided: number;
+  /** Requests waiting now (one per device id). */
+  queued: number;
+  /** Queued requests replaced by a newer request of the same device before their turn. */
+  superseded: number;
+  /** Requests answered `unavailable: busy` because `maxQueue` devices were waiting. */
+  busy: number;
+  /** Requests abandoned by `close()`. */
+  abandoned: number;
 }
 
 /** Connects to the broker, subscribes, and serves until `close()`. */
@@ -85,9 +122,14 @@ export async function startEnrollmentService(options: EnrollmentServiceOptions):
     ...options.mqttOptions,
   });
   const lastSeen = new Map<string, number>();
-  let tail: Promise<void> = Promise.resolve();
-  let queued = 0;
+  const batchSize = Math.max(1, options.batchSize ?? DEFAULT_BATCH_SIZE);
+  /** The queue: one admitted request per device id, in the order the devices first asked. */
+  const pending = new Map<string, Extract<Admission, { kind: 'admitted' }>>();
+  /** Results being published: the service does not wait for one before deciding the next batch. */
+  const publishing = new Set<Promise<void>>();
+  let worker: Promise<void> | undefined;
   let closing = false;
+  const counts: EnrollmentServiceStats = { decided: 0, queued: 0, superseded: 0, busy: 0, abandoned: 0 };
 
   const emit = (decision: EnrollDecision) => {
     const { reply: _reply, ...fields } = decision;
@@ -132,20 +174,49 @@ export async function startEnrollmentService(options: EnrollmentServiceOptions):
     return true;
   }
 
-  async function answer(decision: EnrollDecision): Promise<void> {
+  /** Logs a decision and publishes its result without waiting for the broker's acknowledgement. */
+  function answer(decision: EnrollDecision, logged = true): void {
+    if (logged) emit(decision);
+    if (decision.reply === undefined) return;
     const { deviceId } = decision;
-    if (decision.reply !== undefined) {
-      try {
-        await client.publishAsync(topic('enroll/result', deviceId, prefix), Buffer.from(decision.reply), { qos: 1 });
-      } catch (e) {
-        log({ time: now().toISOString(), event: 'publish-failed', deviceId, error: (e as Error).message });
-      }
-    }
-    emit(decision);
+    const sent = client
+      .publishAsync(topic('enroll/result', deviceId, prefix), Buffer.from(decision.reply), { qos: 1 })
+      .then(
+        () => {},
+        (e: unknown) =>
+          log({ time: now().toISOString(), event: 'publish-failed', deviceId, error: (e as Error).message }),
+      )
+      .finally(() => publishing.delete(sent));
+    publishing.add(sent);
   }
 
-  async function decide(admitted: Extract<Admission, { kind: 'admitted' }>): Promise<void> {
-    await answer(await enroller.issue(admitted));
+  /** Decides the queue, a batch at a time, oldest first, until it is empty or the service closes. */
+  async function work(): Promise<void> {
+    while (pending.size > 0 && !closing) {
+      const batch: Extract<Admission, { kind: 'admitted' }>[] = [];
+      for (const [deviceId, admitted] of pending) {
+        batch.push(admitted);
+        pending.delete(deviceId);
+        if (batch.length >= batchSize) break;
+      }
+      try {
+        for (const decision of await enroller.issueBatch(batch)) {
+          counts.decided++;
+          answer(decision);
+        }
+      } catch (e) {
+        log({ time: now().toISOString(), event: 'error', error: String(e) });
+      }
+    }
+  }
+
+  function kick(): void {
+    if (worker !== undefined || closing) return;
+    // Started on the next turn of the event loop, so that a burst of requests makes one batch.
+    worker = new Promise<void>((resolve) => setImmediate(resolve)).then(work).finally(() => {
+      worker = undefined;
+      if (pending.size > 0 && !closing) kick();
+    });
   }
 
   // Requests dropped unanswered (busy, rate-limited, not an enroll topic): the first 5 per code
@@ -181,17 +252,13 @@ export async function startEnrollmentService(options: EnrollmentServiceOptions):
     const { deviceId } = parsed;
     const admitted = enroller.admit(deviceId, new Uint8Array(payload)); // a private copy, a plain Uint8Array
     if (admitted.kind === 'unauthenticated') {
-      if (unauthenticatedAllowed()) {
-        const { decision } = admitted;
-        tail = tail
-          .then(() => answer(decision))
-          .catch((e) => log({ time: now().toISOString(), event: 'error', deviceId, error: String(e) }));
-      }
+      if (unauthenticatedAllowed()) answer(admitted.decision);
       return;
     }
-    if (queued >= maxQueue) {
-      if (ignored.admit('busy', deviceId))
-        emit({ deviceId, outcome: 'ignored', code: 'busy', reason: `busy: ${queued} requests waiting` });
+    if (pending.has(deviceId)) {
+      // Waiting already: the newer request takes the older one's place (only the latest is answered).
+      pending.set(deviceId, admitted);
+      counts.superseded++;
       return;
     }
     if (rateLimited(deviceId)) {
@@ -204,13 +271,24 @@ export async function startEnrollmentService(options: EnrollmentServiceOptions):
         });
       return;
     }
-    queued++;
-    tail = tail
-      .then(() => decide(admitted))
-      .catch((e) => log({ time: now().toISOString(), event: 'error', deviceId, error: String(e) }))
-      .finally(() => {
-        queued--;
-      });
+    if (pending.size >= maxQueue) {
+      // Not in the protocol as a status of its own: a transient refusal, which devices retry.
+      counts.busy++;
+      const reason = `unavailable: busy: ${pending.size} devices waiting; try again later`;
+      const reply = makeEnrollResult({ status: 'refused', requestId: admitted.request.requestId, reason });
+      const decision: EnrollDecision = {
+        deviceId,
+        outcome: 'refused',
+        code: 'busy',
+        reason,
+        requestId: toHex(admitted.request.requestId),
+        reply,
+      };
+      answer(decision, ignored.admit('busy', deviceId)); // beyond a few, counted in the summary line
+      return;
+    }
+    pending.set(deviceId, admitted);
+    kick();
   });
   client.on('error', (e) => log({ time: now().toISOString(), event: 'mqtt-error', error: e.message }));
 
@@ -222,33 +300,43 @@ export async function startEnrollmentService(options: EnrollmentServiceOptions):
   }
   log({ time: now().toISOString(), event: 'listening', broker: options.brokerUrl, filter, dataDir: options.dataDir });
 
+  const settled = async () => {
+    for (;;) {
+      if (worker !== undefined) await worker;
+      else if (publishing.size > 0) await Promise.allSettled([...publishing]);
+      else if (pending.size > 0 && !closing) kick();
+      else return;
+    }
+  };
+
   return {
     filter,
     client,
-    idle: async () => {
-      // Requests may be queued while waiting: loop until the tail stops moving.
-      for (;;) {
-        const seen = tail;
-        await seen;
-        if (seen === tail) return;
-      }
-    },
+    idle: settled,
+    stats: () => ({ ...counts, queued: pending.size }),
     close: async () => {
       if (closing) return;
       closing = true;
+      counts.abandoned += pending.size;
+      const abandoned = pending.size;
+      pending.clear();
       try {
         await client.unsubscribeAsync(filter);
       } catch {
         // disconnected already: nothing to unsubscribe
       }
-      for (;;) {
-        const seen = tail;
-        await seen;
-        if (seen === tail) break;
-      }
-      await client.endAsync();
+      if (worker !== undefined) await worker; // the batch being decided: its records are written
+      let timer: NodeJS.Timeout | undefined;
+      const waited = await Promise.race([
+        Promise.allSettled([...publishing]).then(() => true),
+        new Promise<boolean>((resolve) => {
+          timer = setTimeout(() => resolve(false), CLOSE_PUBLISH_WAIT_MS);
+        }),
+      ]);
+      clearTimeout(timer);
+      await client.endAsync(!waited);
       ignored.flush();
-      log({ time: now().toISOString(), event: 'stopped' });
+      log({ time: now().toISOString(), event: 'stopped', abandoned, decided: counts.decided });
     },
   };
 }

@@ -10,21 +10,24 @@
  *   CA saw), unless the operator allows a re-key; then the new key is certified (`rekeyed`) and
  *   the previous certificate revoked as superseded.
  *
- * Record, certificate and CRL changes run under the data directory lock.
+ * Record, certificate and CRL changes run under the data directory lock. `issueDeviceCertificates`
+ * decides a batch under one hold of it and writes the batch's files with one concurrent round of
+ * fsyncs (records.ts `writeDevices`): every result it returns is durable on disk.
  */
 import { type CertificateAuthority, issueCertificate } from './authority.js';
 import { type CheckedCsr, checkCsr } from './csr.js';
-import { type DataDirRef, openDataDir, withDataDirLock } from './data-dir.js';
+import { type DataDir, type DataDirRef, openDataDir, withDataDirLock } from './data-dir.js';
 import {
   type DeviceRecord,
+  type DeviceWrite,
   type Enrollment,
   readDeviceCertificate,
   readDeviceCertificatePem,
   readDeviceRecord,
-  writeDevice,
+  writeDevices,
 } from './records.js';
 import { Refusal } from './refusal.js';
-import { addRevocation, readRevocations } from './revocation.js';
+import { addRevocation, type RevocationEntry, readRevocations } from './revocation.js';
 
 export type IssueOutcome = 'issued' | 'existing' | 'renewed' | 'rekeyed';
 
@@ -58,81 +61,166 @@ export async function issueDeviceCertificate(
   csrData: Uint8Array | string,
   options: IssueDeviceOptions = {},
 ): Promise<IssuedDevice> {
-  const csr = await checkCsr(csrData, options.deviceId === undefined ? {} : { deviceId: options.deviceId });
-  const now = options.now ?? (() => new Date());
+  const [result] = await issueDeviceCertificates(dir, ca, [{ csr: csrData, options }]);
+  if (!result!.ok) throw result!.error;
+  return result!.issued;
+}
+
+export interface IssueRequest {
+  csr: Uint8Array | string;
+  options?: IssueDeviceOptions;
+}
+
+export type IssueResult = { ok: true; issued: IssuedDevice } | { ok: false; error: unknown };
+
+/**
+ * Decides many requests under one hold of the data directory lock (the enrollment service's
+ * batches): the CSRs are checked first (outside the lock), then each request is decided in order
+ * as `issueDeviceCertificate` would (revocations read once), every new record, certificate and
+ * request is written with `writeDevices` (one concurrent round of fsyncs), and only then are the
+ * results returned: a certificate is never handed out before its record is durable. One result per
+ * request, in order; a refusal or failure of one request does not affect the others, except that a
+ * failed write fails every request that issued in the batch. A device id twice in one batch: the
+ * later request is decided against the earlier one's record.
+ */
+export async function issueDeviceCertificates(
+  dir: DataDirRef,
+  ca: CertificateAuthority,
+  requests: IssueRequest[],
+): Promise<IssueResult[]> {
   const data = openDataDir(dir);
+  const checked = await Promise.all(
+    requests.map(async ({ csr, options = {} }) => {
+      try {
+        return { csr: await checkCsr(csr, options.deviceId === undefined ? {} : { deviceId: options.deviceId }) };
+      } catch (error) {
+        return { error };
+      }
+    }),
+  );
+  if (checked.every((c) => c.csr === undefined)) return checked.map((c) => ({ ok: false, error: c.error }));
   return withDataDirLock(data, async () => {
-    const deviceId = csr.deviceId;
-    const record = readDeviceRecord(data, deviceId);
-    let outcome: IssueOutcome = 'issued';
-    if (record !== undefined) {
-      if (record.publicKey === csr.publicKeyHex) {
-        const revoked = readRevocations(data).find((e) => e.serial === record.serial);
-        if (revoked !== undefined) {
-          throw new Refusal(
-            'revoked',
-            `the certificate of device ${deviceId} for this key (serial ${record.serial}) was revoked ` +
-              `(${revoked.reason}, ${revoked.time}); the device needs a new key, and an operator must allow it`,
-          );
+    const revocations = readRevocations(data);
+    const decided = new Map<string, { record: DeviceRecord; der: Uint8Array; pem: string }>();
+    const writes: DeviceWrite[] = [];
+    const results: IssueResult[] = [];
+    const revokeAfter: { serial: string; deviceId: string; now: Date }[] = [];
+    for (let i = 0; i < requests.length; i++) {
+      const { csr, error } = checked[i]!;
+      if (csr === undefined) {
+        results.push({ ok: false, error });
+        continue;
+      }
+      try {
+        const options = requests[i]!.options ?? {};
+        const issued = await decide(data, ca, csr, options, revocations, decided);
+        if (issued.outcome !== 'existing') {
+          decided.set(issued.deviceId, {
+            record: issued.record,
+            der: issued.certificateDer,
+            pem: issued.certificatePem,
+          });
+          writes.push({ record: issued.record, certificatePem: issued.certificatePem, csrPem: csr.pem });
+          if (issued.supersededSerial !== undefined) {
+            revokeAfter.push({
+              serial: issued.supersededSerial,
+              deviceId: issued.deviceId,
+              now: (options.now ?? (() => new Date()))(),
+            });
+          }
         }
-        if (now().getTime() < new Date(record.notAfter).getTime()) {
-          return {
-            outcome: 'existing',
-            deviceId,
-            record,
-            certificateDer: readDeviceCertificate(data, deviceId),
-            certificatePem: readDeviceCertificatePem(data, deviceId),
-            csr,
-          };
-        }
-        outcome = 'renewed';
-      } else if (!options.allowRekey) {
-        throw new Refusal(
-          'key-conflict',
-          `device ${deviceId} is enrolled with another key (certificate serial ${record.serial}, key ` +
-            `${fingerprint(record.publicKey)}…, this request's ${fingerprint(csr.publicKeyHex)}…); ` +
-            'an operator must allow a re-key (ca issue --allow-rekey, or ca allow --rekey for enrollment)',
-        );
-      } else {
-        outcome = 'rekeyed';
+        results.push({ ok: true, issued });
+      } catch (e) {
+        results.push({ ok: false, error: e });
       }
     }
-    const issued = await issueCertificate(ca, {
-      commonName: deviceId,
-      publicKey: csr.publicKey,
-      keyUsage: 'device',
-      ...(options.validityDays === undefined ? {} : { validityDays: options.validityDays }),
-    });
-    const previous = record === undefined ? [] : [...record.previous];
-    if (record !== undefined) {
-      previous.push({ serial: record.serial, publicKey: record.publicKey, notAfter: record.notAfter });
+    try {
+      await writeDevices(data, writes);
+    } catch (e) {
+      return results.map((r) => (r.ok && r.issued.outcome !== 'existing' ? { ok: false, error: e } : r));
     }
-    const next: DeviceRecord = {
-      deviceId,
-      serial: issued.serialHex,
-      publicKey: csr.publicKeyHex,
-      issued: now().toISOString(),
-      notBefore: issued.notBefore.toISOString(),
-      notAfter: issued.notAfter.toISOString(),
-      enrollment: options.enrollment ?? { mode: 'offline' },
-      previous,
-    };
-    writeDevice(data, next, { certificatePem: issued.pem, csrPem: csr.pem });
-    let supersededSerial: string | undefined;
-    if (outcome === 'rekeyed' && record !== undefined) {
-      await addRevocation(data, ca, { serial: record.serial, deviceId, reason: 'superseded', now: now() });
-      supersededSerial = record.serial;
+    for (const r of revokeAfter) {
+      await addRevocation(data, ca, { serial: r.serial, deviceId: r.deviceId, reason: 'superseded', now: r.now });
     }
-    return {
-      outcome,
-      deviceId,
-      record: next,
-      certificateDer: issued.der,
-      certificatePem: issued.pem,
-      csr,
-      ...(supersededSerial === undefined ? {} : { supersededSerial }),
-    };
+    return results;
   });
+}
+
+/** One request's decision (see the top of this file); `decided` holds this batch's earlier outcomes. */
+async function decide(
+  data: DataDir,
+  ca: CertificateAuthority,
+  csr: CheckedCsr,
+  options: IssueDeviceOptions,
+  revocations: RevocationEntry[],
+  decided: Map<string, { record: DeviceRecord; der: Uint8Array; pem: string }>,
+): Promise<IssuedDevice> {
+  const now = options.now ?? (() => new Date());
+  const deviceId = csr.deviceId;
+  const earlier = decided.get(deviceId);
+  const record = earlier?.record ?? readDeviceRecord(data, deviceId);
+  let outcome: IssueOutcome = 'issued';
+  if (record !== undefined) {
+    if (record.publicKey === csr.publicKeyHex) {
+      const revoked = revocations.find((e) => e.serial === record.serial);
+      if (revoked !== undefined) {
+        throw new Refusal(
+          'revoked',
+          `the certificate of device ${deviceId} for this key (serial ${record.serial}) was revoked ` +
+            `(${revoked.reason}, ${revoked.time}); the device needs a new key, and an operator must allow it`,
+        );
+      }
+      if (now().getTime() < new Date(record.notAfter).getTime()) {
+        return {
+          outcome: 'existing',
+          deviceId,
+          record,
+          certificateDer: earlier?.der ?? readDeviceCertificate(data, deviceId),
+          certificatePem: earlier?.pem ?? readDeviceCertificatePem(data, deviceId),
+          csr,
+        };
+      }
+      outcome = 'renewed';
+    } else if (!options.allowRekey) {
+      throw new Refusal(
+        'key-conflict',
+        `device ${deviceId} is enrolled with another key (certificate serial ${record.serial}, key ` +
+          `${fingerprint(record.publicKey)}…, this request's ${fingerprint(csr.publicKeyHex)}…); ` +
+          'an operator must allow a re-key (ca issue --allow-rekey, or ca allow --rekey for enrollment)',
+      );
+    } else {
+      outcome = 'rekeyed';
+    }
+  }
+  const issued = await issueCertificate(ca, {
+    commonName: deviceId,
+    publicKey: csr.publicKey,
+    keyUsage: 'device',
+    ...(options.validityDays === undefined ? {} : { validityDays: options.validityDays }),
+  });
+  const previous = record === undefined ? [] : [...record.previous];
+  if (record !== undefined) {
+    previous.push({ serial: record.serial, publicKey: record.publicKey, notAfter: record.notAfter });
+  }
+  const next: DeviceRecord = {
+    deviceId,
+    serial: issued.serialHex,
+    publicKey: csr.publicKeyHex,
+    issued: now().toISOString(),
+    notBefore: issued.notBefore.toISOString(),
+    notAfter: issued.notAfter.toISOString(),
+    enrollment: options.enrollment ?? { mode: 'offline' },
+    previous,
+  };
+  return {
+    outcome,
+    deviceId,
+    record: next,
+    certificateDer: issued.der,
+    certificatePem: issued.pem,
+    csr,
+    ...(outcome === 'rekeyed' && record !== undefined ? { supersededSerial: record.serial } : {}),
+  };
 }
 
 /** A short, printable identification of a public key: the start of its x-coordinate (hex). */

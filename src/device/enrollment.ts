@@ -7,7 +7,9 @@
  *
  * 1. One request is made — a CSR (`makeCsr`, CN = the device id, signed by the device key), a
  *    random 16-byte request id, MACed with the enrollment credential when there is one — and kept
- *    for every retry, so a retry is the same request and the service answers it idempotently.
+ *    for every retry, so a retry is the same request and the service answers it idempotently
+ *    (a caller that starts over after `EnrollmentError` may pass the same `requestId` again, so a
+ *    late answer to a queued copy still counts).
  * 2. The device subscribes to `{prefix}/{id}/enroll/result` (QoS 1), publishes the request on
  *    `{prefix}/{id}/enroll` (QoS 1) and waits `responseTimeoutMs` for a result with its request id
  *    (results for other request ids are ignored: anybody may publish on the topic).
@@ -124,6 +126,12 @@ export interface EnrollDeviceOptions {
   cancel?: Cancellation;
   /** Progress, for logs. */
   onEvent?: (event: EnrollEvent) => void;
+  /**
+   * The request id (16 bytes) to ask under; default a new random one. A caller that asks again
+   * after an `EnrollmentError` passes the same id (src/device/trust.ts does), so that the answer to
+   * a copy of its request still waiting in a busy service's queue is still its answer.
+   */
+  requestId?: Uint8Array;
 }
 
 export interface Enrolled {
@@ -203,7 +211,7 @@ export async function enrollDevice(options: EnrollDeviceOptions): Promise<Enroll
   const emit = options.onEvent ?? (() => {});
   const random = () => randomFraction(crypto);
 
-  const requestId = crypto.randomBytes(REQUEST_ID_BYTES);
+  const requestId = options.requestId ?? crypto.randomBytes(REQUEST_ID_BYTES);
   const request = makeEnrollRequest(crypto, {
     deviceId,
     csr: makeCsr(crypto, key, deviceId),
