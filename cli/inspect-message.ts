@@ -91,7 +91,7 @@ interface LearnedSession {
 export class Inspector {
   private readonly crypto: CryptoProvider;
   private readonly maxBytes: number;
-  /** Sessions from key messages, by kid hex, most recent first. */
+  /** Sessions from key messages, by device (when known) and kid hex, most recent first. */
   private readonly learned = new Map<string, LearnedSession[]>();
   private readonly cloudKeys: { kid: Uint8Array; key: P256PrivateKey }[];
 
@@ -101,7 +101,17 @@ export class Inspector {
     this.cloudKeys = (options.cloudKeys ?? []).map((key) => ({ kid: cloudKeyId(this.crypto, key.publicKey), key }));
   }
 
-  inspect(file: string, bytes: Uint8Array): InspectResult {
+  /** The device the current message came from (its topic), when known: sessions are learned per device. */
+  private scope = '';
+  private topicDeviceId: string | undefined;
+
+  /**
+   * `deviceId`: the device of the message's topic, when known (a capture of the broker's traffic):
+   * a key message must then be that device's, and the sessions it teaches serve only that device.
+   */
+  inspect(file: string, bytes: Uint8Array, deviceId?: string): InspectResult {
+    this.scope = deviceId ?? '';
+    this.topicDeviceId = deviceId;
     const base: InspectResult = {
       file,
       type: 'unknown',
@@ -168,6 +178,7 @@ export class Inspector {
         cloudKey: (kid) => this.cloudKeys.find((c) => equal(c.kid, kid))?.key,
         verifyCertificate,
         maxBytes: this.maxBytes,
+        ...(this.topicDeviceId === undefined ? {} : { topicDeviceId: this.topicDeviceId }),
       });
       this.learn(opened.session, result.file);
       result.checked = [
@@ -207,7 +218,7 @@ export class Inspector {
     const parsed = parseDataMessage(bytes, this.maxBytes);
     const kid = toHex(parsed.kid);
     Object.assign(result, { kid, kidCounter: kidCounterOf(parsed.kid), seq: parsed.seq });
-    const candidates: LearnedSession[] = [...(this.learned.get(kid) ?? [])];
+    const candidates: LearnedSession[] = [...(this.learned.get(`${this.scope}/${kid}`) ?? [])];
     if (this.options.sessionKey !== undefined) {
       candidates.push({ session: { kid: parsed.kid, ...this.options.sessionKey }, from: '--session-key' });
     }
@@ -242,10 +253,10 @@ export class Inspector {
   }
 
   private learn(session: SessionKey, from: string): void {
-    const kid = toHex(session.kid);
-    const list = this.learned.get(kid) ?? [];
+    const key = `${this.scope}/${toHex(session.kid)}`;
+    const list = this.learned.get(key) ?? [];
     list.unshift({ session, from });
-    this.learned.set(kid, list);
+    this.learned.set(key, list);
   }
 }
 

@@ -3,7 +3,7 @@
  * with named headers, and verify/open them with the keys given. Flags and output only; the work
  * is in inspect-message.ts.
  */
-import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { readCertificates, readP256PrivateKey } from '../cloud/pki/files.js';
 import { deviceCertificateVerifier } from '../cloud/pki/verify.js';
 import { nodeCrypto } from '../node/crypto.js';
@@ -11,6 +11,7 @@ import { fromHex } from '../src/bytes.js';
 import type { P256PrivateKey } from '../src/crypto/provider.js';
 import { BASE_IV_BYTES, DEFAULT_MAX_MESSAGE_BYTES, SESSION_KEY_BYTES } from '../src/profile/limits.js';
 import { type CliIo, type Command, parseFlags, UsageError } from './command.js';
+import { formatLine, inspectLines, jsonLine, looksLikeLines } from './inspect-lines.js';
 import { Inspector, type InspectResult } from './inspect-message.js';
 
 export const INSPECT_USAGE = `Usage: cose-flow inspect [options] FILE...
@@ -32,6 +33,11 @@ Options:
   --input FORMAT       auto (default), binary or hex; auto reads a file of only hex digits and
                        whitespace as hex
   --require-verified   also fail (exit 1) on a message that was only decoded, not verified with a key
+  --lines              each FILE is a capture of the broker's traffic, one "TOPIC HEX" per line, as
+                       \`mosquitto_sub -v -F '%t %x' -t 'cose-flow/v1/#'\` writes it (detected without
+                       the flag when the first line reads so); the messages are judged in order as the
+                       cloud would — key messages teach their device's session, data messages after
+                       them open, a repeated (device, kid, seq) is a duplicate — one result per line
   -h, --help           print this help
 
 A message is "valid" when it has the profile's structure and passed every check the keys given
@@ -62,6 +68,7 @@ const FLAGS = {
   'max-bytes': { type: 'string' },
   input: { type: 'string' },
   'require-verified': { type: 'boolean' },
+  lines: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -119,6 +126,20 @@ async function readStdinCapped(io: CliIo, cap: number): Promise<Uint8Array> {
     if (at === out.length) break;
   }
   return out;
+}
+
+/** Whether every FILE reads as a `TOPIC HEX` capture (only its first 4 KiB are looked at). */
+function allLines(files: string[]): boolean {
+  return files.every((file) => {
+    const head = readCapped(file, 4096);
+    return looksLikeLines(Buffer.from(head).toString('latin1'));
+  });
+}
+
+async function readStdinText(io: CliIo): Promise<string> {
+  const chunks: Uint8Array[] = [];
+  for await (const chunk of io.stdin()) chunks.push(chunk);
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 /** The message bytes of a file's content: hex text is decoded (format auto or hex). */
@@ -198,6 +219,17 @@ async function run(args: string[], io: CliIo): Promise<number> {
   // Hex text is up to a little over twice as long as the message it holds.
   const cap = format === 'binary' ? maxBytes : 2 * maxBytes + Math.max(1024, maxBytes);
   let failed = false;
+  if (values.lines === true || (format !== 'binary' && positionals.every((f) => f !== '-') && allLines(positionals))) {
+    // A capture: many messages a file, so no per-message cap on the file (each line is capped).
+    for (const file of positionals) {
+      const text = file === '-' ? await readStdinText(io) : readFileSync(file, 'utf8');
+      for (const r of inspectLines(inspector, text)) {
+        if (!r.valid || r.duplicateOf !== undefined || (values['require-verified'] && !r.verified)) failed = true;
+        io.stdout(values.json ? jsonLine(r) : formatLine(r));
+      }
+    }
+    return failed ? 1 : 0;
+  }
   for (const file of positionals) {
     let result: InspectResult;
     let note: string | undefined;
