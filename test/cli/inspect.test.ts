@@ -1,40 +1,30 @@
-/** `cose-flow inspect` run as a child process on real key and data messages. */
+/**
+ * `cose-flow inspect` on real key and data messages, run in this process through `main` (from the
+ * temporary directory, so the file names print as given); one smoke test runs the launcher as a
+ * child process with a real standard input pipe.
+ */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { nodeCrypto } from '../../node/crypto.js';
 import { toHex, utf8Encode } from '../../src/bytes.js';
 import { encode } from '../../src/cbor/index.js';
 import { makeKeyMessage, newSessionKey, type SessionKey, sealData } from '../../src/profile/index.js';
+import { type CliRun, runCli, spawnCli } from '../fixtures/cli-io.js';
 import { makePki, type Pki } from '../fixtures/pki.js';
 
-const root = fileURLToPath(new URL('../../../', import.meta.url));
-const bin = join(root, 'bin', 'cose-flow.js');
 const crypto = nodeCrypto();
 
-interface Run {
-  status: number | null;
-  stdout: string;
-  stderr: string;
+interface Run extends CliRun {
   /** stdout parsed as JSON lines. */
   json: () => Record<string, unknown>[];
 }
 
-function cli(args: string[], input?: Uint8Array): Run {
-  const r = spawnSync(process.execPath, [bin, ...args], {
-    cwd: dir,
-    encoding: 'utf8',
-    ...(input === undefined ? {} : { input: Buffer.from(input) }),
-    timeout: 60_000,
-  });
+function withJson(r: CliRun): Run {
   return {
-    status: r.status,
-    stdout: r.stdout,
-    stderr: r.stderr,
+    ...r,
     json: () =>
       r.stdout
         .trim()
@@ -42,6 +32,16 @@ function cli(args: string[], input?: Uint8Array): Run {
         .filter((l) => l !== '')
         .map((l) => JSON.parse(l) as Record<string, unknown>),
   };
+}
+
+/** `cose-flow ARGS…` in this process, in `dir`. */
+async function cli(args: string[], input?: Uint8Array): Promise<Run> {
+  return withJson(await runCli(args, input));
+}
+
+/** `node bin/cose-flow.js ARGS…` as a child process in `dir`. */
+function spawned(args: string[], input?: Uint8Array): Run {
+  return withJson(spawnCli(args, { cwd: dir, ...(input === undefined ? {} : { input }) }));
 }
 
 let dir: string;
@@ -69,8 +69,11 @@ function flipped(bytes: Uint8Array, at: number): Uint8Array {
   return copy;
 }
 
+const startDir = process.cwd();
+
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'cose-flow-inspect-'));
+  process.chdir(dir); // the in-process runs name their files relative to it, as a user would
   pki = await makePki({ deviceIds: ['dev-1'] });
   const dev = pki.devices.get('dev-1')!;
   session = newSessionKey(crypto, 1);
@@ -96,11 +99,14 @@ before(async () => {
   file('other-ca.pem', (await makePki({ caName: 'other CA', deviceIds: [] })).caPem);
 });
 
-after(() => rmSync(dir, { recursive: true, force: true }));
+after(() => {
+  process.chdir(startDir);
+  rmSync(dir, { recursive: true, force: true });
+});
 
 describe('cose-flow inspect: diagnostic notation', () => {
-  test('a key message and a data message without keys: named headers, nested COSE_Encrypt decoded', () => {
-    const r = cli(['inspect', 'session.cbor', 'data-0.cbor']);
+  test('a key message and a data message without keys: named headers, nested COSE_Encrypt decoded', async () => {
+    const r = await cli(['inspect', 'session.cbor', 'data-0.cbor']);
     assert.equal(r.status, 0, r.stderr);
     const out = r.stdout;
     assert.match(out, /== session\.cbor: key message \(COSE_Sign1\)/);
@@ -130,9 +136,9 @@ describe('cose-flow inspect: diagnostic notation', () => {
     assert.doesNotMatch(out, /session key:/, 'nothing was opened');
   });
 
-  test('text output with every key: device id, kid, payload; the session key only with --reveal-keys', () => {
+  test('text output with every key: device id, kid, payload; the session key only with --reveal-keys', async () => {
     const args = ['inspect', '--ca', 'ca.pem', '--cloud-key', 'cloud-key.pem', 'session.cbor', 'data-0.cbor'];
-    const hidden = cli(args);
+    const hidden = await cli(args);
     assert.equal(hidden.status, 0, hidden.stderr);
     assert.match(hidden.stdout, /device: {6}dev-1/);
     assert.match(hidden.stdout, /kid: {9}01 \(counter 1\)/);
@@ -140,15 +146,15 @@ describe('cose-flow inspect: diagnostic notation', () => {
     // (cbor-x writes 21.5 as a double: `_3` marks the longer-than-needed float encoding)
     assert.match(hidden.stdout, /payload: {5}\{"n": 3, "t": 21\.5(_3)?\}/);
     assert.ok(!hidden.stdout.includes(toHex(session.key)), 'the session key is not printed');
-    const shown = cli([...args.slice(0, 1), '--reveal-keys', ...args.slice(1)]);
+    const shown = await cli([...args.slice(0, 1), '--reveal-keys', ...args.slice(1)]);
     assert.ok(shown.stdout.includes(`session key: ${toHex(session.key)}`));
     assert.ok(shown.stdout.includes(`Base IV:     ${toHex(session.baseIv)}`));
   });
 });
 
 describe('cose-flow inspect --json', () => {
-  test('key message then data messages: the session learned from the key message opens them', () => {
-    const r = cli([
+  test('key message then data messages: the session learned from the key message opens them', async () => {
+    const r = await cli([
       'inspect',
       '--json',
       '--ca',
@@ -188,8 +194,8 @@ describe('cose-flow inspect --json', () => {
     assert.equal(d1!.payloadDiagnostic, undefined, 'not CBOR');
   });
 
-  test('no session key or Base IV in the output without --reveal-keys', () => {
-    const r = cli([
+  test('no session key or Base IV in the output without --reveal-keys', async () => {
+    const r = await cli([
       'inspect',
       '--json',
       '--ca',
@@ -208,8 +214,8 @@ describe('cose-flow inspect --json', () => {
     assert.ok(!r.stdout.includes(toHex(session.key)));
   });
 
-  test('--session-key and --base-iv open a data message', () => {
-    const r = cli([
+  test('--session-key and --base-iv open a data message', async () => {
+    const r = await cli([
       'inspect',
       '--json',
       '--session-key',
@@ -229,8 +235,8 @@ describe('cose-flow inspect --json', () => {
     assert.equal(d0!.payloadHex, toHex(payload0));
   });
 
-  test('without keys: valid structure, not verified; --require-verified makes that a failure', () => {
-    const r = cli(['inspect', '--json', 'session.cbor', 'data-0.cbor']);
+  test('without keys: valid structure, not verified; --require-verified makes that a failure', async () => {
+    const r = await cli(['inspect', '--json', 'session.cbor', 'data-0.cbor']);
     assert.equal(r.status, 0, r.stderr);
     const [s, d] = r.json();
     assert.deepEqual(
@@ -242,13 +248,13 @@ describe('cose-flow inspect --json', () => {
       [d!.type, d!.valid, d!.verified, d!.kid, d!.seq, d!.payloadHex],
       ['data', true, false, '01', 0, undefined],
     );
-    assert.equal(cli(['inspect', '--json', '--require-verified', 'data-0.cbor']).status, 1);
+    assert.equal((await cli(['inspect', '--json', '--require-verified', 'data-0.cbor'])).status, 1);
     const withKey = ['--session-key', toHex(session.key), '--base-iv', toHex(session.baseIv)];
-    assert.equal(cli(['inspect', '--json', '--require-verified', ...withKey, 'data-0.cbor']).status, 0);
+    assert.equal((await cli(['inspect', '--json', '--require-verified', ...withKey, 'data-0.cbor'])).status, 0);
   });
 
-  test('tampered, garbage and untrusted messages: a line each, the library reason, exit 1', () => {
-    const r = cli([
+  test('tampered, garbage and untrusted messages: a line each, the library reason, exit 1', async () => {
+    const r = await cli([
       'inspect',
       '--json',
       '--ca',
@@ -276,18 +282,18 @@ describe('cose-flow inspect --json', () => {
       ],
     );
     assert.match(String(lines[0]!.error), /signature does not verify/);
-    const untrusted = cli(['inspect', '--json', '--ca', 'other-ca.pem', 'session.cbor']);
+    const untrusted = await cli(['inspect', '--json', '--ca', 'other-ca.pem', 'session.cbor']);
     assert.equal(untrusted.status, 1);
     assert.equal(untrusted.json()[0]!.reason, 'bad-certificate');
     assert.match(String(untrusted.json()[0]!.error), /not a trust anchor/);
   });
 
-  test('a well-formed CBOR item that is not a message, and --max-bytes', () => {
+  test('a well-formed CBOR item that is not a message, and --max-bytes', async () => {
     file('array.cbor', encode([1, 2, 3]));
-    const r = cli(['inspect', '--json', 'array.cbor']);
+    const r = await cli(['inspect', '--json', 'array.cbor']);
     assert.equal(r.status, 1);
     assert.equal(r.json()[0]!.reason, 'bad-tag');
-    const small = cli(['inspect', '--json', '--max-bytes', '100', 'session.cbor', 'data-0.cbor']);
+    const small = await cli(['inspect', '--json', '--max-bytes', '100', 'session.cbor', 'data-0.cbor']);
     assert.equal(small.status, 1);
     assert.deepEqual(
       small.json().map((l) => [l.type, l.valid, l.reason]),
@@ -298,34 +304,37 @@ describe('cose-flow inspect --json', () => {
     );
   });
 
-  test('standard input', () => {
-    const r = cli(['inspect', '--json', '--ca', 'ca.pem', '-'], keyMessage);
+  test('standard input (the launcher as a child process, a real pipe)', () => {
+    const r = spawned(['inspect', '--json', '--ca', 'ca.pem', '-'], keyMessage);
     assert.equal(r.status, 0, r.stderr);
     const [line] = r.json();
     assert.equal(line!.file, '-');
     assert.equal(line!.type, 'session');
     assert.equal(line!.deviceId, 'dev-1');
     assert.equal(line!.verified, true);
-    const text = cli(['inspect', '-'], data0);
+  });
+
+  test('standard input in process: text output', async () => {
+    const text = await cli(['inspect', '-'], data0);
     assert.equal(text.status, 0);
     assert.ok(text.stdout.includes("6 /Partial IV/: h'00' /seq 0/"));
   });
 });
 
 describe('cose-flow usage', () => {
-  test('--help and the command list', () => {
-    const help = cli(['inspect', '--help']);
+  test('--help and the command list', async () => {
+    const help = await cli(['inspect', '--help']);
     assert.equal(help.status, 0);
     assert.match(help.stdout, /^Usage: cose-flow inspect/);
     assert.match(help.stdout, /--max-bytes N/);
-    const top = cli(['--help']);
+    const top = await cli(['--help']);
     assert.equal(top.status, 0);
     assert.match(top.stdout, /inspect {2}print, verify and open/);
   });
 
-  test('usage errors go to stderr with exit 2', () => {
+  test('usage errors go to stderr with exit 2', async () => {
     const cases: [string[], RegExp][] = [
-      [['inspect', '--bogus', 'session.cbor'], /Unknown option '--bogus'/],
+      [['inspect', '--bogus', 'session.cbor'], /unknown option --bogus/],
       [['inspect', 'missing.cbor'], /cannot read missing\.cbor: ENOENT/],
       [['inspect'], /no FILE given/],
       [['inspect', '--session-key', '00'.repeat(16), 'data-0.cbor'], /--session-key and --base-iv go together/],
@@ -338,7 +347,7 @@ describe('cose-flow usage', () => {
       [['frobnicate'], /unknown command "frobnicate"/],
     ];
     for (const [args, message] of cases) {
-      const r = cli(args);
+      const r = await cli(args);
       assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
       assert.match(r.stderr, message, args.join(' '));
       assert.equal(r.stdout, '', args.join(' '));

@@ -1,25 +1,15 @@
-/** `cose-flow tour` run as a child process, and its files checked with `cose-flow inspect` and openssl. */
+/**
+ * `cose-flow tour` run in this process through `main`, and its files checked with `cose-flow
+ * inspect` and openssl; one smoke test runs the launcher as a child process (in a fresh working
+ * directory, for the default ./data).
+ */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-
-const root = fileURLToPath(new URL('../../../', import.meta.url));
-const bin = join(root, 'bin', 'cose-flow.js');
-
-interface Run {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(args: string[], cwd: string = dir): Run {
-  const r = spawnSync(process.execPath, [bin, ...args], { cwd, encoding: 'utf8', timeout: 60_000 });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+import { type CliRun, runCli, spawnCli } from '../fixtures/cli-io.js';
 
 /** The kid counter the tour printed in step 2. */
 function printedKidCounter(stdout: string): number {
@@ -37,12 +27,12 @@ function dataFiles(demoDir: string): string[] {
 
 let dir: string;
 let demoDir: string;
-let first: Run;
+let first: CliRun;
 
-before(() => {
+before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'cose-flow-tour-'));
   demoDir = join(dir, 'out', 'tour');
-  first = cli(['tour', '--data-dir', join(dir, 'out')]);
+  first = await runCli(['tour', '--data-dir', join(dir, 'out')]);
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -100,9 +90,9 @@ describe('cose-flow tour', () => {
     assert.equal(strict.status, 0, `${strict.stdout}${strict.stderr}`);
   });
 
-  test('cose-flow inspect verifies and opens every file it wrote', () => {
+  test('cose-flow inspect verifies and opens every file it wrote', async () => {
     assert.equal(first.status, 0, first.stderr);
-    const r = cli([
+    const r = await runCli([
       'inspect',
       '--json',
       '--ca',
@@ -129,10 +119,10 @@ describe('cose-flow tour', () => {
     );
   });
 
-  test('a second run reuses the keys and takes a larger kid; fewer messages leave no stale files', () => {
+  test('a second run reuses the keys and takes a larger kid; fewer messages leave no stale files', async () => {
     assert.equal(first.status, 0, first.stderr);
     const deviceKey = readFileSync(join(demoDir, 'device.key'), 'utf8');
-    const second = cli(['tour', '--data-dir', join(dir, 'out'), '--messages', '2']);
+    const second = await runCli(['tour', '--data-dir', join(dir, 'out'), '--messages', '2']);
     assert.equal(second.status, 0, second.stderr);
     assert.match(second.stdout, /^\[1\/6\] PKI: reusing /m);
     assert.ok(printedKidCounter(second.stdout) > printedKidCounter(first.stdout));
@@ -140,7 +130,7 @@ describe('cose-flow tour', () => {
     assert.equal(readFileSync(join(demoDir, 'device.key'), 'utf8'), deviceKey);
     assert.equal(dataFiles(demoDir).length, 2);
     assert.match(second.stdout, /data-001\.cbor with its sequence number changed to 1001 → decrypt-failed/);
-    const r = cli([
+    const r = await runCli([
       'inspect',
       '--json',
       '--ca',
@@ -158,47 +148,47 @@ describe('cose-flow tour', () => {
     }
   });
 
-  test('unusable key files are replaced; the kid counter still grows', () => {
+  test('unusable key files are replaced; the kid counter still grows', async () => {
     const out = join(dir, 'broken');
-    assert.equal(cli(['tour', '--data-dir', out, '--messages', '1']).status, 0);
+    assert.equal((await runCli(['tour', '--data-dir', out, '--messages', '1'])).status, 0);
     writeFileSync(join(out, 'tour', 'device.key'), 'not a key');
-    const again = cli(['tour', '--data-dir', out, '--messages', '1']);
+    const again = await runCli(['tour', '--data-dir', out, '--messages', '1']);
     assert.equal(again.status, 0, again.stderr);
     assert.match(again.stdout, /^\[1\/6\] PKI: made a throwaway CA .*unusable/m);
     assert.equal(printedKidCounter(again.stdout), 2);
     assert.equal(statSync(join(out, 'tour', 'device.key')).mode & 0o777, 0o600);
   });
 
-  test('the default data directory is ./data', () => {
+  test('the default data directory is ./data (the launcher as a child process)', () => {
     const cwd = mkdtempSync(join(dir, 'cwd-'));
-    const r = cli(['tour', '--messages', '1'], cwd);
+    const r = spawnCli(['tour', '--messages', '1'], { cwd });
     assert.equal(r.status, 0, r.stderr);
     assert.ok(existsSync(join(cwd, 'data', 'tour', 'session.cbor')));
     assert.ok(existsSync(join(cwd, 'data', 'tour', 'data-000.cbor')));
   });
 
-  test('a corrupt kid counter is an error (exit 1), never a reset', () => {
+  test('a corrupt kid counter is an error (exit 1), never a reset', async () => {
     const out = join(dir, 'corrupt');
-    assert.equal(cli(['tour', '--data-dir', out, '--messages', '1']).status, 0);
+    assert.equal((await runCli(['tour', '--data-dir', out, '--messages', '1'])).status, 0);
     writeFileSync(join(out, 'tour', 'kid-counter'), 'seven\n');
-    const r = cli(['tour', '--data-dir', out, '--messages', '1']);
+    const r = await runCli(['tour', '--data-dir', out, '--messages', '1']);
     assert.equal(r.status, 1);
     assert.match(r.stderr, /^cose-flow tour: FAILED at step 2 .*kid-counter does not hold a kid counter/m);
     assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
     assert.equal(readFileSync(join(out, 'tour', 'kid-counter'), 'utf8'), 'seven\n');
   });
 
-  test('usage errors exit 2; --help exits 0', () => {
+  test('usage errors exit 2; --help exits 0', async () => {
     for (const args of [['--messages', '0'], ['--messages', 'x'], ['--messages', '1001'], ['--bogus'], ['extra']]) {
-      const r = cli(['tour', '--data-dir', join(dir, 'usage'), ...args]);
+      const r = await runCli(['tour', '--data-dir', join(dir, 'usage'), ...args]);
       assert.equal(r.status, 2, args.join(' '));
       assert.match(r.stderr, /cose-flow tour: /);
     }
     assert.ok(!existsSync(join(dir, 'usage')), 'nothing written on a usage error');
-    const help = cli(['tour', '--help']);
+    const help = await runCli(['tour', '--help']);
     assert.equal(help.status, 0);
     assert.match(help.stdout, /--data-dir DIR/);
     assert.match(help.stdout, /--messages N/);
-    assert.match(cli(['--help']).stdout, /^ {2}demo {2}/m);
+    assert.match((await runCli(['--help'])).stdout, /^ {2}demo {2}/m);
   });
 });

@@ -1,7 +1,8 @@
 /**
- * `cose-flow ca …` and `cose-flow cloud keygen` run as child processes in a temporary data
- * directory; what they write is checked with OpenSSL and with the project's verifiers. OpenSSL is
- * required: without it these tests fail, they are not skipped.
+ * `cose-flow ca …` and `cose-flow cloud keygen` run in this process through `main`, in a temporary
+ * data directory (the first `ca init` and the first `cloud keygen` run the launcher as a child
+ * process: one smoke test of each command); what they write is checked with OpenSSL and with the
+ * project's verifiers. OpenSSL is required: without it these tests fail, they are not skipped.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -9,7 +10,6 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { main } from '../../cli/main.js';
 import { parseCertificate } from '../../cloud/pki/certificate.js';
 import { loadCloudKeys } from '../../cloud/pki/cloud-keys.js';
@@ -26,29 +26,24 @@ import { certificateVerifier } from '../../src/pki/certificate.js';
 import { makeCsr } from '../../src/pki/csr.js';
 import { enrollmentKey } from '../../src/profile/enrollment.js';
 import { cloudKeyId } from '../../src/profile/session.js';
-import { capturingIo } from '../fixtures/cli-io.js';
+import { type CliRun, capturingIo, runCli, spawnCli } from '../fixtures/cli-io.js';
 
-const root = fileURLToPath(new URL('../../../', import.meta.url));
-const bin = join(root, 'bin', 'cose-flow.js');
 const device = nobleCrypto(); // the device's crypto: CSRs are made as the firmware makes them
 const host = nodeCrypto();
 
 let tmp: string;
 let data: string;
 
-interface Run {
-  status: number | null;
-  stdout: string;
-  stderr: string;
+type Run = CliRun;
+
+/** `cose-flow ARGS… --data-dir DATA` in this process. */
+function cli(...args: string[]): Promise<Run> {
+  return runCli([...args, '--data-dir', data]);
 }
 
-function cli(...args: string[]): Run {
-  const r = spawnSync(process.execPath, [bin, ...args, '--data-dir', data], {
-    cwd: tmp,
-    encoding: 'utf8',
-    timeout: 60_000,
-  });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+/** `node bin/cose-flow.js ARGS… --data-dir DATA`: the launcher as a child process. */
+function spawned(...args: string[]): Run {
+  return spawnCli([...args, '--data-dir', data], { cwd: tmp });
 }
 
 function ok(run: Run, what: string): Run {
@@ -103,8 +98,8 @@ describe('cose-flow ca / cloud keygen', () => {
   const key1 = device.p256Generate();
   let serial1 = '';
 
-  test('ca init: CA certificate, key (0600) and an empty CRL; a second init needs --force', () => {
-    const run = ok(cli('ca', 'init', '--name', 'cli test CA', '--days', '30'), 'ca init');
+  test('ca init: CA certificate, key (0600) and an empty CRL; a second init needs --force', async () => {
+    const run = ok(spawned('ca', 'init', '--name', 'cli test CA', '--days', '30'), 'ca init (the launcher)');
     const fingerprint = /SHA-256 fingerprint: ([0-9a-f]{64})/.exec(run.stdout);
     assert.ok(fingerprint, run.stdout);
     const [caDer] = readCertificates(at('ca.pem'));
@@ -122,14 +117,14 @@ describe('cose-flow ca / cloud keygen', () => {
     assert.match(crl.out, /No Revoked Certificates/);
 
     const before = readFileSync(at('ca.pem'), 'utf8');
-    const again = cli('ca', 'init');
+    const again = await cli('ca', 'init');
     assert.equal(again.status, 1);
     assert.match(again.stderr, /already has a CA .*--force/);
     assert.equal(readFileSync(at('ca.pem'), 'utf8'), before, 'the CA is left alone');
   });
 
-  test('cloud keygen: key 0600, certificate from the CA, key id printed; --rotate keeps the old key', () => {
-    const first = ok(cli('cloud', 'keygen'), 'cloud keygen');
+  test('cloud keygen: key 0600, certificate from the CA, key id printed; --rotate keeps the old key', async () => {
+    const first = ok(spawned('cloud', 'keygen'), 'cloud keygen (the launcher)');
     const kid1 = first.stdout.trim();
     assert.match(kid1, /^[0-9a-f]{16}$/);
     assert.equal(mode(at('cloud.key')), 0o600);
@@ -144,11 +139,11 @@ describe('cose-flow ca / cloud keygen', () => {
     assert.equal(verify.status, 0, verify.out);
     assert.match(openssl('x509', '-in', at('cloud.pem'), '-noout', '-text').out, /Key Agreement/);
 
-    const refusedAgain = cli('cloud', 'keygen');
+    const refusedAgain = await cli('cloud', 'keygen');
     assert.equal(refusedAgain.status, 1);
     assert.match(refusedAgain.stderr, /already has a cloud key .*--rotate/);
 
-    const second = ok(cli('cloud', 'keygen', '--rotate', '--days', '10'), 'cloud keygen --rotate');
+    const second = ok(await cli('cloud', 'keygen', '--rotate', '--days', '10'), 'cloud keygen --rotate');
     const kid2 = second.stdout.trim();
     assert.notEqual(kid2, kid1);
     assert.match(second.stderr, new RegExp(`retired cloud key ${kid1}`));
@@ -165,13 +160,13 @@ describe('cose-flow ca / cloud keygen', () => {
     );
   });
 
-  test('ca issue: a CSR made by the device code → a certificate openssl verifies against ca.pem', () => {
+  test('ca issue: a CSR made by the device code → a certificate openssl verifies against ca.pem', async () => {
     const csrFile = file('dev-1.csr.pem', csrPem(key1, 'dev-1'));
     const req = openssl('req', '-in', csrFile, '-noout', '-verify');
     assert.equal(req.status, 0, req.out);
     assert.match(req.out, /verify OK|Certificate request self-signature verify OK/);
 
-    const run = ok(cli('ca', 'issue', '--csr', csrFile, '--days', '20'), 'ca issue');
+    const run = ok(await cli('ca', 'issue', '--csr', csrFile, '--days', '20'), 'ca issue');
     assert.match(run.stdout, /^-----BEGIN CERTIFICATE-----/);
     assert.match(run.stderr, /device dev-1: certificate issued; serial [0-9a-f]+/);
     const certFile = file('dev-1.pem', run.stdout);
@@ -204,10 +199,10 @@ describe('cose-flow ca / cloud keygen', () => {
     assert.equal(record.notAfter, cert.notAfter.toISOString());
   });
 
-  test('ca issue again with the same key: the same certificate (idempotent); DER in and out', () => {
+  test('ca issue again with the same key: the same certificate (idempotent); DER in and out', async () => {
     const derCsr = file('dev-1.csr.der', makeCsr(device, key1, 'dev-1'));
     const out = join(tmp, 'dev-1.cer');
-    const run = ok(cli('ca', 'issue', '--csr', derCsr, '--out', out, '--der'), 'ca issue --der');
+    const run = ok(await cli('ca', 'issue', '--csr', derCsr, '--out', out, '--der'), 'ca issue --der');
     assert.match(run.stdout, /already issued for this key \(unchanged\)/);
     assert.match(run.stdout, new RegExp(`serial ${serial1}`));
     const text = openssl('x509', '-inform', 'DER', '-in', out, '-noout', '-serial', '-subject');
@@ -215,13 +210,13 @@ describe('cose-flow ca / cloud keygen', () => {
     assert.equal(/serial=([0-9A-F]+)/.exec(text.out)![1]!.toLowerCase(), serial1);
   });
 
-  test('ca issue refuses bad requests with a clear reason', () => {
+  test('ca issue refuses bad requests with a clear reason', async () => {
     const good = makeCsr(device, key1, 'dev-9');
     // A forged request: the CN changed after signing (dev-9 → dev-8), the self-signature fails.
     const forged = Uint8Array.from(good);
     const at9 = Buffer.from(forged).indexOf(Buffer.from('dev-9'));
     forged.set(utf8Encode('dev-8'), at9);
-    refused(cli('ca', 'issue', '--csr', file('forged.der', forged)), 'bad-csr', /self-signature does not verify/);
+    refused(await cli('ca', 'issue', '--csr', file('forged.der', forged)), 'bad-csr', /self-signature does not verify/);
 
     const opensslKey = file('k256.pem', '');
     assert.equal(openssl('ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', opensslKey).status, 0);
@@ -232,25 +227,29 @@ describe('cose-flow ca / cloud keygen', () => {
       return out;
     };
     // An openssl-made P-256 request for a valid id is fine …
-    assert.match(ok(cli('ca', 'issue', '--csr', req('/CN=openssl-dev')), 'openssl CSR').stderr, /openssl-dev/);
+    assert.match(ok(await cli('ca', 'issue', '--csr', req('/CN=openssl-dev')), 'openssl CSR').stderr, /openssl-dev/);
     // … but not with another subject, no CN, an invalid device id, or a P-384 key.
-    refused(cli('ca', 'issue', '--csr', req('/O=acme/CN=dev-7')), 'bad-csr', /exactly CN=<device id>.*2 attributes/);
-    refused(cli('ca', 'issue', '--csr', req('/O=acme')), 'bad-csr', /exactly CN=<device id>.*no CN/);
-    refused(cli('ca', 'issue', '--csr', req('/CN=dev 7')), 'bad-csr', /CN "dev 7" is not a valid device id/);
+    refused(
+      await cli('ca', 'issue', '--csr', req('/O=acme/CN=dev-7')),
+      'bad-csr',
+      /exactly CN=<device id>.*2 attributes/,
+    );
+    refused(await cli('ca', 'issue', '--csr', req('/O=acme')), 'bad-csr', /exactly CN=<device id>.*no CN/);
+    refused(await cli('ca', 'issue', '--csr', req('/CN=dev 7')), 'bad-csr', /CN "dev 7" is not a valid device id/);
     const p384 = file('k384.pem', '');
     assert.equal(openssl('ecparam', '-name', 'secp384r1', '-genkey', '-noout', '-out', p384).status, 0);
-    refused(cli('ca', 'issue', '--csr', req('/CN=dev-7', p384)), 'bad-csr', /EC P-384; only EC P-256/);
+    refused(await cli('ca', 'issue', '--csr', req('/CN=dev-7', p384)), 'bad-csr', /EC P-384; only EC P-256/);
     // Not a request at all.
-    refused(cli('ca', 'issue', '--csr', at('ca.pem')), 'bad-csr', /holds 0 CERTIFICATE REQUEST blocks/);
-    refused(cli('ca', 'issue', '--csr', file('garbage.der', fromHex('3003020100ff'))), 'bad-csr', /.+/);
+    refused(await cli('ca', 'issue', '--csr', at('ca.pem')), 'bad-csr', /holds 0 CERTIFICATE REQUEST blocks/);
+    refused(await cli('ca', 'issue', '--csr', file('garbage.der', fromHex('3003020100ff'))), 'bad-csr', /.+/);
     assert.ok(!existsSync(at('devices/dev-7')) && !existsSync(at('devices/dev-8')), 'nothing recorded');
   });
 
-  test('ca issue: another key for an enrolled device id is a key-conflict unless --allow-rekey', () => {
+  test('ca issue: another key for an enrolled device id is a key-conflict unless --allow-rekey', async () => {
     const key2 = device.p256Generate();
     const csrFile = file('dev-1-key2.csr.pem', csrPem(key2, 'dev-1'));
-    refused(cli('ca', 'issue', '--csr', csrFile), 'key-conflict', /device dev-1 is enrolled with another key/);
-    const run = ok(cli('ca', 'issue', '--csr', csrFile, '--allow-rekey'), 'ca issue --allow-rekey');
+    refused(await cli('ca', 'issue', '--csr', csrFile), 'key-conflict', /device dev-1 is enrolled with another key/);
+    const run = ok(await cli('ca', 'issue', '--csr', csrFile, '--allow-rekey'), 'ca issue --allow-rekey');
     assert.match(run.stderr, new RegExp(`new key \\(previous certificate ${serial1} revoked as superseded\\)`));
     const [der] = readCertificates(file('dev-1-2.pem', run.stdout));
     const cert = parseCertificate(der!);
@@ -269,13 +268,13 @@ describe('cose-flow ca / cloud keygen', () => {
     );
     // The old key now gets nothing: its certificate is revoked.
     refused(
-      cli('ca', 'issue', '--csr', file('dev-1-key1.csr.pem', csrPem(key1, 'dev-1'))),
+      await cli('ca', 'issue', '--csr', file('dev-1-key1.csr.pem', csrPem(key1, 'dev-1'))),
       'key-conflict',
       /another key/,
     );
   });
 
-  test('ca revoke: the cloud verifier refuses the certificate, the CRL lists it, ca list shows it', () => {
+  test('ca revoke: the cloud verifier refuses the certificate, the CRL lists it, ca list shows it', async () => {
     const [der] = readCertificates(at('devices/dev-1/cert.pem'));
     const serial = parseCertificate(der!).serialHex;
     const verify = deviceCertificateVerifier({
@@ -285,7 +284,7 @@ describe('cose-flow ca / cloud keygen', () => {
     });
     assert.equal(verify(der!).deviceId, 'dev-1', 'accepted before the revoke');
 
-    const run = ok(cli('ca', 'revoke', '--device', 'dev-1', '--reason', 'keyCompromise'), 'ca revoke');
+    const run = ok(await cli('ca', 'revoke', '--device', 'dev-1', '--reason', 'keyCompromise'), 'ca revoke');
     assert.match(run.stdout, new RegExp(`revoked serial ${serial} \\(device dev-1, keyCompromise\\)`));
     assert.throws(
       () => verify(der!),
@@ -302,9 +301,9 @@ describe('cose-flow ca / cloud keygen', () => {
     assert.notEqual(check.status, 0);
     assert.match(check.out, /certificate revoked/);
 
-    const again = ok(cli('ca', 'revoke', '--serial', serial.toUpperCase()), 'revoke twice');
+    const again = ok(await cli('ca', 'revoke', '--serial', serial.toUpperCase()), 'revoke twice');
     assert.match(again.stdout, /was already revoked/);
-    const listed = JSON.parse(ok(cli('ca', 'list', '--json'), 'ca list').stdout) as {
+    const listed = JSON.parse(ok(await cli('ca', 'list', '--json'), 'ca list').stdout) as {
       deviceId: string;
       status: string;
       serial: string;
@@ -313,32 +312,32 @@ describe('cose-flow ca / cloud keygen', () => {
     assert.equal(dev1.status, 'revoked');
     assert.equal(dev1.serial, serial);
     assert.equal(listed.find((d) => d.deviceId === 'openssl-dev')!.status, 'valid');
-    assert.match(ok(cli('ca', 'list'), 'ca list').stdout, /^dev-1 +[0-9a-f]+ +\S+ +revoked \(keyCompromise\)/m);
+    assert.match(ok(await cli('ca', 'list'), 'ca list').stdout, /^dev-1 +[0-9a-f]+ +\S+ +revoked \(keyCompromise\)/m);
 
-    const unknown = cli('ca', 'revoke', '--device', 'nobody');
+    const unknown = await cli('ca', 'revoke', '--device', 'nobody');
     assert.equal(unknown.status, 1);
     assert.match(unknown.stderr, /no certificate was issued to device nobody/);
   });
 
-  test('ca allow and ca batch: allow-list, batch secret (0600) and per-device keys', () => {
-    ok(cli('ca', 'allow', 'dev-a', 'dev-b'), 'ca allow');
-    ok(cli('ca', 'allow', 'dev-b', 'dev-c'), 'ca allow again');
+  test('ca allow and ca batch: allow-list, batch secret (0600) and per-device keys', async () => {
+    ok(await cli('ca', 'allow', 'dev-a', 'dev-b'), 'ca allow');
+    ok(await cli('ca', 'allow', 'dev-b', 'dev-c'), 'ca allow again');
     const list = readFileSync(at('enroll/allow-list'), 'utf8');
     assert.deepEqual(
       list.split('\n').filter((l) => l !== '' && !l.startsWith('#')),
       ['dev-a', 'dev-b', 'dev-c'],
     );
-    assert.equal(cli('ca', 'allow', 'bad/id').status, 2, 'an invalid device id is a usage error');
+    assert.equal((await cli('ca', 'allow', 'bad/id')).status, 2, 'an invalid device id is a usage error');
 
-    ok(cli('ca', 'batch', 'create', 'line-7'), 'batch create');
+    ok(await cli('ca', 'batch', 'create', 'line-7'), 'batch create');
     const secretFile = at('enroll/batches/line-7.secret');
     assert.equal(mode(secretFile), 0o600);
     const secret = fromHex(readFileSync(secretFile, 'utf8').trim());
     assert.equal(secret.length, 32);
-    assert.equal(cli('ca', 'batch', 'create', 'line-7').status, 1, 'a batch is never replaced');
-    const key = ok(cli('ca', 'batch', 'key', 'line-7', 'dev-a'), 'batch key').stdout.trim();
+    assert.equal((await cli('ca', 'batch', 'create', 'line-7')).status, 1, 'a batch is never replaced');
+    const key = ok(await cli('ca', 'batch', 'key', 'line-7', 'dev-a'), 'batch key').stdout.trim();
     assert.equal(key, toHex(enrollmentKey(device, secret, 'dev-a')));
-    assert.equal(cli('ca', 'batch', 'key', 'no-such-batch', 'dev-a').status, 1);
+    assert.equal((await cli('ca', 'batch', 'key', 'no-such-batch', 'dev-a')).status, 1);
   });
 
   test('usage errors exit 2 (in process)', async () => {
