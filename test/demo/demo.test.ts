@@ -3,7 +3,8 @@
  * exactly as a newcomer starts it) must show every simulated device establishing a session and
  * deliver every QoS 1 message exactly once — checked from the demo's own output and, separately,
  * from the SQLite file it leaves, with plain SQL. The attacker runs throughout; none of what it
- * injects may be stored.
+ * injects may be stored. The other runs here (a second run, real servers, usage errors, failures)
+ * go through `main` in this process: they check the command, not the launcher.
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -15,7 +16,7 @@ import { decodeReading } from '../../src/device/reading.js';
 import type { DemoSummary } from '../../system/demo.js';
 import { mosquittoAvailability, startMosquitto } from '../fixtures/mosquitto.js';
 import { startPostgres } from '../fixtures/postgres.js';
-import { runDemo } from './run-demo.js';
+import { runDemo, runDemoInProcess } from './run-demo.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cose-flow-demo-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -127,7 +128,16 @@ describe('cose-flow demo (npm start), headless', () => {
 
   test('a second run reuses the CA and the devices, with new session kids', async () => {
     assert.ok(first !== undefined, 'needs the first run');
-    const run = runDemo(['--data-dir', dataDir, '--duration', '4', '--json', '--no-dashboard', '--devices', '2']);
+    const run = runDemoInProcess([
+      '--data-dir',
+      dataDir,
+      '--duration',
+      '4',
+      '--json',
+      '--no-dashboard',
+      '--devices',
+      '2',
+    ]);
     const code = await run.exit();
     assert.equal(code, 0, run.stderr());
     assert.doesNotMatch(run.stderr(), /made a CA|enrolled/);
@@ -147,7 +157,7 @@ describe('cose-flow demo (npm start), headless', () => {
     const [broker, pg] = await Promise.all([startMosquitto(), startPostgres()]);
     try {
       const store = await pg.createDatabase();
-      const run = runDemo([
+      const run = runDemoInProcess([
         '--data-dir',
         join(tmp, 'real'),
         '--broker',
@@ -186,7 +196,7 @@ describe('cose-flow demo (npm start), headless', () => {
       ['--broker', 'mqtt://127.0.0.1:1', '--mqtt-port', '1883'],
       ['extra'],
     ]) {
-      const run = runDemo(['--data-dir', join(tmp, 'usage'), ...args]);
+      const run = runDemoInProcess(['--data-dir', join(tmp, 'usage'), ...args]);
       assert.equal(await run.exit(), 2, `${args.join(' ')}: ${run.stderr()}`);
       assert.match(run.stderr(), /cose-flow demo: /);
     }
@@ -194,7 +204,13 @@ describe('cose-flow demo (npm start), headless', () => {
   });
 
   test('an unreachable broker is a clear failure, not a hang', async () => {
-    const run = runDemo(['--data-dir', join(tmp, 'nobroker'), '--broker', 'mqtt://127.0.0.1:1', '--no-dashboard']);
+    const run = runDemoInProcess([
+      '--data-dir',
+      join(tmp, 'nobroker'),
+      '--broker',
+      'mqtt://127.0.0.1:1',
+      '--no-dashboard',
+    ]);
     const code = await run.exit(60_000);
     assert.equal(code, 1, run.stderr());
     assert.match(run.stderr(), /could not start: .*(ECONNREFUSED|connect)/i);
@@ -204,12 +220,21 @@ describe('cose-flow demo (npm start), headless', () => {
 describe('cose-flow demo: devices that cannot enroll', () => {
   test('are reported on the terminal, and the demo still stops with a summary that says so', async () => {
     const dataDir = join(tmp, 'conflict');
-    const setup = runDemo(['--data-dir', dataDir, '--devices', '1', '--duration', '2', '--json', '--no-dashboard']);
+    const setup = runDemoInProcess([
+      '--data-dir',
+      dataDir,
+      '--devices',
+      '1',
+      '--duration',
+      '2',
+      '--json',
+      '--no-dashboard',
+    ]);
     assert.equal(await setup.exit(), 0, setup.stderr());
     // The device loses its key (a re-flashed board): the CA refuses its new key for the same id.
     rmSync(join(dataDir, 'sim', 'sim-0001'), { recursive: true, force: true });
     const started = Date.now();
-    const run = runDemo(['--data-dir', dataDir, '--devices', '1', '--duration', '3', '--no-dashboard']);
+    const run = runDemoInProcess(['--data-dir', dataDir, '--devices', '1', '--duration', '3', '--no-dashboard']);
     assert.equal(await run.exit(60_000), 1, run.stderr());
     assert.ok(Date.now() - started < 20_000, 'no hang while the device waits to retry its enrollment');
     assert.match(run.stderr(), /device sim-0001: enroll-refused: key-conflict: .*an operator must allow a re-key/);

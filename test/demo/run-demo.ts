@@ -1,20 +1,28 @@
 /**
- * Runs `cose-flow demo` as a child process (the command `npm start` runs), collecting its output;
- * `dashboardUrl()` resolves once it has printed the dashboard's address.
+ * Runs `cose-flow demo` for the tests, collecting its output:
+ *
+ * - `runDemo`: as a child process through the launcher (the command `npm start` runs), for what
+ *   needs a real process: the newcomer's run end to end, Ctrl-C (SIGINT). `dashboardUrl()`
+ *   resolves once it has printed the dashboard's address.
+ * - `runDemoInProcess`: through `main(argv, io)` in this process, for everything else (no process
+ *   start-up: usage errors, failures to start, further runs).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { main } from '../../cli/main.js';
+import { BIN, capturingIo } from '../fixtures/cli-io.js';
 
-export const BIN = fileURLToPath(new URL('../../../bin/cose-flow.js', import.meta.url));
-
-export interface DemoRun {
-  child: ChildProcess;
+/** What a demo run printed, and its end. */
+export interface DemoOutput {
   stdout(): string;
   stderr(): string;
+  /** Resolves with the exit code (a child process is killed after `timeoutMs`; an in-process run rejects). */
+  exit(timeoutMs?: number): Promise<number | null>;
+}
+
+export interface DemoRun extends DemoOutput {
+  child: ChildProcess;
   /** The dashboard URL the demo printed. */
   dashboardUrl(): Promise<string>;
-  /** Resolves with the exit code (kills the demo after `timeoutMs`). */
-  exit(timeoutMs?: number): Promise<number | null>;
 }
 
 export function runDemo(args: string[]): DemoRun {
@@ -48,6 +56,30 @@ export function runDemo(args: string[]): DemoRun {
       const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
       try {
         return await exited;
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+  };
+}
+
+/** `cose-flow demo ARGS…` in this process (it must stop by itself: give --duration, or expect a failure to start). */
+export function runDemoInProcess(args: string[]): DemoOutput {
+  const io = capturingIo();
+  const done = main(['demo', ...args], io);
+  return {
+    stdout: () => io.out,
+    stderr: () => io.err,
+    exit: async (timeoutMs = 120_000) => {
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`cose-flow demo did not finish within ${timeoutMs} ms:\n${io.err}`)),
+          timeoutMs,
+        );
+      });
+      try {
+        return await Promise.race([done, late]);
       } finally {
         clearTimeout(timer);
       }
