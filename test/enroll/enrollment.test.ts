@@ -558,14 +558,30 @@ describe('cose-flow ca serve', () => {
     );
     let stdout = '';
     let stderr = '';
+    let onOutput = () => {};
     child.stdout!.on('data', (chunk) => {
       stdout += chunk;
+      onOutput();
     });
     child.stderr!.on('data', (chunk) => {
       stderr += chunk;
     });
     const exited = new Promise<number | null>((resolve) => child!.on('exit', (code) => resolve(code)));
-    for (let i = 0; i < 100 && !stdout.includes('"listening"'); i++) await sleep(50);
+    // Until it says it is listening: a cold start on a loaded machine takes seconds, so the bound
+    // is generous and an early exit fails at once.
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`ca serve not listening after 60 s\n${stderr}`)), 60_000);
+      onOutput = () => {
+        if (!stdout.includes('"event":"listening"')) return;
+        clearTimeout(timer);
+        resolve();
+      };
+      onOutput();
+      void exited.then((code) => {
+        clearTimeout(timer);
+        reject(new Error(`ca serve exited (${code}) before listening\n${stdout}${stderr}`));
+      });
+    });
     assert.match(stdout, /"event":"listening"/, `the service started\n${stderr}`);
 
     const enrolled = await enroll('cli-dev-1', { prefix, credential: credential('cli-dev-1') });
