@@ -122,7 +122,7 @@ export function formatLine(r: LineResult): string {
           ? r.type === 'session'
             ? 'opened'
             : `opened ${r.payload === undefined ? `h'${r.payloadHex}'` : JSON.stringify(r.payload)}`
-          : 'valid (not opened: no key for it)';
+          : `valid (not opened: ${r.error ?? 'no key for it'})`;
   return `${r.line}: ${r.topic} ${what}${where === '' ? '' : ` ${where}`}: ${status}\n`;
 }
 

@@ -35,6 +35,10 @@ export const commands: Record<string, CommandEntry> = {
     summary: 'run simulated devices against an MQTT broker (the firmware on Node)',
     load: async () => (await import('./sim.js')).simCommand,
   },
+  watch: {
+    summary: 'subscribe and print every device message as the cloud judges it: mosquitto_sub with the keys',
+    load: async () => (await import('./watch.js')).watchCommand,
+  },
   tour: {
     summary: 'walk through the protocol on throwaway keys: device seals, cloud opens, forgeries refused',
     load: async () => (await import('./tour.js')).tourCommand,
