@@ -260,41 +260,29 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
   const slot = rampMs / devices.length;
   let stopping = false;
   const starts: Promise<void>[] = [];
-  const waiting = new Map<NodeJS.Timeout, () => void>();
-  // Device i starts at a random moment of its slot [i, i + 1) × rampMs / N: jitter within the
-  // window, so the devices do not meet the broker and the CA in lockstep.
-  const started = Promise.all(
-    devices.map(
-      (device, i) =>
-        new Promise<void>((resolve) => {
-          const start = () => {
-            try {
-              if (!stopping)
-                starts.push(device.app.start().catch((e: unknown) => note(`${device.deviceId}: ${String(e)}`)));
-            } catch (e) {
-              note(`${device.deviceId}: ${String(e)}`); // could not be made (its HUK or store)
-            }
-            resolve();
-          };
-          if (rampMs <= 0 || devices.length === 1) return start();
-          const timer = setTimeout(
-            () => {
-              waiting.delete(timer);
-              start();
-            },
-            (i + Math.random()) * slot,
-          );
-          waiting.set(timer, resolve);
-        }),
-    ),
-  ).then(() => {});
-  const cancelStarts = () => {
-    for (const [timer, resolve] of waiting) {
-      clearTimeout(timer);
-      resolve();
+  let wake: (() => void) | undefined;
+  // Device i starts at a random moment of its slot [i, i + 1) × rampMs / N (jitter within the
+  // window), one device per turn of the event loop: making a device (its HUK and store) takes
+  // synchronous fsyncs, and a burst of them must not starve the MQTT connections' I/O.
+  const began = Date.now();
+  const started = (async () => {
+    for (let i = 0; i < devices.length && !stopping; i++) {
+      const device = devices[i]!;
+      const due = began + (i + Math.random()) * slot - Date.now();
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+        if (rampMs > 0 && devices.length > 1 && due > 0) setTimeout(resolve, due);
+        else setImmediate(resolve);
+      });
+      if (stopping) break;
+      try {
+        starts.push(device.app.start().catch((e: unknown) => note(`${device.deviceId}: ${String(e)}`)));
+      } catch (e) {
+        note(`${device.deviceId}: ${String(e)}`); // could not be made (its HUK or store)
+      }
     }
-    waiting.clear();
-  };
+  })();
+  const cancelStarts = () => wake?.();
 
   const totals = (): FleetTotals => {
     const sum = {
