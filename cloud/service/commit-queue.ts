@@ -4,6 +4,10 @@
  * the next one fills up, so batches grow with the load by themselves and no timer delays a
  * lone message. Each `add` resolves with its item's result once its batch has committed.
  *
+ * With SQLite the store is a writer thread (cloud/store/writer-thread.ts): `commitBatch` posts
+ * the batch and the service's thread goes on reading and decrypting the next one while the
+ * worker commits and fsyncs; one batch at a time keeps a device's commits in queue order.
+ *
  * A batch that fails (the database is down, a lock timeout) is retried with backoff (the store
  * retry policy of store-retry.ts: exponential, no jitter), as a whole, until it commits or `abort`
  * is called; its messages stay unacknowledged meanwhile. Nothing is acknowledged that is not

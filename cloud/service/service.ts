@@ -296,6 +296,8 @@ async function openServiceStore(options: CloudServiceOptions, { dataDir }: Setti
   }
   const url = options.store ?? `sqlite:${join(dataDir.root, DEFAULT_STORE_FILE)}`;
   const store = await openStore(url, {
+    // SQLite's connection in a writer thread: no SQL and no fsync on the thread that reads the broker.
+    writerThread: true,
     windowSize:
       options.windowSize ?? (options.shareGroup === undefined ? DEFAULT_WINDOW_SIZE : DEFAULT_SHARED_WINDOW_SIZE),
     ...(options.sessionGrace === undefined ? {} : { sessionGrace: options.sessionGrace }),

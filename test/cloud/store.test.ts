@@ -1,6 +1,6 @@
 /**
- * The cloud store (cloud/store): one contract suite run against SQLite (a temporary file) and
- * PostgreSQL (a throwaway server from test/fixtures/postgres.ts, a fresh database per test), then
+ * The cloud store (cloud/store): one contract suite run against SQLite (a temporary file), SQLite
+ * in a writer thread (cloud/store/writer-thread.ts) and PostgreSQL (a throwaway server from test/fixtures/postgres.ts, a fresh database per test), then
  * PostgreSQL with several service instances committing the same messages at once.
  */
 import assert from 'node:assert/strict';
@@ -19,6 +19,7 @@ import {
   type NewSession,
   type OpenStoreOptions,
   openStore,
+  SqliteWriterThread,
   type Store,
 } from '../../cloud/store/index.js';
 import { MIGRATIONS as PG_MIGRATIONS } from '../../cloud/store/postgres.js';
@@ -60,7 +61,10 @@ function clock() {
 }
 
 interface Backend {
-  name: 'sqlite' | 'postgres';
+  name: string;
+  kind: 'sqlite' | 'postgres';
+  /** How the suite opens it (the SQLite writer thread: `writerThread: true`). */
+  open?: OpenStoreOptions;
   /** A URL to an empty store. */
   fresh(): Promise<string>;
   /** Runs raw SQL on the store's database (for the schema version test). */
@@ -82,6 +86,18 @@ after(async () => {
 const backends: Backend[] = [
   {
     name: 'sqlite',
+    kind: 'sqlite',
+    fresh: async () => `sqlite:${join(tmp, `store-${++files}.db`)}`,
+    exec: async (url, sql) => {
+      const db = new Database(url.slice('sqlite:'.length));
+      db.exec(sql);
+      db.close();
+    },
+  },
+  {
+    name: 'sqlite in a writer thread',
+    kind: 'sqlite',
+    open: { writerThread: true },
     fresh: async () => `sqlite:${join(tmp, `store-${++files}.db`)}`,
     exec: async (url, sql) => {
       const db = new Database(url.slice('sqlite:'.length));
@@ -91,6 +107,7 @@ const backends: Backend[] = [
   },
   {
     name: 'postgres',
+    kind: 'postgres',
     fresh: () => pg!.createDatabase(),
     exec: async (url, sql) => {
       const c = new Client({ connectionString: url });
@@ -102,7 +119,7 @@ const backends: Backend[] = [
 ];
 
 /** Opens a store, runs fn, closes it even when fn fails. */
-async function withStore<T>(url: string, options: OpenStoreOptions, fn: (s: Store) => Promise<T>): Promise<T> {
+async function withStoreOf<T>(url: string, options: OpenStoreOptions, fn: (s: Store) => Promise<T>): Promise<T> {
   const store = await openStore(url, options);
   try {
     return await fn(store);
@@ -113,9 +130,11 @@ async function withStore<T>(url: string, options: OpenStoreOptions, fn: (s: Stor
 
 for (const backend of backends) {
   describe(`store contract: ${backend.name}`, () => {
+    const withStore = <T>(url: string, options: OpenStoreOptions, fn: (s: Store) => Promise<T>) =>
+      withStoreOf(url, { ...backend.open, ...options }, fn);
     test('a new store is empty', async () => {
       await withStore(await backend.fresh(), {}, async (store) => {
-        assert.equal(store.kind, backend.name);
+        assert.equal(store.kind, backend.kind);
         assert.equal(store.windowSize, 64);
         assert.deepEqual(await store.stats(), { devices: 0, sessions: 0, payloads: 0 });
         assert.equal(await store.getDevice('dev-1'), undefined);
@@ -543,7 +562,7 @@ for (const backend of backends) {
 
     test('a schema 1 database is migrated: older sessions get their grace, earlier epochs are closed', async () => {
       const url = await backend.fresh();
-      const sqlite = backend.name === 'sqlite';
+      const sqlite = backend.kind === 'sqlite';
       const bin = (b: Uint8Array) => (sqlite ? `x'${toHex(b)}'` : `'\\x${toHex(b)}'::bytea`);
       const row = (epoch: number, k: number) =>
         `('dev-1', ${epoch}, ${bin(kid(k))}, ${bin(utf8Encode('sealed'))}, ${bin(digest(`old:${epoch}:${k}`))}, 1, 64, NULL, ${bin(new Uint8Array(8))})`;
@@ -577,7 +596,7 @@ for (const backend of backends) {
       const url = await backend.fresh();
       await withStore(url, {}, async () => {});
       await backend.exec(url, 'INSERT INTO schema_version (version, applied_at) VALUES (99, 0)');
-      await assert.rejects(openStore(url), /schema version 99/);
+      await assert.rejects(openStore(url, backend.open), /schema version 99/);
     });
   });
 }
@@ -585,10 +604,14 @@ for (const backend of backends) {
 describe('openStore', () => {
   test('chooses the store by URL and explains anything else', async () => {
     const file = join(tmp, 'open.db');
-    await withStore(`sqlite:${file}`, {}, async (s) => assert.equal(s.kind, 'sqlite'));
+    await withStoreOf(`sqlite:${file}`, {}, async (s) => assert.equal(s.kind, 'sqlite'));
+    await withStoreOf(`sqlite:${file}`, { writerThread: true }, async (s) => {
+      assert.equal(s.kind, 'sqlite');
+      assert.ok(s instanceof SqliteWriterThread);
+    });
     const url = await pg!.createDatabase();
-    await withStore(url, {}, async (s) => assert.equal(s.kind, 'postgres'));
-    await withStore(url.replace('postgres://', 'postgresql://'), {}, async (s) => assert.equal(s.kind, 'postgres'));
+    await withStoreOf(url, {}, async (s) => assert.equal(s.kind, 'postgres'));
+    await withStoreOf(url.replace('postgres://', 'postgresql://'), {}, async (s) => assert.equal(s.kind, 'postgres'));
     await assert.rejects(openStore('sqlite:'), /needs a file name/);
     await assert.rejects(openStore('store.db'), /unsupported store URL "store.db": use sqlite:FILE/);
     await assert.rejects(openStore('mysql://user:secret@db/x'), (e: Error) => {
@@ -641,7 +664,7 @@ const PER_SESSION = 500;
 async function exactlyOnce(url: string, run: (batches: DataItem[][][]) => Promise<CommitResult[][][]>) {
   const stream: DataItem[] = [];
   for (let seq = 0; seq < PER_SESSION; seq++) for (const [d, k] of CONCURRENT_SESSIONS) stream.push(item(d, k, seq));
-  await withStore(url, {}, async (store) => {
+  await withStoreOf(url, {}, async (store) => {
     for (const [d, k] of CONCURRENT_SESSIONS) await store.putSession(session(d, k));
   });
   const plans = [
@@ -690,7 +713,7 @@ async function exactlyOnce(url: string, run: (batches: DataItem[][][]) => Promis
   assert.equal(totals['unknown-session'], 0);
   // an instance that lags more than W behind another gets 'replay' for what the other stored
   assert.equal(totals.accepted + totals.duplicate + totals.replay, committed);
-  await withStore(url, {}, async (store) => {
+  await withStoreOf(url, {}, async (store) => {
     assert.equal(await store.countPayloads(), stream.length);
     const rows = await store.listPayloads({ limit: 10_000 });
     assert.equal(new Set(rows.map((p) => `${p.deviceId}/${toHex(p.kid)}/${p.seq}`)).size, stream.length);
