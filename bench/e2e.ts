@@ -17,7 +17,8 @@
  * with others shifts both alike. Options: { messages (default 20 000), devices (default 50) }.
  *
  * Run: `npx tsc -p tsconfig.json && node dist/bench/e2e.js [e2e|drain|both] [messages] [devices] [repeat]`
- * prints one JSON line per measurement. Needs mosquitto.
+ * prints one JSON line per measurement (`service-drain` / `service-e2e`: the service's side alone,
+ * for `node --cpu-prof`). Needs mosquitto.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -249,6 +250,17 @@ async function main(): Promise<void> {
   const messages = Number(process.argv[3] ?? 20_000);
   const devices = Number(process.argv[4] ?? 50);
   const repeat = Number(process.argv[5] ?? 1);
+  if (which === 'service-drain' || which === 'service-e2e') {
+    // One side alone, for `node --cpu-prof`: the profile then shows only the service's thread.
+    const r = await rig({ messages, devices });
+    try {
+      const rate = which === 'service-drain' ? await serviceDrain(r, 1) : await serviceEndToEnd(r, 1);
+      console.log(JSON.stringify({ case: which, messages, devices, service: Math.round(rate) }));
+    } finally {
+      await dispose(r);
+    }
+    return;
+  }
   for (let i = 0; i < repeat; i++) {
     if (which === 'e2e' || which === 'both') {
       const r = await measureEndToEnd({ messages, devices });

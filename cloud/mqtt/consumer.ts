@@ -22,7 +22,8 @@
  * - MQTT 5 Maximum Packet Size in CONNECT (`maxPacketBytes`): the broker drops larger messages
  *   for this client instead of sending them (MQTT 3.1.1 has no such limit);
  * - inbound QoS 0/1/2: the message goes to `onMessage`; `ack()` sends PUBACK (QoS 1) or PUBREC
- *   (QoS 2; PUBREL is answered with PUBCOMP at once). An ack for a message of a connection that
+ *   (QoS 2; PUBREL is answered with PUBCOMP at once), written as their four bytes (reason
+ *   Success) and gathered per tick into one socket write. An ack for a message of a connection that
  *   has since dropped is not sent: the broker redelivers that message on the new connection;
  * - flow control: MQTT 5 Receive Maximum tells the broker how many unacknowledged QoS 1/2
  *   messages it may send; independently, reading pauses while `maxUnacked` are outstanding;
@@ -105,6 +106,10 @@ interface Connection {
   /** Writes of this tick are gathered (socket corked) and sent together on the next. */
   corked?: boolean;
 }
+
+type AckType = 'puback' | 'pubrec' | 'pubcomp';
+/** Fixed header byte of each acknowledgement (PUBREL's own is 0x62; PUBCOMP's flags are 0). */
+const ACK_HEADER: Record<AckType, number> = { puback: 0x40, pubrec: 0x50, pubcomp: 0x70 };
 
 interface PendingPublish {
   resolve: () => void;
@@ -289,6 +294,20 @@ export class MqttConsumer extends EventEmitter {
 
   #send(conn: Connection, packet: Packet): void {
     if (!conn.open && packet.cmd !== 'connect') return;
+    this.#write(conn, mqttPacket.generate(packet, { protocolVersion: conn.version }));
+  }
+
+  /**
+   * PUBACK / PUBREC / PUBCOMP with reason Success: four bytes, written without the codec (one
+   * per message, so it is on the hot path). MQTT 5 §3.4.2.1 lets a Success acknowledgement
+   * without properties leave out the reason code, which makes it the MQTT 3.1.1 packet.
+   */
+  #sendAck(conn: Connection, type: AckType, id: number): void {
+    if (!conn.open) return;
+    this.#write(conn, Buffer.from([ACK_HEADER[type], 2, id >> 8, id & 0xff]));
+  }
+
+  #write(conn: Connection, bytes: Buffer): void {
     if (conn.socket.destroyed) return;
     if (!conn.corked) {
       // Acknowledgements come in bursts (a batch commits, a flood is refused): one write for all
@@ -300,7 +319,7 @@ export class MqttConsumer extends EventEmitter {
         conn.socket.uncork();
       });
     }
-    conn.socket.write(mqttPacket.generate(packet, { protocolVersion: conn.version }));
+    conn.socket.write(bytes);
   }
 
   #connect(): void {
@@ -528,7 +547,7 @@ export class MqttConsumer extends EventEmitter {
         this.#onPublish(conn, packet);
         return;
       case 'pubrel':
-        this.#send(conn, { cmd: 'pubcomp', messageId: packet.messageId! });
+        this.#sendAck(conn, 'pubcomp', packet.messageId!);
         return;
       case 'puback': {
         const p = this.#publishes.get(packet.messageId!);
@@ -574,8 +593,7 @@ export class MqttConsumer extends EventEmitter {
       this.retainedDropped++;
       if (this.retainedDropped === 1 || this.retainedDropped % 1000 === 0)
         this.#log('info', 'mqtt-retained-dropped', { topic: packet.topic.slice(0, 200), total: this.retainedDropped });
-      if (packet.qos > 0)
-        this.#send(conn, { cmd: packet.qos === 1 ? 'puback' : 'pubrec', messageId: packet.messageId! });
+      if (packet.qos > 0) this.#sendAck(conn, packet.qos === 1 ? 'puback' : 'pubrec', packet.messageId!);
       return;
     }
     const raw = packet.payload;
@@ -599,7 +617,7 @@ export class MqttConsumer extends EventEmitter {
         acked = true;
         if (!conn.open || this.#conn !== conn) return;
         conn.unacked--;
-        this.#send(conn, { cmd: qos === 1 ? 'puback' : 'pubrec', messageId: id! });
+        this.#sendAck(conn, qos === 1 ? 'puback' : 'pubrec', id!);
         if (conn.socket.isPaused() && conn.unacked < this.#o.maxUnacked / 2) conn.socket.resume();
       },
     };

@@ -13,10 +13,16 @@ function escapeLabel(v: string): string {
   return v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
 }
 
+const NEEDS_ESCAPE = /[\\\n"]/;
+
+/** `{k="v",…}` (or ''): counted once per message, so a plain loop, and escaping only when needed. */
 function labelText(labels: Labels): string {
-  const keys = Object.keys(labels);
-  if (keys.length === 0) return '';
-  return `{${keys.map((k) => `${k}="${escapeLabel(labels[k]!)}"`).join(',')}}`;
+  let out = '';
+  for (const k in labels) {
+    const v = labels[k]!;
+    out += `${out === '' ? '{' : ','}${k}="${NEEDS_ESCAPE.test(v) ? escapeLabel(v) : v}"`;
+  }
+  return out === '' ? out : `${out}}`;
 }
 
 function num(v: number): string {
