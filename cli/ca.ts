@@ -28,18 +28,18 @@ works in the data directory DIR (default ${DEFAULT_DATA_DIR}):
   enroll/allow-list, enroll/rekey-allowed, enroll/batches/<name>.secret (0600)
 
 Subcommands:
-  init [--name CN] [--days N] [--force]
+  init [--name CN] [--days N] [--force] [--json]
       make the CA (default name "cose-flow CA", 3650 days) and an empty CRL; prints the CA's
       SHA-256 fingerprint (what a device can pin). --force replaces an existing CA and
       re-issues the cloud certificate (same cloud key) under the new one.
-  issue --csr FILE [--days N] [--out FILE] [--der] [--allow-rekey]
+  issue --csr FILE [--days N] [--out FILE] [--der] [--allow-rekey] [--json]
       check a certification request (PEM or DER, "-" for standard input): its self-signature,
       a P-256 key, a subject of exactly CN=<device id>; then issue the device certificate
       (default 365 days) and record it under devices/<id>/. The same device id and key again
       gets the same certificate; another key for an enrolled id is refused (key-conflict)
       unless --allow-rekey (the previous certificate is then revoked as superseded).
       Prints the certificate PEM, or writes it to --out (DER with --der).
-  revoke (--device ID | --serial HEX) [--reason TEXT]
+  revoke (--device ID | --serial HEX) [--reason TEXT] [--json]
       revoke a certificate (reasons: keyCompromise, superseded, cessationOfOperation,
       affiliationChanged, privilegeWithdrawn, or any text) and re-sign crl.pem
   list [--json]
@@ -54,6 +54,8 @@ Subcommands:
   serve --broker URL [--prefix P] [--days N] [--rate-limit-ms N]
       the enrollment service: answer requests on {prefix}/+/enroll (default prefix
       ${DEFAULT_PREFIX}) until SIGINT/SIGTERM; one JSON line per decision on standard output
+
+--json: init, issue and revoke print one JSON object, list one JSON array of devices, instead of text.
 
 Exit status: 0 done; 1 refused or failed (the reason on stderr, its code first); 2 usage error.
 See README.md (Provisioning) and docs/ENROLLMENT.md.
@@ -102,6 +104,7 @@ async function init(args: string[], io: CliIo): Promise<number> {
     name: { type: 'string' },
     days: { type: 'string' },
     force: { type: 'boolean' },
+    json: { type: 'boolean' },
   });
   noPositionals(positionals);
   const dir = dataDir(values);
@@ -111,6 +114,18 @@ async function init(args: string[], io: CliIo): Promise<number> {
     ...(validityDays === undefined ? {} : { validityDays }),
     force: values.force ?? false,
   });
+  if (values.json) {
+    io.stdout(
+      `${JSON.stringify({
+        ca: ca.name,
+        notAfter: ca.certificate.notAfter.toISOString(),
+        fingerprintSha256: fingerprintHex,
+        files: { certificate: dir.caCertificate, key: dir.caKey, crl: dir.crl },
+        ...(reissuedCloudCertificate === undefined ? {} : { reissuedCloudCertificate: reissuedCloudCertificate.path }),
+      })}\n`,
+    );
+    return 0;
+  }
   io.stdout(
     `CA "${ca.name}" valid until ${ca.certificate.notAfter.toISOString()}\n` +
       `wrote ${dir.caCertificate}, ${dir.caKey} (mode 0600), ${dir.crl}\n` +
@@ -131,6 +146,7 @@ async function issue(args: string[], io: CliIo): Promise<number> {
     out: { type: 'string' },
     der: { type: 'boolean' },
     'allow-rekey': { type: 'boolean' },
+    json: { type: 'boolean' },
   });
   noPositionals(positionals);
   if (values.csr === undefined) throw new UsageError('--csr FILE is required');
@@ -152,8 +168,22 @@ async function issue(args: string[], io: CliIo): Promise<number> {
   const summary =
     `device ${issued.deviceId}: certificate ${what}; serial ${issued.record.serial}, ` +
     `valid until ${issued.record.notAfter}; ${dir.device(issued.deviceId).certificate}`;
+  if (values.out !== undefined) writeFileAtomic(values.out, values.der ? issued.certificateDer : issued.certificatePem);
+  if (values.json) {
+    io.stdout(
+      `${JSON.stringify({
+        deviceId: issued.deviceId,
+        outcome: issued.outcome,
+        serial: issued.record.serial,
+        notAfter: issued.record.notAfter,
+        certificateFile: dir.device(issued.deviceId).certificate,
+        ...(issued.supersededSerial === undefined ? {} : { supersededSerial: issued.supersededSerial }),
+        ...(values.out === undefined ? { certificatePem: issued.certificatePem } : { out: values.out }),
+      })}\n`,
+    );
+    return 0;
+  }
   if (values.out !== undefined) {
-    writeFileAtomic(values.out, values.der ? issued.certificateDer : issued.certificatePem);
     io.stdout(`${summary}\nwrote ${values.out} (${values.der ? 'DER' : 'PEM'})\n`);
   } else {
     io.stdout(issued.certificatePem.endsWith('\n') ? issued.certificatePem : `${issued.certificatePem}\n`);
@@ -168,6 +198,7 @@ async function revokeCommand(args: string[], io: CliIo): Promise<number> {
     device: { type: 'string' },
     serial: { type: 'string' },
     reason: { type: 'string' },
+    json: { type: 'boolean' },
   });
   noPositionals(positionals);
   if ((values.device === undefined) === (values.serial === undefined)) {
@@ -180,6 +211,10 @@ async function revokeCommand(args: string[], io: CliIo): Promise<number> {
     ...(values.serial === undefined ? {} : { serial: values.serial }),
     ...(values.reason === undefined ? {} : { reason: values.reason }),
   });
+  if (values.json) {
+    io.stdout(`${JSON.stringify({ ...entry, already, files: { revoked: dir.revoked, crl: dir.crl } })}\n`);
+    return 0;
+  }
   io.stdout(
     already
       ? `serial ${entry.serial} (device ${entry.deviceId}) was already revoked at ${entry.time} (${entry.reason})\n`

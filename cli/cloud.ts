@@ -21,12 +21,12 @@ function settingLines(): string {
   }).join('\n');
 }
 
-export const CLOUD_USAGE = `Usage: cose-flow cloud keygen [--rotate] [--days N] [--name CN] [--data-dir DIR]
+export const CLOUD_USAGE = `Usage: cose-flow cloud keygen [--rotate] [--days N] [--name CN] [--data-dir DIR] [--json]
        cose-flow cloud rotate --broker URL [--data-dir DIR] [--store URL] [--deadline SECONDS]
                               [--resend SECONDS] [--prefix P] [--days N] [--name CN] [--json]
        cose-flow cloud run --broker URL [--data-dir DIR] [--store sqlite:FILE|postgres://…]
                            [--out FILE] [--http [HOST:]PORT] [--share GROUP] [options]
-       cose-flow cloud reset-kid DEVICE_ID [--store URL] [--data-dir DIR] [--config FILE]
+       cose-flow cloud reset-kid DEVICE_ID [--store URL] [--data-dir DIR] [--config FILE] [--json]
 
 keygen
 Makes the cloud's P-256 key and its certificate (keyUsage keyAgreement, default 365 days, CN
@@ -77,6 +77,7 @@ async function keygen(args: string[], io: CliIo): Promise<number> {
     rotate: { type: 'boolean' },
     days: { type: 'string' },
     name: { type: 'string' },
+    json: { type: 'boolean' },
   });
   if (positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
   const root = values['data-dir'] ?? DEFAULT_DATA_DIR;
@@ -94,6 +95,20 @@ async function keygen(args: string[], io: CliIo): Promise<number> {
     ...(values.name === undefined ? {} : { name: values.name }),
   });
   const layout = openDataDir(root);
+  if (values.json) {
+    io.stdout(
+      `${JSON.stringify({
+        cloudKeyId: result.kidHex,
+        serial: result.serialHex,
+        notAfter: result.notAfter.toISOString(),
+        files: { certificate: layout.cloudCertificate, key: layout.cloudKey },
+        ...(result.retiredKidHex === undefined
+          ? {}
+          : { retiredCloudKeyId: result.retiredKidHex, retireAt: result.retireAt?.toISOString() }),
+      })}\n`,
+    );
+    return 0;
+  }
   io.stdout(`${result.kidHex}\n`);
   io.stderr(
     `cloud key id ${result.kidHex}: wrote ${layout.cloudCertificate} and ${layout.cloudKey} (mode 0600); ` +
@@ -152,6 +167,7 @@ async function resetKid(args: string[], io: CliIo): Promise<number> {
     store: { type: 'string' },
     'data-dir': { type: 'string' },
     config: { type: 'string' },
+    json: { type: 'boolean' },
   });
   if (positionals.length !== 1) throw new UsageError('give exactly one device id: cose-flow cloud reset-kid DEVICE_ID');
   const deviceId = checkDeviceId(positionals[0]!);
@@ -168,6 +184,12 @@ async function resetKid(args: string[], io: CliIo): Promise<number> {
     }
     const after = await store.getDevice(deviceId);
     const floor = before?.kidFloor ? Buffer.from(before.kidFloor).toString('hex') : 'none';
+    if (values.json) {
+      io.stdout(
+        `${JSON.stringify({ deviceId, kidFloorBefore: floor, epochBefore: before?.epoch ?? 0, epoch: after?.epoch })}\n`,
+      );
+      return 0;
+    }
     io.stdout(
       `device ${deviceId}: kid floor reset (was ${floor}, epoch ${before?.epoch ?? 0} → ${after?.epoch ?? '?'}); ` +
         'its next key message is accepted from kid 1; earlier sessions are closed and their keys purged, ' +

@@ -74,6 +74,7 @@ A walk-through of cose-flow/1 with real keys and certificates, no servers needed
 Options:
   --data-dir DIR   where to write (default ${DEFAULT_DATA_DIR}); the tour uses DIR/tour/ only
   --messages N     readings to send, 1-${MAX_MESSAGES} (default ${DEFAULT_MESSAGES})
+  --json           print one JSON object at the end (the steps' lines, the files, the kid) instead
   -h, --help       print this help
 
 Files in DIR/tour/: ca.pem, cloud.pem, cloud.key, device.pem, device.key (keys: PKCS#8 PEM, mode
@@ -85,6 +86,7 @@ Exit status: 0 when every step did what it should; 1 otherwise; 2 for a usage er
 const FLAGS = {
   'data-dir': { type: 'string' },
   messages: { type: 'string' },
+  json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -420,14 +422,19 @@ async function run(args: string[], io: CliIo): Promise<number> {
   const messages =
     values.messages === undefined ? DEFAULT_MESSAGES : positiveInteger(values.messages, 'messages', MAX_MESSAGES);
   const started = Date.now();
+  const steps: string[] = [];
+  const print = values.json ? (line: string) => void steps.push(line) : (line: string) => io.stdout(`${line}\n`);
+  let result: TourResult;
   try {
-    await runTour({ dataDir, messages, print: (line) => io.stdout(`${line}\n`) });
+    result = await runTour({ dataDir, messages, print });
   } catch (e) {
     const message = e instanceof TourError ? `step ${e.message}` : e instanceof Error ? e.message : String(e);
     io.stderr(`cose-flow tour: FAILED at ${message}\n`);
     return 1;
   }
-  io.stdout(`done in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+  const seconds = Math.round((Date.now() - started) / 100) / 10;
+  if (values.json) io.stdout(`${JSON.stringify({ ...result, messages, seconds, steps })}\n`);
+  else io.stdout(`done in ${seconds.toFixed(1)} s\n`);
   return 0;
 }
 
