@@ -53,7 +53,7 @@ async function runService(args: string[]): Promise<{ child: ChildProcess; output
       if (child.exitCode !== null) throw new Error(`cose-flow cloud run exited (${child.exitCode}):\n${output}`);
       return output.includes('"event":"started"');
     },
-    15_000,
+    120_000,
   );
   return { child, output: () => output };
 }
