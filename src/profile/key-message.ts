@@ -9,6 +9,11 @@
  * The KEK's COSE_KDF_Context names the device: PartyU identity = the device id (the certificate's
  * CN, UTF-8), not transmitted. A COSE_Encrypt made for device A therefore does not unwrap as
  * device B's, even when B's key re-signs it (`unwrap-failed`).
+ *
+ * Opening reads the shape `makeKeyMessage` produces in one pass (./key-message-fast.ts, views
+ * only) and falls back to the general strict decoder for anything else; the checks of
+ * docs/PROTOCOL.md §4.4 then run on either result, in order. The Sig_structure is built once, for
+ * the signature and the signed-content digest.
  */
 import { equal, utf8Encode } from '../bytes.js';
 import { encode } from '../cbor/index.js';
@@ -33,6 +38,7 @@ import { decodeSymmetricKey, symmetricKeyMap } from '../cose/key.js';
 import { decodeSign1, makeSign1, sign1ToBeSigned } from '../cose/sign1.js';
 import type { CryptoProvider, P256PrivateKey } from '../crypto/provider.js';
 import { decodeKid } from './counter.js';
+import { readCanonicalKeyMessage, readCanonicalSessionKey } from './key-message-fast.js';
 import { BASE_IV_BYTES, CLOUD_KID_BYTES, DEFAULT_MAX_MESSAGE_BYTES, SESSION_KEY_BYTES } from './limits.js';
 import { cloudKeyId, type SessionKey } from './session.js';
 import { checkDeviceId } from './topics.js';
@@ -143,7 +149,32 @@ export interface OpenedKeyMessage {
  * COSE_Key. Throws `CoseError` with a reason code.
  */
 export function openKeyMessage(crypto: CryptoProvider, bytes: Uint8Array, options: OpenKeyMessage): OpenedKeyMessage {
-  const sign1 = decodeSign1(bytes, { requireTag: true, maxBytes: options.maxBytes ?? DEFAULT_MAX_MESSAGE_BYTES });
+  return openKeyMessageWith(crypto, bytes, options, true);
+}
+
+/**
+ * `openKeyMessage` with the general decoder only (no fast reader): the reference the differential
+ * test compares the fast path with.
+ */
+export function openKeyMessageGeneral(
+  crypto: CryptoProvider,
+  bytes: Uint8Array,
+  options: OpenKeyMessage,
+): OpenedKeyMessage {
+  return openKeyMessageWith(crypto, bytes, options, false);
+}
+
+function openKeyMessageWith(
+  crypto: CryptoProvider,
+  bytes: Uint8Array,
+  options: OpenKeyMessage,
+  fastPath: boolean,
+): OpenedKeyMessage {
+  const maxBytes = options.maxBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+  // The canonical shape is read in one pass (./key-message-fast.ts); anything else, and so every
+  // decoding refusal, goes through the general strict decoder (steps 2 and 13).
+  const fast = fastPath ? readCanonicalKeyMessage(bytes, maxBytes) : undefined;
+  const sign1 = fast?.sign1 ?? decodeSign1(bytes, { requireTag: true, maxBytes });
   refuseCrit(sign1.protected, sign1.unprotected);
   requireLabels(
     sign1.protected,
@@ -174,7 +205,7 @@ export function openKeyMessage(crypto: CryptoProvider, bytes: Uint8Array, option
     throw new CoseError('bad-signature', 'COSE_Sign1: signature does not verify');
   const signedContentDigest = crypto.sha256(toBeSigned);
 
-  const encrypt = decodeEncrypt(sign1.payload, { requireTag: true, maxBytes: sign1.payload.length });
+  const encrypt = fast?.encrypt ?? decodeEncrypt(sign1.payload, { requireTag: true, maxBytes: sign1.payload.length });
   refuseCrit(encrypt.protected, encrypt.unprotected);
   requireLabels(encrypt.protected, [Header.alg, Header.kid], [Header.alg, Header.kid], 'COSE_Encrypt protected header');
   requireAlg(encrypt.protected.get(Header.alg), Alg.A128GCM, 'COSE_Encrypt');
@@ -214,7 +245,7 @@ export function openKeyMessage(crypto: CryptoProvider, bytes: Uint8Array, option
   } finally {
     cek.fill(0);
   }
-  const key = decodeSymmetricKey(plaintext);
+  const key = (fast !== undefined ? readCanonicalSessionKey(plaintext) : undefined) ?? decodeSymmetricKey(plaintext);
   plaintext.fill(0);
   if (!equal(key.kid, kid))
     throw new CoseError('kid-mismatch', 'the session COSE_Key kid differs from the protected kid');
