@@ -8,7 +8,8 @@
  * - `measureKeyMessage`: `openKeyMessage` with the device certificate cached against the sum of
  *   its primitives done with raw node:crypto (ES256 verify with a cached public KeyObject, ECDH,
  *   HKDF-SHA-256, AES key unwrap, AES-128-GCM decrypt) on the same message's bytes.
- *   `ratio` = Σ primitive µs ÷ ours µs.
+ *   `ratio` = primitives back to back (one case) µs ÷ ours µs; `ratioSeparate` uses the sum of
+ *   each primitive timed alone in its own loop instead (hot caches: lower, noisier).
  *
  * Both sides are measured interleaved (short alternating rounds) so that the load of a shared
  * machine falls on both alike. Options take `{ seconds }` (total measuring time); results are
@@ -57,8 +58,14 @@ export interface DataPathResult {
 }
 
 export interface KeyMessageResult {
-  /** Σ primitive µs ÷ ours µs; the goal is ≥ 0.85. */
+  /**
+   * baseline µs ÷ ours µs, the baseline being the five primitives called back to back in one
+   * case (as the open calls them: same cache and allocation conditions); the goal is ≥ 0.85.
+   */
   ratio: number;
+  /** Σ of the primitives each timed in a loop of its own ÷ ours: flatters the primitives (hot caches). */
+  ratioSeparate: number;
+  sumUs: number;
   /** openKeyMessage calls per second (certificate cached). */
   ours: number;
   /** 1 / Σ primitive times: "key messages per second" if only the primitives cost. */
@@ -217,15 +224,23 @@ export async function measureKeyMessage(options: RatioOptions = {}): Promise<Key
   if (!verify('sha256', tbs, { key: keyObject, dsaEncoding: 'ieee-p1363' }, sign1.signature)) throw new Error('verify');
   gcmDecryptRaw(cek, iv, encrypt.ciphertext, aad);
 
+  const chain = () => {
+    verify('sha256', tbs, { key: keyObject, dsaEncoding: 'ieee-p1363' }, sign1.signature);
+    hkdfSync('sha256', ecdh.computeSecret(peer), new Uint8Array(0), info, 16);
+    unwrap();
+    return gcmDecryptRaw(cek, iv, encrypt.ciphertext, aad);
+  };
   const cases = [
     ours,
+    chain,
     () => verify('sha256', tbs, { key: keyObject, dsaEncoding: 'ieee-p1363' }, sign1.signature),
     () => ecdh.computeSecret(peer),
     () => hkdfSync('sha256', shared, new Uint8Array(0), info, 16),
     unwrap,
     () => gcmDecryptRaw(cek, iv, encrypt.ciphertext, aad),
   ];
-  const [oursUs, verifyUs, ecdhUs, hkdfUs, unwrapUs, gcmUs] = interleave(cases, options.seconds ?? 3) as number[] as [
+  const [oursUs, baselineUs, verifyUs, ecdhUs, hkdfUs, unwrapUs, gcmUs] = interleave(cases, options.seconds ?? 3) as [
+    number,
     number,
     number,
     number,
@@ -233,9 +248,11 @@ export async function measureKeyMessage(options: RatioOptions = {}): Promise<Key
     number,
     number,
   ];
-  const baselineUs = verifyUs + ecdhUs + hkdfUs + unwrapUs + gcmUs;
+  const sumUs = verifyUs + ecdhUs + hkdfUs + unwrapUs + gcmUs;
   return {
     ratio: baselineUs / oursUs,
+    ratioSeparate: sumUs / oursUs,
+    sumUs,
     ours: 1e6 / oursUs,
     baseline: 1e6 / baselineUs,
     oursUs,
