@@ -13,7 +13,7 @@ import type { CryptoProvider } from '../src/crypto/provider.js';
 import { HUK_BYTES, identityFromHuk } from '../src/device/identity.js';
 import type { DeviceIdentity, HukSource } from '../src/platform/huk.js';
 
-export function fileHuk(crypto: CryptoProvider, path: string): HukSource {
+export function fileHuk(crypto: CryptoProvider, path: string, options: { sync?: boolean } = {}): HukSource {
   let huk: Uint8Array;
   try {
     const data = readFileSync(path);
@@ -22,7 +22,7 @@ export function fileHuk(crypto: CryptoProvider, path: string): HukSource {
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
     huk = crypto.randomBytes(HUK_BYTES);
-    writeFileAtomic(path, huk, 0o600);
+    writeFileAtomic(path, huk, 0o600, options);
   }
   return fixedHuk(crypto, huk, 'file');
 }

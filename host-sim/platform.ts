@@ -39,17 +39,20 @@ export interface HostPlatformOptions {
   hukSeed?: Uint8Array;
   deviceId: string;
   log?: Logger;
+  /** fsync the files of DIR (default true); false for the simulated devices of a large fleet. */
+  durable?: boolean;
 }
 
 export function hostPlatform(options: HostPlatformOptions): Platform {
   const crypto = options.crypto ?? nobleCrypto();
   if (options.store === undefined && options.dir === undefined) throw new Error('hostPlatform needs dir or store');
-  const store = options.store ?? new FileStore(join(options.dir!, 'store'));
+  const sync = { sync: options.durable ?? true };
+  const store = options.store ?? new FileStore(join(options.dir!, 'store'), sync);
   const huk =
     options.hukSeed !== undefined
       ? seededHuk(crypto, options.hukSeed, options.deviceId)
       : options.dir !== undefined
-        ? fileHuk(crypto, join(options.dir, 'huk'))
+        ? fileHuk(crypto, join(options.dir, 'huk'), sync)
         : seededHuk(crypto, crypto.randomBytes(32), options.deviceId);
   const clock = hostClock();
   return {

@@ -1,7 +1,8 @@
 /**
  * The device store (`src/platform/store.ts`) on Node:
- * - `FileStore`: one file per key in a directory, each write atomic (temporary file, fsync,
- *   rename), so a crashed simulator never leaves half a value;
+ * - `FileStore`: one file per key in a directory, each write atomic (node/atomic-write.ts:
+ *   temporary file, fsync, rename, fsync of the directory), so a crashed simulator never leaves
+ *   half a value; `{ sync: false }` (a large simulated fleet) keeps the rename and drops the fsyncs;
  * - `MemoryStore`: a Map (tests, throwaway devices);
  * - `ErasingStore`: wraps either and makes `set` behave as the ESP32's Preference.set does,
  *   erase first and then write, with a hook between the two where a test injects a power cut.
@@ -36,9 +37,11 @@ export class MemoryStore implements KeyValueStore {
 
 export class FileStore implements KeyValueStore {
   readonly dir: string;
+  readonly #sync: boolean;
 
-  constructor(dir: string) {
+  constructor(dir: string, options: { sync?: boolean } = {}) {
     this.dir = dir;
+    this.#sync = options.sync ?? true;
     mkdirSync(dir, { recursive: true, mode: 0o700 });
   }
 
@@ -60,7 +63,7 @@ export class FileStore implements KeyValueStore {
 
   set(key: string, value: Uint8Array): void {
     checkStoreEntry(key, value);
-    writeFileAtomic(this.#path(key), value, 0o600);
+    writeFileAtomic(this.#path(key), value, 0o600, { sync: this.#sync });
   }
 
   delete(key: string): void {

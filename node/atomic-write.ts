@@ -8,14 +8,30 @@
  * and its name are on the disk (the rename alone is not durable until the directory is synced).
  * `mode` is applied with chmod, so the umask neither widens nor narrows it. The directory is
  * created (mode 0o700) when missing. The temporary file is removed when anything fails.
+ *
+ * `{ sync: false }` keeps the atomicity (a crashed process leaves the old content or the new) and
+ * drops the two fsyncs, so a machine crash may lose the write: only for what a simulation may
+ * lose — the simulated devices of a large fleet (system/fleet.ts), thousands of which would spend
+ * most of their start-up waiting for the disk.
  */
 import { chmodSync, closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 let counter = 0;
 
+export interface AtomicWriteOptions {
+  /** fsync the file and its directory (default true). */
+  sync?: boolean;
+}
+
 /** `mode`: the file's (default 0o644); a missing directory is created with mode 0o700. */
-export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): void {
+export function writeFileAtomic(
+  path: string,
+  data: string | Uint8Array,
+  mode = 0o644,
+  options: AtomicWriteOptions = {},
+): void {
+  const sync = options.sync ?? true;
   const dir = dirname(path);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const tmp = `${path}.${process.pid}.${counter++}.tmp`;
@@ -25,7 +41,7 @@ export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 
       const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
       let done = 0;
       while (done < bytes.length) done += writeSync(fd, bytes, done, bytes.length - done);
-      fsyncSync(fd);
+      if (sync) fsyncSync(fd);
     } finally {
       closeSync(fd);
     }
@@ -34,7 +50,7 @@ export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 
   } finally {
     rmSync(tmp, { force: true });
   }
-  syncDirectory(dir);
+  if (sync) syncDirectory(dir);
 }
 
 /** fsync a directory, so a rename or a new name in it is durable. */

@@ -200,7 +200,7 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
   }
 
   const counts = { reasons: new Map<string, number>(), enrolled: 0, slow: 0 };
-  // Each device is made (HUK, keys, store: a few fsynced files) when first needed — normally at its
+  // Each device is made (HUK, keys, store: a few files) when first needed — normally at its
   // start, so a large fleet spreads that work over the start window instead of doing it all first.
   const made: FleetDevice[] = [];
   const make = (deviceId: string): FleetDevice => {
@@ -208,6 +208,9 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
       broker: options.broker,
       crypto,
       dir: join(options.dataDir, 'sim', deviceId),
+      // Simulated devices: their files are written atomically, not fsynced — thousands of devices
+      // starting at once would otherwise wait for the disk most of the time (node/atomic-write.ts).
+      durable: false,
       deviceId,
       ...(options.brokerCa === undefined ? {} : { brokerCa: options.brokerCa }),
       log: countingLogger(
