@@ -12,16 +12,17 @@
  * fast path can only accept what the general path accepts (test/profile/data-fast-path.test.ts
  * checks both paths agree on thousands of random and mutated messages).
  *
- * Everything it returns is a view into `bytes` (no copies): the kid, the protected
- * bucket exactly as received, and the ciphertext.
+ * Everything it returns is a view into `bytes` (no copies): the kid and the ciphertext; the
+ * protected bucket as an offset and length (the caller writes the Enc_structure from them).
  */
 
 /** The parts of an accepted data message, each a view into the message bytes. */
 export interface DataMessageParts {
   kid: Uint8Array;
   seq: number;
-  /** The protected bucket exactly as received (the Enc_structure is built over these bytes). */
-  protectedBytes: Uint8Array;
+  /** Where the protected bucket (exactly as received: the Enc_structure covers it) lies in the message. */
+  protectedAt: number;
+  protectedLength: number;
   ciphertext: Uint8Array;
 }
 
@@ -80,7 +81,8 @@ export function readCanonicalDataMessage(bytes: Uint8Array, maxBytes: number): D
   return {
     kid: new Uint8Array(buffer, base + 8, kidLen),
     seq,
-    protectedBytes: new Uint8Array(buffer, base + 3, protLen),
+    protectedAt: 3,
+    protectedLength: protLen,
     ciphertext: new Uint8Array(buffer, base + at, ctLen),
   };
 }

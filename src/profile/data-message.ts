@@ -50,7 +50,7 @@ export interface ParsedDataMessage {
   kid: Uint8Array;
   seq: number;
   /** The protected bucket exactly as received: the Enc_structure is built over these bytes. */
-  protectedBytes: Uint8Array;
+  readonly protectedBytes: Uint8Array;
   ciphertext: Uint8Array;
   /** The decoded COSE_Encrypt0 (built on first use when the fast path parsed the message). */
   readonly message: Encrypt0;
@@ -62,22 +62,49 @@ export interface ParsedDataMessage {
  */
 export function parseDataMessage(bytes: Uint8Array, maxBytes: number = DEFAULT_MAX_MESSAGE_BYTES): ParsedDataMessage {
   const parts = readCanonicalDataMessage(bytes, maxBytes);
-  return parts === undefined ? parseDataMessageGeneral(bytes, maxBytes) : new FastParsed(parts);
+  return parts === undefined ? parseDataMessageGeneral(bytes, maxBytes) : new FastParsed(bytes, parts);
 }
 
-/** A data message the fast path read: its COSE_Encrypt0 is only built when someone asks for it. */
+/** `83 68 "Encrypt0"`: the Enc_structure's first bytes (docs/PROTOCOL.md §4.2). */
+const ENC0_HEAD = [0x83, 0x68, 0x45, 0x6e, 0x63, 0x72, 0x79, 0x70, 0x74, 0x30];
+
+/**
+ * A data message the fast path read: the protected bytes view and the COSE_Encrypt0 are only
+ * built when someone asks for them; `openData` writes the Enc_structure straight from the message.
+ */
 class FastParsed implements ParsedDataMessage {
   readonly kid: Uint8Array;
   readonly seq: number;
-  readonly protectedBytes: Uint8Array;
   readonly ciphertext: Uint8Array;
+  readonly #bytes: Uint8Array;
+  readonly #protectedAt: number;
+  readonly #protectedLength: number;
   #message: Encrypt0 | undefined;
 
-  constructor(parts: DataMessageParts) {
+  constructor(bytes: Uint8Array, parts: DataMessageParts) {
     this.kid = parts.kid;
     this.seq = parts.seq;
-    this.protectedBytes = parts.protectedBytes;
     this.ciphertext = parts.ciphertext;
+    this.#bytes = bytes;
+    this.#protectedAt = parts.protectedAt;
+    this.#protectedLength = parts.protectedLength;
+  }
+
+  get protectedBytes(): Uint8Array {
+    const b = this.#bytes;
+    return new Uint8Array(b.buffer, b.byteOffset + this.#protectedAt, this.#protectedLength);
+  }
+
+  /** ["Encrypt0", protected as received, h'']: the canonical bucket is < 24 bytes (one-byte bstr head). */
+  encStructure(): Uint8Array {
+    const b = this.#bytes;
+    const n = this.#protectedLength;
+    const aad = new Uint8Array(ENC0_HEAD.length + n + 2);
+    for (let i = 0; i < ENC0_HEAD.length; i++) aad[i] = ENC0_HEAD[i]!;
+    // the bucket's head byte (0x40 + n) precedes it in the message: copy both
+    for (let i = 0, from = this.#protectedAt - 1, to = ENC0_HEAD.length; i <= n; i++) aad[to + i] = b[from + i]!;
+    aad[aad.length - 1] = 0x40;
+    return aad;
   }
 
   get message(): Encrypt0 {
@@ -134,7 +161,8 @@ export function openData(crypto: CryptoProvider, parsed: ParsedDataMessage, sess
   nonce[10]! ^= (seq >>> 8) & 0xff;
   nonce[11]! ^= seq & 0xff;
   // Enc_structure ["Encrypt0", protected as received, h''], written directly
-  const aad = encStructure('Encrypt0', parsed.protectedBytes, EMPTY);
+  const aad =
+    parsed instanceof FastParsed ? parsed.encStructure() : encStructure('Encrypt0', parsed.protectedBytes, EMPTY);
   return gcmOpen(crypto, key, nonce, parsed.ciphertext, aad);
 }
 

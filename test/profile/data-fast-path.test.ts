@@ -274,6 +274,7 @@ test('the fast path reads canonical messages as views, never copies', () => {
       assert.deepEqual(parts.kid, session.kid);
       assert.equal(parts.ciphertext.buffer, bytes.buffer);
       assert.equal(parts.ciphertext.length, size + 16);
+      assert.equal(bytes[parts.protectedAt - 1], 0x40 + parts.protectedLength);
       const parsed = parseDataMessage(bytes, 1 << 20);
       assert.deepEqual(openData(crypto, parsed, session), new Uint8Array(size).fill(7));
       // the lazily built COSE_Encrypt0 is the general decoder's
