@@ -18,6 +18,20 @@ export interface ScreenInfo {
   notes?: readonly string[];
   /** Terminal width: longer lines are cut (a wrapped line would scroll the screen). */
   columns?: number;
+  /** SHA-256 of the CA certificate, hex: what a device can pin. */
+  caFingerprint?: string;
+  /** Refusals in red (a terminal that has colour, NO_COLOR unset). */
+  color?: boolean;
+}
+
+const RED = '\x1b[31m';
+const RESET = '\x1b[0m';
+
+/** A kid counter for people: the decimal number it is ("11" hex → 17). */
+export function kidNumber(kidHex: string | undefined): string {
+  if (kidHex === undefined || !/^[0-9a-f]+$/i.test(kidHex)) return '—';
+  const n = BigInt(`0x${kidHex}`);
+  return n.toString();
 }
 
 export function age(ms: number | null | undefined, now: number): string {
@@ -57,7 +71,7 @@ function rejectionsText(rejections: Record<string, number>): string {
 function deviceRow(d: LiveDevice, now: number): string {
   return [
     d.deviceId.padEnd(12),
-    (d.kid ?? '—').padStart(6),
+    kidNumber(d.kid ?? undefined).padStart(6),
     String(d.seq ?? '—').padStart(6),
     age(d.sessionAt, now).padStart(8),
     String(d.messages).padStart(6),
@@ -76,6 +90,7 @@ export function renderScreen(s: LiveSnapshot, info: ScreenInfo): string {
       ? 'dashboard off'
       : `dashboard ${info.dashboardUrl}  ·  Ctrl-C stops and prints a summary`,
   );
+  if (info.caFingerprint !== undefined) lines.push(`CA SHA-256 ${info.caFingerprint}`);
   lines.push('');
   lines.push(
     `up ${age(s.startedAt, s.at)} · sessions ${s.totals.sessions} · stored ${s.totals.accepted} · ` +
@@ -90,12 +105,17 @@ export function renderScreen(s: LiveSnapshot, info: ScreenInfo): string {
   for (const d of s.devices.slice(0, max)) lines.push(deviceRow(d, s.at));
   if (s.devices.length > max) lines.push(`… and ${s.devices.length - max} more devices (see the dashboard)`);
   if (s.devices.length === 0) lines.push('(no device has sent a message yet: enrolling, starting sessions…)');
+  else
+    lines.push(
+      'kid: the session number; a restarted device goes on from the next block of 16 it reserved, so it can jump',
+    );
   lines.push('');
+  const refusalsFrom = lines.length;
   lines.push(`rejected by reason: ${rejectionsText(s.rejections)}`);
   for (const r of s.recentRejections.slice(-3).reverse()) {
     const where = [
       r.deviceId,
-      r.kid === undefined ? undefined : `kid ${r.kid}`,
+      r.kid === undefined ? undefined : `kid ${kidNumber(r.kid)}`,
       r.seq === undefined ? undefined : `seq ${r.seq}`,
     ]
       .filter((x) => x !== undefined)
@@ -111,10 +131,15 @@ export function renderScreen(s: LiveSnapshot, info: ScreenInfo): string {
         (injected.length === 0 ? '' : ` (${injected.map(([k, n]) => `${k} ${n}`).join(', ')})`),
     );
   }
+  const refusalsTo = lines.length;
   for (const n of info.notes ?? []) lines.push(`! ${n}`);
   const width = info.columns;
-  if (width === undefined || width < 20) return lines.join('\n');
-  return lines.map((line) => (line.length > width ? `${line.slice(0, width - 1)}…` : line)).join('\n');
+  const cut =
+    width === undefined || width < 20 ? lines : lines.map((l) => (l.length > width ? `${l.slice(0, width - 1)}…` : l));
+  if (info.color && s.totals.rejected > 0)
+    for (let i = refusalsFrom; i < refusalsTo; i++)
+      if (!cut[i]!.startsWith('attack')) cut[i] = `${RED}${cut[i]}${RESET}`;
+  return cut.join('\n');
 }
 
 /** One line for logs and non-terminal output; `fleet`: the demo's own device ids. */
@@ -137,7 +162,7 @@ export function formatSummary(sum: DemoSummary): string {
   lines.push(`summary: ${sum.devices.length} device(s), ${sum.seconds} s, broker ${sum.broker}, store ${sum.store}`);
   for (const d of sum.devices) {
     lines.push(
-      `  ${d.deviceId}: session kid ${d.kids.length === 0 ? 'none' : d.kids.join(', ')}; sealed ${d.sealed}, ` +
+      `  ${d.deviceId}: session kid ${d.kids.length === 0 ? 'none' : d.kids.map((k) => kidNumber(k)).join(', ')}; sealed ${d.sealed}, ` +
         `acknowledged ${d.acknowledged}, stored ${d.stored}${d.missing > 0 ? `, MISSING ${d.missing}` : ''}`,
     );
   }

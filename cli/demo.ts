@@ -8,6 +8,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { parseListen } from '../cloud/http/server.js';
 import { DEFAULT_DATA_DIR } from '../cloud/pki/data-dir.js';
 import { redactUrl } from '../node/redact-url.js';
+import { checkPrefix } from '../src/profile/topics.js';
 import { DEFAULT_DASHBOARD_PORT, type DemoOptions, type DemoSystem, startDemoSystem } from '../system/demo.js';
 import { type CliIo, type Command, numberFlag, parseFlags, UsageError } from './command.js';
 import { formatSummary, renderScreen, statusLine } from './demo-view.js';
@@ -37,6 +38,8 @@ Options:
   --broker URL          use this broker (mqtt:// or mqtts://) instead of the embedded one
   --mqtt-port N         the embedded broker's port on 127.0.0.1 (default any free port)
   --store URL           sqlite:FILE or postgres://user:pass@host/db (default sqlite:DIR/cose-flow.db)
+  --prefix P            topic prefix (default cose-flow/v1): on a shared broker, keeps the demo's
+                        devices, service and attacker apart from other deployments
   --http [HOST:]PORT    where the dashboard listens (default 127.0.0.1:${DEFAULT_DASHBOARD_PORT}); 0: any free port
   --no-dashboard        no dashboard
   --attack              inject replayed, tampered and forged messages every ${DEFAULT_ATTACK_EVERY_S} s (the dashboard
@@ -45,7 +48,7 @@ Options:
   --crypto noble|node   the devices' crypto: noble as on the device (default), node for large fleets
   --duration S          stop after S seconds (default: until Ctrl-C)
   --plain               a status line every 2 s instead of the redrawn screen (the default when
-                        standard error is not a terminal)
+                        standard error is not a terminal); NO_COLOR=1: no colour on the screen
   --json                print the summary as JSON on standard output
   -h, --help            print this help
 
@@ -62,6 +65,7 @@ const FLAGS = {
   broker: { type: 'string' },
   'mqtt-port': { type: 'string' },
   store: { type: 'string' },
+  prefix: { type: 'string' },
   http: { type: 'string' },
   'no-dashboard': { type: 'boolean' },
   attack: { type: 'boolean' },
@@ -72,6 +76,14 @@ const FLAGS = {
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
+
+function prefixFlag(value: string): string {
+  try {
+    return checkPrefix(value);
+  } catch (e) {
+    throw new UsageError(`--prefix: ${(e as Error).message}`);
+  }
+}
 
 export function parseDemoArgs(args: string[]): {
   options: Omit<DemoOptions, 'note'>;
@@ -84,12 +96,7 @@ export function parseDemoArgs(args: string[]): {
   if (positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
   const dataDir = values['data-dir'] ?? DEFAULT_DATA_DIR;
   if (dataDir === '') throw new UsageError('--data-dir must not be empty');
-  const devices = numberFlag(
-    values.devices,
-    'devices',
-    DEFAULT_DEVICES,
-    { integer: true, min: 1, max: 10_000 },
-  );
+  const devices = numberFlag(values.devices, 'devices', DEFAULT_DEVICES, { integer: true, min: 1, max: 10_000 });
   const rate = numberFlag(values.rate, 'rate', 1, { above: 0, max: 1000 });
   const qos = numberFlag(values.qos, 'qos', 1, { oneOf: [0, 1] }) as 0 | 1;
   if (values.broker !== undefined && !/^mqtts?:\/\/[^/]/.test(values.broker))
@@ -134,6 +141,7 @@ export function parseDemoArgs(args: string[]): {
       ...(values.broker === undefined ? {} : { broker: values.broker }),
       ...(mqttPort === undefined ? {} : { mqttPort }),
       ...(values.store === undefined ? {} : { store: values.store }),
+      ...(values.prefix === undefined ? {} : { prefix: prefixFlag(values.prefix) }),
       ...(http === undefined ? {} : { http }),
     },
     attackEveryS,
@@ -146,6 +154,8 @@ export function parseDemoArgs(args: string[]): {
 async function run(args: string[], io: CliIo): Promise<number> {
   const parsed = parseDemoArgs(args);
   const interactive = !parsed.plain && process.stderr.isTTY === true;
+  // https://no-color.org: any non-empty NO_COLOR turns colour off
+  const color = interactive && (process.env.NO_COLOR ?? '') === '' && process.env.TERM !== 'dumb';
   const began = Date.now();
   io.stderr(`cose-flow demo: starting in ${parsed.options.dataDir}\n`);
   let system: DemoSystem;
@@ -201,12 +211,18 @@ async function run(args: string[], io: CliIo): Promise<number> {
       attack: attack !== undefined && attack.rounds > 0 ? attack : undefined,
       maxDevices: rows,
       notes,
+      caFingerprint: system.caFingerprint,
+      color,
       ...(process.stderr.columns === undefined ? {} : { columns: process.stderr.columns }),
     });
   };
   if (interactive) {
-    io.stderr('\x1b[?25l'); // hide the cursor while redrawing
-    timers.push(setInterval(() => io.stderr(`\x1b[H\x1b[2J${screen()}\n`), 1000));
+    // The alternate screen, redrawn in place: the terminal's scrollback keeps what was there
+    // before, not a copy of every frame. Each line clears its rest; what is below is cleared.
+    io.stderr('\x1b[?1049h\x1b[?25l');
+    const draw = () => io.stderr(`\x1b[H${screen().replaceAll('\n', '\x1b[K\n')}\x1b[K\x1b[J`);
+    draw();
+    timers.push(setInterval(draw, 1000));
   } else {
     const ids = new Set(system.fleet.devices.map((d) => d.deviceId));
     timers.push(setInterval(() => io.stderr(`${statusLine(system.snapshot(), ids)}\n`), 2000));
@@ -224,7 +240,8 @@ async function run(args: string[], io: CliIo): Promise<number> {
     if (parsed.durationS !== undefined) timers.push(setTimeout(() => stop(), parsed.durationS * 1000));
   });
   for (const t of timers) clearInterval(t);
-  if (interactive) io.stderr(`\x1b[H\x1b[2J${screen()}\n\x1b[?25h`);
+  // Back on the normal screen, the last frame stays in the scrollback.
+  if (interactive) io.stderr(`\x1b[?1049l\x1b[?25h${screen()}\n`);
   io.stderr('stopping: the devices send what they have queued, then everything stops (Ctrl-C again to quit at once)\n');
   let summary: Awaited<ReturnType<DemoSystem['stop']>>;
   try {

@@ -44,6 +44,8 @@ export interface DemoOptions {
   mqttPort?: number;
   /** sqlite:FILE or postgres://… (default sqlite:DATA_DIR/cose-flow.db). */
   store?: string;
+  /** Topic prefix of every part (default cose-flow/v1): keeps the demo apart on a shared broker. */
+  prefix?: string;
   /** The dashboard; undefined: no dashboard. Port DEFAULT_DASHBOARD_PORT falls back to a free one when taken. */
   http?: { host: string; port: number };
   crypto?: CryptoChoice;
@@ -86,6 +88,8 @@ export interface DemoSummary {
 }
 
 export interface DemoSystem {
+  /** SHA-256 of the CA certificate (hex): what a device can pin, shown on the screen. */
+  readonly caFingerprint: string;
   readonly brokerUrl: string;
   readonly embeddedBroker: boolean;
   readonly storeUrl: string;
@@ -186,6 +190,7 @@ export async function startDemoSystem(options: DemoOptions): Promise<DemoSystem>
       broker: brokerUrl,
       cloudCertificate: readCertificates(openDataDir(options.dataDir).cloudCertificate)[0]!,
       crypto,
+      ...(options.prefix === undefined ? {} : { prefix: options.prefix }),
     });
     stopAll.push(() => attacker.close());
     let attacks = 0;
@@ -211,6 +216,7 @@ export async function startDemoSystem(options: DemoOptions): Promise<DemoSystem>
       brokerUrl,
       dataDir: options.dataDir,
       store: storeUrl,
+      ...(options.prefix === undefined ? {} : { prefix: options.prefix }),
       logger: createLogger({ destination: cloudLog }),
       ...(http === undefined ? {} : { http }),
       onPayload: (p) => {
@@ -262,6 +268,7 @@ export async function startDemoSystem(options: DemoOptions): Promise<DemoSystem>
       log: deviceLogger,
       note,
       onEvent,
+      ...(options.prefix === undefined ? {} : { config: { prefix: options.prefix } }),
     });
     stopAll.push(async () => {
       await fleet.stop();
@@ -343,6 +350,7 @@ export async function startDemoSystem(options: DemoOptions): Promise<DemoSystem>
     };
 
     return {
+      caFingerprint: toHex(crypto.sha256(readCertificates(openDataDir(options.dataDir).caCertificate)[0]!)),
       brokerUrl,
       embeddedBroker: broker !== undefined,
       storeUrl,

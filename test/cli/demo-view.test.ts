@@ -1,7 +1,7 @@
 /** What `cose-flow demo` prints, from a snapshot: the screen, the status line, the summary. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { age, formatSummary, readingText, renderScreen, statusLine } from '../../cli/demo-view.js';
+import { age, formatSummary, kidNumber, readingText, renderScreen, statusLine } from '../../cli/demo-view.js';
 import { LiveState } from '../../cloud/dashboard/live-state.js';
 import { encodeReading } from '../../src/device/reading.js';
 import type { DemoSummary } from '../../system/demo.js';
@@ -46,9 +46,9 @@ test('the screen: header, devices with their decrypted reading, refusals, notes;
   assert.match(screen, /broker mqtt:\/\/127\.0\.0\.1:1883 \(embedded\)/);
   assert.match(screen, /dashboard http:\/\/127\.0\.0\.1:8080\//);
   assert.match(screen, /sessions 2 · stored 1 /);
-  assert.match(screen, /^sim-0001 +0a +4 +3 s +1 +21\.46 °C · heap 180000 · up 12 s$/m);
+  assert.match(screen, /^sim-0001 +10 +4 +3 s +1 +21\.46 °C · heap 180000 · up 12 s$/m);
   assert.match(screen, /rejected by reason: decrypt-failed 1/);
-  assert.match(screen, /decrypt-failed sim-0001 kid 0a seq 21/);
+  assert.match(screen, /decrypt-failed sim-0001 kid 10 seq 21/);
   assert.match(screen, /attack: 2 round\(s\), 4 message\(s\) injected \(replay 2, tampered 2\)/);
   assert.match(screen, /^! device sim-0002: enroll-refused/m);
   const narrow = renderScreen(s, {
@@ -98,7 +98,29 @@ test('the summary says plainly when delivery was not exactly once', () => {
     undrained: 0,
   };
   const text = formatSummary(base);
-  assert.match(text, /sim-0001: session kid 01; sealed 5, acknowledged 5, stored 4, MISSING 1/);
+  assert.match(text, /sim-0001: session kid 1; sealed 5, acknowledged 5, stored 4, MISSING 1/);
   assert.match(text, /exactly once: NO — 4 of 5 acknowledged QoS 1 messages stored/);
   assert.match(formatSummary({ ...base, qos: 0, exactlyOnce: true }), /at most once \(QoS 0\): yes/);
+});
+
+test('the screen shows the CA fingerprint, kids as decimal numbers with what a jump means, refusals in red only with colour', () => {
+  const s = snapshot();
+  const info = {
+    brokerUrl: 'mqtt://127.0.0.1:1883',
+    embeddedBroker: true,
+    storeUrl: 'sqlite:data/cose-flow.db',
+    dashboardUrl: undefined,
+    attack: undefined,
+    caFingerprint: 'ab'.repeat(32),
+  };
+  const plain = renderScreen(s, info);
+  assert.match(plain, new RegExp(`^CA SHA-256 ${'ab'.repeat(32)}$`, 'm'));
+  assert.match(plain, /^kid: the session number; a restarted device goes on from the next block of 16/m);
+  assert.doesNotMatch(plain, /\x1b\[/, 'no escape codes without colour');
+  const coloured = renderScreen(s, { ...info, color: true });
+  assert.match(coloured, /\x1b\[31mrejected by reason: decrypt-failed 1\x1b\[0m/);
+  assert.match(coloured, /\x1b\[31m {2}\d\d:\d\d:\d\d decrypt-failed sim-0001 kid 10 seq 21/);
+  assert.equal(kidNumber('11'), '17');
+  assert.equal(kidNumber('0a'), '10');
+  assert.equal(kidNumber(undefined), '—');
 });
