@@ -3,7 +3,7 @@
  * against a running `cose-flow demo`: the page loads under its CSP without errors, shows the
  * demo's devices with their sessions and decrypted readings, the messages-per-second chart
  * advances, and the attack button's messages appear as rejections by reason. Then Ctrl-C (SIGINT)
- * stops the demo cleanly with its summary.
+ * stops the demo cleanly with its summary, and the page says the service is stopped.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -109,11 +109,16 @@ test('dashboard: devices, a moving chart and refused attacks in headless Chromiu
     }
     assert.ok((await page.locator('#recent-rejections tbody tr').count()) >= 3);
     assert.deepEqual(problems, []);
-    await page.close();
 
     // Ctrl-C: a clean stop with the summary.
     demo.child.kill('SIGINT');
     const code = await demo.exit(60_000);
+    // The page shows the stopped service as stopped: a banner, no rate it does not know, no Attack.
+    await until(async () => await page.locator('#offline').isVisible(), 30_000, 'the offline banner');
+    assert.match((await page.locator('#offline').textContent()) ?? '', /stopped or cannot be reached/);
+    assert.equal(await page.locator('#attack').isDisabled(), true, 'Attack is disabled');
+    assert.equal((await page.locator('#total-rate').textContent())?.trim(), '—');
+    await page.close();
     assert.equal(code, 0, demo.stderr());
     assert.match(demo.stdout(), /exactly once: yes/);
     assert.match(demo.stdout(), /attack: \d+ message\(s\) injected in 1 round\(s\).*stored: 0/);

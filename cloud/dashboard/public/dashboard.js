@@ -88,7 +88,7 @@
     setText('uptime', num(s.startedAt) === null ? '—' : duration(now - s.startedAt));
     setText('total-sessions', int(t.sessions));
     setText('total-accepted', int(t.accepted));
-    setText('total-rate', num(s.perSecond) === null ? '—' : s.perSecond.toFixed(1));
+    setText('total-rate', num(s.perSecond) === null || offlineSince !== null ? '—' : s.perSecond.toFixed(1));
     setText('total-duplicates', int(t.duplicates));
     setText('total-rejected', int(t.rejected));
     setText('duplicates', int(t.duplicates));
@@ -304,11 +304,29 @@
     setText('error', errors.length === 0 ? '' : `could not show the last update (${errors.join('; ')})`);
   };
 
+  // While the service cannot be reached, the page says so: the figures are dimmed and marked as of
+  // the last update, the rate shows no number it does not know, and Attack is off.
+  let offlineSince = null;
   const setConn = (state, text) => {
     const conn = $('conn');
     conn.className = `conn ${state}`;
     conn.dataset.state = state;
     setText('conn', text);
+    const offline = state !== 'live' && state !== 'connecting';
+    if (offline && offlineSince === null) offlineSince = Date.now();
+    if (!offline) offlineSince = null;
+    document.body.classList.toggle('offline', offline);
+    $('attack').disabled = offline;
+    const banner = $('offline');
+    banner.hidden = !offline;
+    if (offline) {
+      setText('total-rate', '—');
+      setText(
+        'offline',
+        `the service is stopped or cannot be reached (since ${new Date(offlineSince).toLocaleTimeString()}): ` +
+          'the figures below are as of its last update',
+      );
+    }
   };
 
   let received = false;
