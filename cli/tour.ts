@@ -21,6 +21,7 @@ import { type CoseReason, isCoseError } from '../src/cose/errors.js';
 import { CoseTag, Header } from '../src/cose/headers.js';
 import { nobleCrypto } from '../src/crypto/noble.js';
 import type { CryptoProvider } from '../src/crypto/provider.js';
+import { encodeReading } from '../src/device/reading.js';
 import { encodePartialIv } from '../src/profile/counter.js';
 import { openData, parseDataMessage, sealData } from '../src/profile/data-message.js';
 import { makeKeyMessage, openKeyMessage } from '../src/profile/key-message.js';
@@ -212,14 +213,10 @@ export function nextKidCounter(path: string): number {
   return next;
 }
 
-/** A reading as the firmware would send it: a CBOR map. */
-function reading(seq: number): Map<string, number> {
-  const t = Math.round((21.5 + 0.8 * Math.sin(seq / 2) + 0.1 * (seq % 3)) * 10) / 10;
-  return new Map([
-    ['t', t],
-    ['uptime', 60 + 30 * seq],
-    ['seq', seq],
-  ]);
+/** A reading as the firmware sends it (src/device/reading.ts): {t: epoch ms, temp: °C, up: s}. */
+function reading(seq: number, startedAt: number): Uint8Array {
+  const temperature = 21.5 + 0.8 * Math.sin(seq / 2) + 0.1 * (seq % 3);
+  return encodeReading({ time: startedAt + 30_000 * seq, temperature, uptime: 60 + 30 * seq });
 }
 
 function dataFileName(seq: number): string {
@@ -300,15 +297,16 @@ export async function runTour(options: TourOptions): Promise<TourResult> {
   const sent = await step('3 (device: data messages)', () => {
     for (const name of readdirSync(dir)) if (/^data-[0-9]+\.cbor$/.test(name)) rmSync(at(name)); // an older run's
     const sent: { file: string; payload: Uint8Array }[] = [];
+    const readingsFrom = Date.now();
     for (let seq = 0; seq < messages; seq++) {
-      const payload = encode(reading(seq));
+      const payload = reading(seq, readingsFrom);
       const file = at(dataFileName(seq));
       writeFileAtomic(file, sealData(device, session, seq, payload), PUBLIC);
       sent.push({ file, payload });
     }
     const files = messages === 1 ? sent[0]!.file : `${sent[0]!.file} … ${dataFileName(messages - 1)}`;
     print(
-      `[3/6] device ${DEMO_DEVICE_ID}: ${messages} reading${messages === 1 ? '' : 's'} {t, uptime, seq} sealed as data ` +
+      `[3/6] device ${DEMO_DEVICE_ID}: ${messages} reading${messages === 1 ? '' : 's'} {t, temp, up} sealed as data ` +
         `messages (A128GCM, kid ${toHex(session.kid)}, seq 0-${messages - 1}) → ${files}`,
     );
     return sent;

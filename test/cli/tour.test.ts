@@ -51,10 +51,12 @@ describe('cose-flow tour', () => {
     for (let seq = 0; seq < 5; seq++) {
       const m = new RegExp(`cloud: data seq ${seq} → (\\{.*\\})$`, 'm').exec(out);
       assert.ok(m, `reading ${seq} is printed`);
-      const reading = JSON.parse(m[1]!) as { t: number; uptime: number; seq: number };
-      assert.equal(reading.seq, seq);
-      assert.equal(typeof reading.t, 'number');
-      assert.equal(typeof reading.uptime, 'number');
+      // the device's reading format (src/device/reading.ts): t epoch ms, temp °C, up seconds
+      const reading = JSON.parse(m[1]!) as { t: number; temp: number; up: number };
+      assert.deepEqual(Object.keys(reading).sort(), ['t', 'temp', 'up']);
+      assert.ok(Number.isInteger(reading.t) && reading.t > 1.6e12, `t is epoch ms: ${reading.t}`);
+      assert.ok(reading.temp > 15 && reading.temp < 30, `temp is °C: ${reading.temp}`);
+      assert.equal(reading.up, 60 + 30 * seq);
     }
     assert.match(out, /refused: .*data-000\.cbor with one ciphertext byte flipped → decrypt-failed/);
     assert.match(out, /refused: .*session\.cbor replayed on cose-flow\/v1\/demo-device-2\/session → device-mismatch/);
