@@ -87,7 +87,10 @@ type WorkerOptions = Omit<SqliteStoreOptions, 'now'>;
  */
 interface PackedBatch {
   packed: true;
+  /** Each device id once (a batch holds many messages of few devices) … */
   deviceIds: string[];
+  /** … and per item the index of its own. */
+  devices: Uint32Array;
   /** seq, receivedAt per item. */
   numbers: Float64Array;
   /** kid bytes then payload bytes of every item, one after another. */
@@ -103,11 +106,18 @@ function pack(items: readonly DataItem[]): PackedBatch {
   const bytes = new Uint8Array(size);
   const offsets = new Uint32Array(2 * n + 1);
   const numbers = new Float64Array(2 * n);
-  const deviceIds = new Array<string>(n);
+  const deviceIds: string[] = [];
+  const index = new Map<string, number>();
+  const devices = new Uint32Array(n);
   let at = 0;
   for (let i = 0; i < n; i++) {
     const it = items[i]!;
-    deviceIds[i] = it.deviceId;
+    let d = index.get(it.deviceId);
+    if (d === undefined) {
+      d = deviceIds.push(it.deviceId) - 1;
+      index.set(it.deviceId, d);
+    }
+    devices[i] = d;
     numbers[2 * i] = it.seq;
     numbers[2 * i + 1] = it.receivedAt;
     offsets[2 * i] = at;
@@ -118,14 +128,14 @@ function pack(items: readonly DataItem[]): PackedBatch {
     at += it.payload.length;
   }
   offsets[2 * n] = at;
-  return { packed: true, deviceIds, numbers, bytes, offsets };
+  return { packed: true, deviceIds, devices, numbers, bytes, offsets };
 }
 
 function unpack(b: PackedBatch): DataItem[] {
-  const items = new Array<DataItem>(b.deviceIds.length);
+  const items = new Array<DataItem>(b.devices.length);
   for (let i = 0; i < items.length; i++)
     items[i] = {
-      deviceId: b.deviceIds[i]!,
+      deviceId: b.deviceIds[b.devices[i]!]!,
       kid: b.bytes.subarray(b.offsets[2 * i]!, b.offsets[2 * i + 1]!),
       seq: b.numbers[2 * i]!,
       receivedAt: b.numbers[2 * i + 1]!,
@@ -271,7 +281,7 @@ export class SqliteWriterThread implements Store {
     return this.#call(
       'commitBatch',
       [batch],
-      [batch.bytes, batch.numbers, batch.offsets].map((a) => a.buffer as ArrayBuffer),
+      [batch.bytes, batch.devices, batch.numbers, batch.offsets].map((a) => a.buffer as ArrayBuffer),
     );
   }
   listPayloads(query: ListPayloadsQuery): Promise<StoredPayload[]> {
