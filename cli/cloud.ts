@@ -10,8 +10,10 @@ import { DEFAULT_DATA_DIR, openDataDir } from '../cloud/pki/data-dir.js';
 import type { RotationEvent } from '../cloud/rotation/rotate.js';
 import { ConfigError, resolveRunConfig, resolveStoreUrl, runFlagTable, SETTINGS } from '../cloud/service/config.js';
 import { nodeCrypto } from '../node/crypto.js';
+import { redactUrl } from '../node/redact-url.js';
 import { checkDeviceId } from '../src/profile/topics.js';
 import { operatorErrors } from './ca.js';
+import { checkBroker, checkFiles, holdClientId, PreflightError } from './cloud-preflight.js';
 import { type CliIo, type Command, parseFlags, UsageError } from './command.js';
 
 function settingLines(): string {
@@ -134,15 +136,40 @@ async function runService(args: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parseFlags(args, runFlagTable());
   if (positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
   const config = asUsage(() => resolveRunConfig(values));
-  const [{ startCloudService }, { createLogger }] = await Promise.all([
+  const [{ startCloudService, defaultClientId }, { createLogger }] = await Promise.all([
     import('../cloud/service/service.js'),
     import('../cloud/service/log.js'),
   ]);
+  const options = config.options;
+  const clientId = options.clientId ?? defaultClientId(options.dataDir, options.shareGroup);
+  let release: () => void;
+  // Check first, then write: nothing (a storage key, a database) is made for a run that cannot start.
+  try {
+    checkFiles({
+      dataDir: options.dataDir,
+      store: typeof options.store === 'string' ? options.store : undefined,
+      trust: options.trustAnchors,
+    });
+    io.stderr(`connecting to ${redactUrl(options.brokerUrl)}…\n`);
+    await checkBroker(options.brokerUrl, {
+      mqtt: {
+        ...(options.mqtt?.username === undefined ? {} : { username: options.mqtt.username }),
+        ...(options.mqtt?.password === undefined ? {} : { password: options.mqtt.password }),
+        ...(options.mqtt?.tls === undefined ? {} : (options.mqtt.tls as object)),
+      },
+    });
+    release = holdClientId(options.dataDir, clientId);
+  } catch (e) {
+    if (!(e instanceof PreflightError)) throw e;
+    io.stderr(`cose-flow cloud run: ${e.message}\n`);
+    return 1;
+  }
   const logger = createLogger({ level: config.logLevel });
   let service: Awaited<ReturnType<typeof startCloudService>>;
   try {
-    service = await startCloudService({ ...config.options, logger });
+    service = await startCloudService({ ...options, clientId, logger });
   } catch (e) {
+    release();
     if (e instanceof RangeError) throw e; // a bad setting: usage error
     io.stderr(`cose-flow cloud run: ${(e as Error).message}\n`);
     return 1;
@@ -159,6 +186,7 @@ async function runService(args: string[], io: CliIo): Promise<number> {
     process.on('SIGTERM', stop);
   });
   await service.stop();
+  release();
   return 0;
 }
 

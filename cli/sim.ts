@@ -5,8 +5,11 @@
  */
 import { createWriteStream } from 'node:fs';
 import { jsonLogger } from '../host-sim/log.js';
+import { caPem } from '../host-sim/mqtt.js';
 import { hostCrypto } from '../host-sim/platform.js';
 import { deviceCsr, readCertificateFile, readProvisioning } from '../host-sim/provisioning.js';
+import { BrokerUnreachable, probeBroker } from '../node/broker-probe.js';
+import { redactUrl } from '../node/redact-url.js';
 import type { DeviceConfig, RekeyPolicy } from '../src/device/config.js';
 import { DEFAULT_CONFIG } from '../src/device/config.js';
 import type { Credentials } from '../src/device/credentials.js';
@@ -181,6 +184,21 @@ async function run(args: string[], io: CliIo): Promise<number> {
   }
   const provisioned = readProvisioningFlags(values, deviceIds(devices, values['id-prefix'] ?? 'sim-'));
 
+  // The broker first: nothing (a CA, a batch, device keys) is written for a run that cannot start.
+  io.stderr(`connecting to ${redactUrl(broker)}…\n`);
+  try {
+    await probeBroker(broker, {
+      mqtt: {
+        ...(username === undefined ? {} : { username }),
+        ...(password === undefined ? {} : { password }),
+        ...(brokerCa === undefined ? {} : { ca: caPem(brokerCa), rejectUnauthorized: true }),
+      },
+    });
+  } catch (e) {
+    if (!(e instanceof BrokerUnreachable)) throw e;
+    io.stderr(`cose-flow sim: ${e.message}\n`);
+    return 1;
+  }
   const interactive = process.stderr.isTTY === true;
   const began = Date.now();
   const fleet = await startFleet({

@@ -30,6 +30,18 @@ const TAG_BYTES = 16;
 const SEALED_BYTES = 1 + KEY_ID_BYTES + NONCE_BYTES + 16 + 12 + TAG_BYTES;
 const AAD_LABEL = utf8Encode('cose-flow/1 session at rest');
 
+/**
+ * The storage key cannot be had: a file that does not hold one, or a named file that is missing.
+ * Not a usage error — the configuration names the right place, the content is wrong — and never
+ * mended by making a new key, which would leave every stored session unreadable.
+ */
+export class StorageKeyError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StorageKeyError';
+  }
+}
+
 /** A sealed session that does not open: another storage key, or a damaged row. */
 export class AtRestError extends Error {
   constructor(message: string) {
@@ -55,7 +67,10 @@ function storageKeyId(key: Uint8Array): Uint8Array {
 function parseKeyText(text: string, where: string): Uint8Array {
   const hex = text.trim();
   if (!/^[0-9a-fA-F]{64}$/.test(hex)) {
-    throw new RangeError(`${where} must hold the storage key as 64 hex digits (32 bytes)`);
+    throw new StorageKeyError(
+      `${where} must hold the storage key as 64 hex digits (32 bytes): restore it from your backup ` +
+        '(a new key would leave every stored session unreadable)',
+    );
   }
   return fromHex(hex.toLowerCase());
 }
@@ -80,7 +95,7 @@ export function loadStorageKey(options: LoadStorageKeyOptions): LoadedStorageKey
     return { key, source: 'environment', keyId: toHex(storageKeyId(key)) };
   }
   if (options.file !== undefined) {
-    if (!existsSync(options.file)) throw new RangeError(`storage key file ${options.file} does not exist`);
+    if (!existsSync(options.file)) throw new StorageKeyError(`storage key file ${options.file} does not exist`);
     const key = parseKeyText(readFileSync(options.file, 'utf8'), options.file);
     checkMode(options.file, options.warn);
     return { key, source: 'file', path: options.file, keyId: toHex(storageKeyId(key)) };
