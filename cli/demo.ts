@@ -7,6 +7,7 @@
 import { isAbsolute, resolve } from 'node:path';
 import { parseListen } from '../cloud/http/server.js';
 import { DEFAULT_DATA_DIR } from '../cloud/pki/data-dir.js';
+import { BrokerUnreachable, probeBroker } from '../node/broker-probe.js';
 import { redactUrl } from '../node/redact-url.js';
 import { checkPrefix } from '../src/profile/topics.js';
 import { DEFAULT_DASHBOARD_PORT, type DemoOptions, type DemoSystem, startDemoSystem } from '../system/demo.js';
@@ -165,6 +166,17 @@ async function run(args: string[], io: CliIo): Promise<number> {
     if (notes.length > 3) notes.shift();
     io.stderr(`  ${line}\n`);
   };
+  if (parsed.options.broker !== undefined) {
+    // Check first, then write: no CA, cloud key or batch is made for a broker that is not there.
+    io.stderr(`connecting to ${redactUrl(parsed.options.broker)}…\n`);
+    try {
+      await probeBroker(parsed.options.broker);
+    } catch (e) {
+      if (!(e instanceof BrokerUnreachable)) throw e;
+      io.stderr(`cose-flow demo: ${e.message}\n`);
+      return 1;
+    }
+  }
   try {
     system = await startDemoSystem({ ...parsed.options, note });
   } catch (e) {

@@ -3,7 +3,8 @@
  * a live progress line and a final summary. Every flag can also come from the environment
  * (COSE_FLOW_BROKER, COSE_FLOW_DATA_DIR, COSE_FLOW_DEVICES, COSE_FLOW_RATE, COSE_FLOW_QOS, …).
  */
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { jsonLogger } from '../host-sim/log.js';
 import { caPem } from '../host-sim/mqtt.js';
 import { hostCrypto } from '../host-sim/platform.js';
@@ -14,7 +15,7 @@ import type { DeviceConfig, RekeyPolicy } from '../src/device/config.js';
 import { DEFAULT_CONFIG } from '../src/device/config.js';
 import type { Credentials } from '../src/device/credentials.js';
 import { DEFAULT_RAMP_PER_DEVICE_MS, deviceIds, type FleetTotals, startFleet } from '../system/fleet.js';
-import { type CliIo, type Command, numberFlag, parseFlags, UsageError } from './command.js';
+import { type CliIo, type Command, describeFailure, numberFlag, parseFlags, UsageError } from './command.js';
 
 export const SIM_USAGE = `Usage: cose-flow sim --broker URL [options]
 
@@ -86,6 +87,19 @@ const FLAGS = {
 function env(name: string): string | undefined {
   const v = process.env[`COSE_FLOW_${name}`];
   return v === undefined || v === '' ? undefined : v;
+}
+
+/** Why files cannot be written in `dir` (made when missing), or undefined when they can. */
+function writableProblem(dir: string): string | undefined {
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const probe = join(dir, `.write-test-${process.pid}`);
+    writeFileSync(probe, '');
+    rmSync(probe, { force: true });
+    return undefined;
+  } catch (e) {
+    return describeFailure(e);
+  }
 }
 
 /** `errors 0`, or `errors 15: enroll-refused 12, connect-failed 3` (most frequent first). */
@@ -197,6 +211,12 @@ async function run(args: string[], io: CliIo): Promise<number> {
   } catch (e) {
     if (!(e instanceof BrokerUnreachable)) throw e;
     io.stderr(`cose-flow sim: ${e.message}\n`);
+    return 1;
+  }
+  // The data directory must take files (the devices live in DIR/sim/): say so now, not as errors later.
+  const unwritable = writableProblem(join(dataDir, 'sim'));
+  if (unwritable !== undefined) {
+    io.stderr(`cose-flow sim: cannot write the devices' files in ${join(dataDir, 'sim')}: ${unwritable}\n`);
     return 1;
   }
   const interactive = process.stderr.isTTY === true;
