@@ -83,10 +83,65 @@ function refuseMisencodedText(value: unknown): void {
   }
 }
 
+/**
+ * `value` with every integer-valued number from 2^32 to below 2^64 in magnitude as a bigint: cbor-x writes
+ * such numbers as 64-bit floats (fb…), but an integer is an integer in CBOR (major type 0 or 1,
+ * RFC 8949 §3.1) — a reading's millisecond time stamp is one. Unchanged parts are not copied.
+ */
+function integersAsIntegers(value: unknown): unknown {
+  if (typeof value === 'number') {
+    // Positive n ≥ 2^32, or negative −1−n with n ≥ 2^32: those need the 8-byte argument.
+    const wide = value >= 0x100000000 ? value < 2 ** 64 : value <= -0x100000001 && value >= -(2 ** 64);
+    return wide && Number.isInteger(value) ? BigInt(value) : value;
+  }
+  if (Array.isArray(value)) {
+    let out: unknown[] | undefined;
+    for (let i = 0; i < value.length; i++) {
+      const v = integersAsIntegers(value[i]);
+      if (v !== value[i]) (out ??= value.slice())[i] = v;
+    }
+    return out ?? value;
+  }
+  if (value instanceof Map) {
+    let changed = false;
+    const entries: [unknown, unknown][] = [];
+    for (const [k, v] of value) {
+      const k2 = integersAsIntegers(k);
+      const v2 = integersAsIntegers(v);
+      if (k2 !== k || v2 !== v) changed = true;
+      entries.push([k2, v2]);
+    }
+    return changed ? new Map(entries) : value;
+  }
+  if (value instanceof Tag) {
+    const v = integersAsIntegers(value.value);
+    return v === value.value ? value : new Tag(v, value.tag);
+  }
+  return value;
+}
+
+/** The inverse on decoding: a 64-bit integer that is a safe JavaScript integer becomes a number. */
+function safeBigIntsAsNumbers(value: unknown): unknown {
+  if (typeof value === 'bigint') return value >= -MAX_SAFE && value <= MAX_SAFE ? Number(value) : value;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) value[i] = safeBigIntsAsNumbers(value[i]);
+    return value;
+  }
+  if (value instanceof Map) {
+    const entries = [...value].map(([k, v]) => [safeBigIntsAsNumbers(k), safeBigIntsAsNumbers(v)] as const);
+    value.clear();
+    for (const [k, v] of entries) value.set(k, v);
+    return value;
+  }
+  if (value instanceof Tag) value.value = safeBigIntsAsNumbers(value.value);
+  return value;
+}
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
 /** Encodes without touching map order (the order the caller built). Returns a fresh Uint8Array. */
 export function encodeAsGiven(value: unknown): Uint8Array {
   if (misencodesNonBmpText) refuseMisencodedText(value);
-  const out = encoder.encode(value);
+  const out = encoder.encode(integersAsIntegers(value));
   return new Uint8Array(out); // copy out of cbor-x's shared buffer; a plain Uint8Array on every runtime
 }
 
@@ -176,13 +231,19 @@ export interface DecodeOptions {
  * byte strings as `Uint8Array` (a Node `Buffer` on Node), tags as `Tag`.
  */
 export function decode(bytes: Uint8Array, options: DecodeOptions = {}): unknown {
+  wideIntegers = false;
   checkWellFormed(bytes, options);
   try {
-    return decoder.decode(bytes);
+    const value = decoder.decode(bytes);
+    // cbor-x gives every 8-byte integer as a bigint: a safe one is a number, as its encoder took it
+    return wideIntegers ? safeBigIntsAsNumbers(value) : value;
   } catch (e) {
     throw new CborError(`cbor-x refused the item: ${(e as Error).message}`, 0);
   }
 }
+
+/** Set by `walk` when the item holds an 8-byte integer (then `decode` narrows cbor-x's bigints). */
+let wideIntegers = false;
 
 /**
  * Walks one data item and throws `CborError` unless `bytes` holds exactly one well-formed item
@@ -281,6 +342,7 @@ function walk(
   switch (major) {
     case 0:
     case 1:
+      if (info === 27) wideIntegers = true;
       return at;
     case 2:
     case 3:

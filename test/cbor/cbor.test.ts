@@ -91,3 +91,24 @@ test('strict decoding accepts any valid key order and allowed tags', () => {
   assert.equal(t.tag, 18);
   assert.doesNotThrow(() => checkWellFormed(fromHex('c11a514b67b0'), { allowTags: 'any' }));
 });
+
+test('integers from 2^32 up are CBOR integers, not 64-bit floats, and decode back to numbers', () => {
+  const cases: [number, string][] = [
+    [2 ** 32 - 1, '1affffffff'],
+    [2 ** 32, '1b0000000100000000'],
+    [1_733_140_000_000, '1b000001938731ad00'],
+    [Number.MAX_SAFE_INTEGER, '1b001fffffffffffff'],
+    [-(2 ** 32) - 1, '3b0000000100000000'],
+    [Number.MIN_SAFE_INTEGER, '3b001ffffffffffffe'],
+  ];
+  for (const [value, hex] of cases) {
+    assert.equal(toHex(encode(value)), hex, String(value));
+    assert.equal(decode(fromHex(hex)), value, `${hex} decodes to the number`);
+  }
+  assert.equal(toHex(encode(1.5)), 'fb3ff8000000000000', 'a fraction stays a float');
+  assert.equal(toHex(encode(1e300)), 'fb7e37e43c8800759c', 'beyond 64 bits stays a float');
+  assert.equal(decode(fromHex('1b0020000000000000')), 2n ** 53n, 'past the safe range: a bigint, exact');
+  const reading = encode(new Map<unknown, unknown>([['t', 1_733_140_000_000]]));
+  assert.equal(toHex(reading), 'a161741b000001938731ad00');
+  assert.deepEqual(decode(reading), new Map([['t', 1_733_140_000_000]]));
+});

@@ -57,6 +57,21 @@ test('every value without non-BMP text encodes to the same bytes in XS as on Nod
   }
 });
 
+test('integers of 2^32 and more are CBOR integers (major type 0/1), not floats, in XS as on Node', () => {
+  const expected: [string, string][] = [
+    ['uint-2p32', '1b0000000100000000'],
+    ['uint-epoch-ms', '1b000001938731ad00'],
+    ['uint-max-safe', '1b001fffffffffffff'],
+    ['nint-2p32', '3affffffff'],
+    ['nint-min-safe', '3b001ffffffffffffe'],
+  ];
+  for (const [name, hex] of expected) {
+    assert.equal(toHex(encode(cborValues().find(([n]) => n === name)![1])), hex, `${name} on Node`);
+    assert.deepEqual(xs.get(name), { hex }, `${name} in XS`);
+  }
+  assert.ok((xs.get('reading-epoch-ms')?.hex ?? '').includes('61741b000001938731ad00'), "a reading's t in XS");
+});
+
 test('XS counts string length in code points, and its TextEncoder writes correct UTF-8', () => {
   const strings = fields('string');
   for (const [name, s] of NON_BMP_STRINGS) {

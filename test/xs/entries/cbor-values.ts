@@ -47,6 +47,15 @@ export function cborValues(): [string, unknown][] {
     ['uint-2p32m1', 0xffffffff],
     ['uint-2p32', 0x100000000],
     ['uint-max-safe', Number.MAX_SAFE_INTEGER],
+    ['uint-epoch-ms', 1_733_140_000_000],
+    [
+      'reading-epoch-ms',
+      new Map<unknown, unknown>([
+        ['t', 1_733_140_000_000],
+        ['temp', 21.5],
+        ['up', 60],
+      ]),
+    ],
     ['nint-1', -1],
     ['nint-24', -24],
     ['nint-25', -25],
