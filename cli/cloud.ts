@@ -55,8 +55,8 @@ run
 Runs the cloud service until SIGINT or SIGTERM: takes every device's messages from the broker
 ({prefix}/+/session and {prefix}/+/data), verifies and decrypts them with the CA and cloud keys of
 DIR, and stores each data payload exactly once (acknowledging it to the broker only after the
-commit); --out appends each stored payload to FILE as a JSON line. Logs one JSON object per line
-on standard output. Settings come from flags, then the environment, then --config FILE (JSON):
+commit); --out appends each stored payload to FILE as a JSON line. Logs on standard output: one
+JSON object per line, or one readable line per entry on a terminal (--log-format). Settings come from flags, then the environment, then --config FILE (JSON):
   --config FILE                   a JSON file of the settings below (COSE_FLOW_CONFIG)
 ${settingLines()}
   The storage key can also be given as 64 hex digits in COSE_FLOW_STORAGE_KEY, the broker password
@@ -164,7 +164,10 @@ async function runService(args: string[], io: CliIo): Promise<number> {
     io.stderr(`cose-flow cloud run: ${e.message}\n`);
     return 1;
   }
-  const logger = createLogger({ level: config.logLevel });
+  const logger = createLogger({
+    level: config.logLevel,
+    format: config.logFormat ?? (process.stdout.isTTY === true ? 'pretty' : 'json'),
+  });
   let service: Awaited<ReturnType<typeof startCloudService>>;
   try {
     service = await startCloudService({ ...options, clientId, logger });

@@ -235,6 +235,13 @@ export const SETTINGS: readonly Setting[] = [
     kind: 'string',
     help: `${LOG_LEVELS.join(', ')} (default info)`,
   },
+  {
+    flag: 'log-format',
+    env: 'COSE_FLOW_LOG_FORMAT',
+    key: 'logFormat',
+    kind: 'string',
+    help: 'json (one object per line) or pretty (for people); default pretty on a terminal, json otherwise',
+  },
 ];
 
 export type FlagValues = Record<string, string | string[] | boolean | undefined>;
@@ -250,6 +257,8 @@ export class ConfigError extends Error {
 export interface RunConfig {
   options: CloudServiceOptions;
   logLevel: (typeof LOG_LEVELS)[number];
+  /** Undefined: the CLI chooses (pretty on a terminal). */
+  logFormat: 'json' | 'pretty' | undefined;
   /** Where each setting came from (for the start-up log line). */
   sources: Record<string, 'flag' | 'environment' | 'file'>;
 }
@@ -424,7 +433,10 @@ export function resolveRunConfig(flags: FlagValues, env: NodeJS.ProcessEnv = pro
   const level = str('logLevel') ?? 'info';
   if (!(LOG_LEVELS as readonly string[]).includes(level))
     throw new ConfigError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(level)}`);
-  return { options, logLevel: level as RunConfig['logLevel'], sources };
+  const format = str('logFormat');
+  if (format !== undefined && format !== 'json' && format !== 'pretty')
+    throw new ConfigError(`--log-format must be json or pretty, got ${JSON.stringify(format)}`);
+  return { options, logLevel: level as RunConfig['logLevel'], logFormat: format, sources };
 }
 
 function flagOf(key: string): string {

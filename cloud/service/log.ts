@@ -32,6 +32,38 @@ export interface LoggerOptions {
   level?: LevelWithSilent;
   /** Where lines go (default standard output). */
   destination?: DestinationStream;
+  /** json (default): one object per line; pretty: one readable line per entry, for a terminal. */
+  format?: 'json' | 'pretty';
+}
+
+const PRETTY_SKIP = new Set(['time', 'level', 'service', 'event', 'msg']);
+
+/**
+ * One JSON log line as a person reads it: `12:03:04 WARN  rejected  reason=decrypt-failed
+ * device=sim-0001 kid=01 — the message` (the same fields, redacted the same way).
+ */
+export function prettyLine(json: string): string {
+  let entry: Record<string, unknown>;
+  try {
+    entry = JSON.parse(json) as Record<string, unknown>;
+  } catch {
+    return json;
+  }
+  const time = typeof entry.time === 'string' ? entry.time.slice(11, 19) : '';
+  const level = String(entry.level ?? '')
+    .toUpperCase()
+    .padEnd(5);
+  const fields = Object.entries(entry)
+    .filter(([k]) => !PRETTY_SKIP.has(k))
+    .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+    .join(' ');
+  const msg = typeof entry.msg === 'string' ? ` — ${entry.msg}` : '';
+  return `${time} ${level} ${String(entry.event ?? '')}${fields === '' ? '' : `  ${fields}`}${msg}\n`;
+}
+
+/** A destination that writes `prettyLine` of each JSON line to `write`. */
+export function prettyDestination(write: (text: string) => void): DestinationStream {
+  return { write: (line: string) => write(prettyLine(line.trimEnd())) };
 }
 
 export function createLogger(options: LoggerOptions = {}): Logger {
@@ -43,7 +75,10 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       formatters: { level: (label) => ({ level: label }) },
       redact: { paths: REDACTED_FIELDS, censor: '[redacted]' },
     },
-    options.destination ?? pino.destination({ dest: 1, sync: true }),
+    options.destination ??
+      (options.format === 'pretty'
+        ? prettyDestination((text) => void process.stdout.write(text))
+        : pino.destination({ dest: 1, sync: true })),
   );
 }
 
