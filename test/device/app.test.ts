@@ -23,6 +23,7 @@ import type { LinkDown, MessageHandler, MqttLink, QoS } from '../../src/platform
 import type { Timers } from '../../src/platform/timers.js';
 import { makeControlMessage } from '../../src/profile/control.js';
 import { encodeKid } from '../../src/profile/counter.js';
+import { makeEnrollResult, parseEnrollRequest } from '../../src/profile/enrollment.js';
 import { openKeyMessage } from '../../src/profile/key-message.js';
 import { cloudKeyId } from '../../src/profile/session.js';
 import { topic } from '../../src/profile/topics.js';
@@ -400,6 +401,43 @@ describe('device application (scripted link, manual clock)', () => {
     assert.equal(await timedOut, false);
     assert.equal(e.app.queued, 1);
     await e.app.stop();
+  });
+
+  test('an enrollment result that does not verify is logged as an error and counted (a replaced CA)', async () => {
+    // The device pins the CA; the answer comes from another one (as after `ca init --force` with a
+    // cloud certificate of the old CA): an error an operator sees, not a debug line.
+    const d = device({ enroll: { ca: ca.der } }, false);
+    const started = d.app.start();
+    d.mqtt.accept();
+    await settle();
+    const [request] = d.mqtt.on(topic('enroll', DEVICE));
+    assert.ok(request !== undefined, 'the enrollment request went out');
+    const other = await createCa({ name: 'another CA' });
+    const publicKey = huk.identity().key.publicKey;
+    const otherDevice = await issueCertificate(other, { commonName: DEVICE, publicKey, keyUsage: 'device' });
+    const otherCloud = await issueCertificate(other, {
+      commonName: 'cloud',
+      publicKey: generateKeyPair().publicKey,
+      keyUsage: 'cloud',
+    });
+    d.mqtt.deliver(
+      topic('enroll/result', DEVICE),
+      makeEnrollResult({
+        status: 'issued',
+        requestId: parseEnrollRequest(request.payload).requestId,
+        deviceCertificate: otherDevice.der,
+        caCertificate: other.der,
+        cloudCertificates: [otherCloud.der],
+      }),
+    );
+    await settle();
+    const lines = d.logged('enroll-result-invalid');
+    assert.equal(lines.length, 1, JSON.stringify(d.logged('enroll-result-invalid')));
+    assert.equal(lines[0]!.level, 'error');
+    assert.ok(d.app.stats.errors >= 1, 'counted as an error');
+    assert.equal(d.app.state, 'enrolling', 'still enrolling: nothing from another CA is trusted');
+    await d.app.stop();
+    await started;
   });
 
   test('stop during enrollment ends it: start() resolves, no session, no timer left', async () => {
