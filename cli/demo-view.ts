@@ -24,6 +24,17 @@ export interface ScreenInfo {
   color?: boolean;
 }
 
+/** Enter the terminal's alternate screen (hiding the cursor) / leave it (showing the cursor). */
+export const ALTERNATE_SCREEN = { enter: '\x1b[?1049h\x1b[?25l', leave: '\x1b[?1049l\x1b[?25h' } as const;
+
+/**
+ * One frame drawn over the last one: cursor home, each line clearing what is left of the old one,
+ * then everything below cleared — no full-screen clear, so nothing is pushed into the scrollback.
+ */
+export function frameInPlace(screen: string): string {
+  return `\x1b[H${screen.replaceAll('\n', '\x1b[K\n')}\x1b[K\x1b[J`;
+}
+
 const RED = '\x1b[31m';
 const RESET = '\x1b[0m';
 

@@ -12,7 +12,7 @@ import { redactUrl } from '../node/redact-url.js';
 import { checkPrefix } from '../src/profile/topics.js';
 import { DEFAULT_DASHBOARD_PORT, type DemoOptions, type DemoSystem, startDemoSystem } from '../system/demo.js';
 import { type CliIo, type Command, numberFlag, parseFlags, UsageError } from './command.js';
-import { formatSummary, renderScreen, statusLine } from './demo-view.js';
+import { ALTERNATE_SCREEN, formatSummary, frameInPlace, renderScreen, statusLine } from './demo-view.js';
 
 export const DEFAULT_DEVICES = 3;
 export const DEFAULT_ATTACK_EVERY_S = 5;
@@ -231,8 +231,8 @@ async function run(args: string[], io: CliIo): Promise<number> {
   if (interactive) {
     // The alternate screen, redrawn in place: the terminal's scrollback keeps what was there
     // before, not a copy of every frame. Each line clears its rest; what is below is cleared.
-    io.stderr('\x1b[?1049h\x1b[?25l');
-    const draw = () => io.stderr(`\x1b[H${screen().replaceAll('\n', '\x1b[K\n')}\x1b[K\x1b[J`);
+    io.stderr(ALTERNATE_SCREEN.enter);
+    const draw = () => io.stderr(frameInPlace(screen()));
     draw();
     timers.push(setInterval(draw, 1000));
   } else {
@@ -253,7 +253,7 @@ async function run(args: string[], io: CliIo): Promise<number> {
   });
   for (const t of timers) clearInterval(t);
   // Back on the normal screen, the last frame stays in the scrollback.
-  if (interactive) io.stderr(`\x1b[?1049l\x1b[?25h${screen()}\n`);
+  if (interactive) io.stderr(`${ALTERNATE_SCREEN.leave}${screen()}\n`);
   io.stderr('stopping: the devices send what they have queued, then everything stops (Ctrl-C again to quit at once)\n');
   let summary: Awaited<ReturnType<DemoSystem['stop']>>;
   try {

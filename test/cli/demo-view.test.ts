@@ -1,7 +1,16 @@
 /** What `cose-flow demo` prints, from a snapshot: the screen, the status line, the summary. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { age, formatSummary, kidNumber, readingText, renderScreen, statusLine } from '../../cli/demo-view.js';
+import {
+  ALTERNATE_SCREEN,
+  age,
+  formatSummary,
+  frameInPlace,
+  kidNumber,
+  readingText,
+  renderScreen,
+  statusLine,
+} from '../../cli/demo-view.js';
 import { LiveState } from '../../cloud/dashboard/live-state.js';
 import { encodeReading } from '../../src/device/reading.js';
 import type { DemoSummary } from '../../system/demo.js';
@@ -123,4 +132,12 @@ test('the screen shows the CA fingerprint, kids as decimal numbers with what a j
   assert.equal(kidNumber('11'), '17');
   assert.equal(kidNumber('0a'), '10');
   assert.equal(kidNumber(undefined), '—');
+});
+
+test('the screen is redrawn in place on the alternate screen: no full clear that would fill the scrollback', () => {
+  const frame = frameInPlace('line one\nline two');
+  assert.equal(frame, '\x1b[Hline one\x1b[K\nline two\x1b[K\x1b[J');
+  assert.doesNotMatch(frame, /\x1b\[2J/, 'no clear-screen');
+  assert.equal(ALTERNATE_SCREEN.enter, '\x1b[?1049h\x1b[?25l');
+  assert.equal(ALTERNATE_SCREEN.leave, '\x1b[?1049l\x1b[?25h');
 });
