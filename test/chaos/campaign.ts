@@ -189,6 +189,7 @@ interface Shared {
   rate: number;
   pgRestartMode: 'fast' | 'immediate' | undefined;
   pgRestartBlocked: boolean;
+  seed: number;
   say: (line: string) => void;
 }
 
@@ -235,8 +236,11 @@ async function runOne(plan: RunPlan, rand: () => number, shared: Shared): Promis
   const broker = await Broker.start(join(runDir, 'mosquitto'), { persistence, autosaveSeconds: 2 });
   const cut = await Cut.start(broker.port);
   const expiry = plan.faults.includes('session-expiry') ? 2 : 86_400;
+  const logs = process.env.CHAOS_LOGS;
+  if (logs) mkdirSync(logs, { recursive: true });
   const cloud = new Cloud({
     wrapped: plan.faults.includes('slow-store'),
+    ...(logs ? { logFile: join(logs, `cloud-seed${shared.seed}-run${plan.index}.log`) } : {}),
     args: [
       '--broker',
       cut.url,
@@ -333,6 +337,7 @@ async function runOne(plan: RunPlan, rand: () => number, shared: Shared): Promis
         `  ${kind} (${f.detail}): recovered ${f.recoverMs} ms after the heal, ${f.faultToStoredMs} ms after the fault`,
       );
     }
+    await sleep(3000); // the flow after the last recovery, so a loss shows as a gap, not a tail
     // Stop the fleet once every device is connected again and its queue is down to what is in
     // flight, so that nearly every message sealed is acknowledged and the comparison is exact.
     await until('every device connected with its queue drained', 120_000, async () => {
@@ -544,6 +549,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
     rate: options.rate ?? 4,
     pgRestartMode: options.pgRestartMode,
     pgRestartBlocked: options.pgRestartBlocked ?? false,
+    seed: options.seed,
     say,
   };
   const runs: RunResult[] = [];

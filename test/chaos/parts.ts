@@ -6,7 +6,17 @@
  * child processes, and a read-only look into the store.
  */
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
-import { chownSync, closeSync, mkdirSync, openSync, rmSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  appendFileSync,
+  chownSync,
+  closeSync,
+  mkdirSync,
+  openSync,
+  rmSync,
+  unlinkSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -397,6 +407,8 @@ export interface CloudChildOptions {
   args: string[];
   /** Through test/chaos/cloud-child.js (slow-store runs) instead of `cose-flow cloud run`. */
   wrapped: boolean;
+  /** Append every line the service prints to this file (CHAOS_LOGS=DIR keeps them). */
+  logFile?: string;
 }
 
 /** Cloud log events the suite counts (plus any at level error or fatal). */
@@ -426,6 +438,7 @@ export class Cloud {
   }
 
   #line(line: string): void {
+    if (this.options.logFile !== undefined) appendFileSync(this.options.logFile, `${line}\n`);
     this.#tail.push(line);
     if (this.#tail.length > 60) this.#tail.shift();
     const m = /"event":"([a-z-]+)"/.exec(line);
