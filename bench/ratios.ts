@@ -48,66 +48,37 @@ interface Args {
 
 const round = (n: number, digits = 2): number => Math.round(n * 10 ** digits) / 10 ** digits;
 
+/** A figure whose value is `r.ratio`, met at `goal` or more. */
+function ratioFigure(metric: string, r: { ratio: number }, baseline: string, goal: number): Figure[] {
+  return [
+    {
+      metric,
+      value: round(r.ratio),
+      unit: 'ratio',
+      baseline,
+      goal: `≥ ${goal}`,
+      met: r.ratio >= goal,
+      detail: r as unknown as Record<string, unknown>,
+    },
+  ];
+}
+
 const MEASURES: Record<string, Measure> = {
   'data-path': async () => {
     const { measureDataPath } = await import('./data-path.js');
-    const r = measureDataPath({ seconds: 2 });
-    return [
-      {
-        metric: 'data-path',
-        value: round(r.ratio),
-        unit: 'ratio',
-        baseline: '0.36–0.44',
-        goal: '≥ 0.7',
-        met: r.ratio >= 0.7,
-        detail: r as unknown as Record<string, unknown>,
-      },
-    ];
+    return ratioFigure('data-path', measureDataPath({ seconds: 2 }), '0.36–0.44', 0.7);
   },
   'key-message': async () => {
     const { measureKeyMessage } = await import('./data-path.js');
-    const r = await measureKeyMessage({ seconds: 2 });
-    return [
-      {
-        metric: 'key-message',
-        value: round(r.ratio),
-        unit: 'ratio',
-        baseline: '0.37–0.75',
-        goal: '≥ 0.85',
-        met: r.ratio >= 0.85,
-        detail: r as unknown as Record<string, unknown>,
-      },
-    ];
+    return ratioFigure('key-message', await measureKeyMessage({ seconds: 2 }), '0.37–0.75', 0.85);
   },
   e2e: async () => {
     const { measureEndToEnd } = await import('./e2e.js');
-    const r = await measureEndToEnd({});
-    return [
-      {
-        metric: 'e2e',
-        value: round(r.ratio),
-        unit: 'ratio',
-        baseline: '0.54–0.85',
-        goal: '≥ 0.8',
-        met: r.ratio >= 0.8,
-        detail: r as unknown as Record<string, unknown>,
-      },
-    ];
+    return ratioFigure('e2e', await measureEndToEnd({}), '0.54–0.85', 0.8);
   },
   drain: async () => {
     const { measureBacklogDrain } = await import('./e2e.js');
-    const r = await measureBacklogDrain({});
-    return [
-      {
-        metric: 'drain',
-        value: round(r.ratio),
-        unit: 'ratio',
-        baseline: '0.21–0.33',
-        goal: '≥ 0.6',
-        met: r.ratio >= 0.6,
-        detail: r as unknown as Record<string, unknown>,
-      },
-    ];
+    return ratioFigure('drain', await measureBacklogDrain({}), '0.21–0.33', 0.6);
   },
   enrollment: async (args) => {
     const { measureEnrollment } = await import('./enroll.js');

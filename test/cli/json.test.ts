@@ -28,7 +28,7 @@ async function json(argv: string[]): Promise<Record<string, unknown>[]> {
     try {
       return JSON.parse(line) as Record<string, unknown>;
     } catch {
-      assert.fail(`${argv.join(' ')}: not a JSON line: ${line}`);
+      throw new assert.AssertionError({ message: `${argv.join(' ')}: not a JSON line: ${line}` });
     }
   });
 }

@@ -27,6 +27,7 @@ import { MIGRATIONS as SQLITE_MIGRATIONS } from '../../cloud/store/sqlite.js';
 import { toHex, utf8Decode, utf8Encode } from '../../src/bytes.js';
 import { encodeKid } from '../../src/profile/counter.js';
 import { startPostgres, type TestPostgres } from '../fixtures/postgres.js';
+import { prng } from '../fixtures/prng.js';
 
 const T0 = 1_750_000_000_000;
 const digest = (text: string) => new Uint8Array(createHash('sha256').update(text).digest());
@@ -624,18 +625,6 @@ describe('openStore', () => {
     );
   });
 });
-
-/** A small deterministic PRNG (mulberry32) for reproducible shuffles. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 
 function shuffle<T>(list: T[], random: () => number): T[] {
   for (let i = list.length - 1; i > 0; i--) {

@@ -85,7 +85,10 @@ test('the demo on a kept PostgreSQL store after the data directory was deleted: 
     const two = JSON.parse(second.out) as DemoSummary;
     for (const d of two.devices) {
       const earlier = one.devices.find((x) => x.deviceId === d.deviceId);
-      assert.ok(earlier?.kids.some((k) => d.kids.includes(k)), `${d.deviceId} reuses a kid`);
+      assert.ok(
+        earlier?.kids.some((k) => d.kids.includes(k)),
+        `${d.deviceId} reuses a kid`,
+      );
       assert.equal(d.stored + d.missing, d.acknowledged, `${d.deviceId}: each acknowledged message counted once`);
     }
     const stored = two.devices.reduce((n, d) => n + d.stored, 0);

@@ -36,6 +36,7 @@ import { parseDataMessage } from '../../src/profile/data-message.js';
 import type { OpenKeyMessage } from '../../src/profile/key-message.js';
 import { openKeyMessage } from '../../src/profile/key-message.js';
 import { parseTopic } from '../../src/profile/topics.js';
+import { prng } from '../fixtures/prng.js';
 import { type RestartableBroker, startAedes } from './brokers.js';
 import { host, makeTestPki, simDevice, sleep, type TestPki } from './harness.js';
 
@@ -44,18 +45,6 @@ const SEED = Number(process.env.KILL_SEED ?? Date.now() % 1_000_000);
 /** Share of lives spent on enrolling devices. */
 const ENROLL_SHARE = 0.3;
 const BATCH = 'kill-batch';
-
-/** A small seeded PRNG (mulberry32), so a failure can be replayed with KILL_SEED. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 class PowerCut extends Error {}
 
