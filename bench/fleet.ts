@@ -10,7 +10,7 @@
  * Reports: enrollment time (start → all N sending), messages acknowledged by the devices (the sim's
  * summary) and stored (rows in the cloud's SQLite store: acknowledged = stored means no loss; the
  * store's unique key means no duplicate is ever stored, and the cloud's duplicate counter says how
- * many redeliveries it refused), msg/s, p99 device → stored latency (the cloud's
+ * many redeliveries it refused), msg/s, p99 received → stored latency (the cloud's
  * cose_flow_delivery_latency_seconds histogram: the upper bound of the bucket holding the 99th
  * percentile), the time the sim took to stop after its --duration, and the peak RSS of the sim and
  * the cloud (VmHWM).

@@ -136,6 +136,15 @@ const typeParsers = {
 const SESSION_SELECT = `
   SELECT s.* FROM sessions s JOIN devices d ON d.device_id = s.device_id AND d.epoch = s.epoch`;
 
+/** The server ended the session (class 57: a shutdown, an administrator command), or it went away. */
+function sessionEnded(e: unknown): boolean {
+  const code = (e as Partial<DatabaseError> | null)?.code;
+  return (
+    (typeof code === 'string' && code.startsWith('57')) ||
+    /Connection terminated|not queryable|ECONNRESET/i.test((e as Error | null)?.message ?? '')
+  );
+}
+
 /** Deadlock (40P01) or serialization failure (40001): the transaction may simply be run again. */
 function retryable(e: unknown): boolean {
   const code = (e as Partial<DatabaseError> | null)?.code;
@@ -202,20 +211,32 @@ export class PostgresStore implements Store {
     for (let attempt = 1; ; attempt++) {
       const c = await this.#pool.connect();
       let broken: Error | undefined;
+      // While a client is checked out the pool does not listen for its errors, and a pg Client
+      // emits 'error' when the server ends the session (a restart: "terminating connection due to
+      // administrator command"): unheard, that event would end the process. Heard here, the query
+      // under way fails, the client is released as broken, and the caller retries on a new one.
+      const onError = (e: Error) => {
+        broken = e;
+      };
+      c.on('error', onError);
       try {
         await c.query('BEGIN');
         const result = await fn(c);
         await c.query('COMMIT');
         return result;
       } catch (e) {
-        try {
-          await c.query('ROLLBACK');
-        } catch (rollback) {
-          broken = rollback instanceof Error ? rollback : new Error(String(rollback));
-        }
+        // A session the server ended has nothing to roll back, and a dead client must not be asked.
+        if (broken === undefined && !sessionEnded(e)) {
+          try {
+            await c.query('ROLLBACK');
+          } catch (rollback) {
+            broken = rollback instanceof Error ? rollback : new Error(String(rollback));
+          }
+        } else broken ??= e instanceof Error ? e : new Error(String(e));
         if (attempt < RETRIES && retryable(e)) continue;
         throw e;
       } finally {
+        c.off('error', onError);
         c.release(broken);
       }
     }

@@ -21,8 +21,8 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
-import { decode } from 'cbor-x';
 import pg from 'pg';
+import { decodeReading } from '../../src/device/reading.js';
 import { mosquittoBinary } from '../fixtures/mosquitto.js';
 import { findPostgresBin } from '../fixtures/postgres.js';
 
@@ -687,9 +687,7 @@ export class StoreView {
 /** The `t` (epoch ms) of a stored reading (src/device/reading.ts), or undefined. */
 function readingTime(payload: Uint8Array): number | undefined {
   try {
-    const v = decode(payload) as { t?: unknown } | Map<string, unknown>;
-    const t = v instanceof Map ? v.get('t') : v?.t;
-    return typeof t === 'number' ? t : undefined;
+    return decodeReading(payload).time;
   } catch {
     return undefined;
   }
