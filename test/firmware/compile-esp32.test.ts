@@ -83,8 +83,9 @@ describe('firmware C on ESP32 targets (compile-check kit)', () => {
   });
 
   test('every device C source under native/ is part of the ESP32 build', { skip }, () => {
-    // Host-only C: the test program, the XS test host, the ESP-IDF stand-ins of the host tests, build output.
-    const hostOnly = new Set(['test', 'xs-host', 'build', 'bench']);
+    // Host-only C: the test program, the XS test host, the ESP-IDF stand-ins of the host tests, the
+    // libFuzzer harness, build output.
+    const hostOnly = new Set(['test', 'xs-host', 'build', 'bench', 'fuzz']);
     const sources: string[] = [];
     const walk = (dir: string) => {
       for (const entry of readdirSync(dir, { withFileTypes: true })) {
