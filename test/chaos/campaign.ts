@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { main as cli } from '../../cli/main.js';
+import { prng } from '../fixtures/prng.js';
 import {
   Broker,
   Cloud,
@@ -24,7 +25,6 @@ import {
   freeDisk,
   mountTmpfs,
   Postgres,
-  prng,
   removeDir,
   Sim,
   type SimSummary,

@@ -32,18 +32,6 @@ export const CLOUD_CHILD = fileURLToPath(new URL('./cloud-child.js', import.meta
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** mulberry32: a small seeded PRNG, so a campaign replays from its seed. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
