@@ -8,6 +8,7 @@
 import { closeSync, existsSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { openDataDir } from '../cloud/pki/data-dir.js';
+import { DEFAULT_STORE_FILE } from '../cloud/service/defaults.js';
 import { BrokerUnreachable, probeBroker } from '../node/broker-probe.js';
 
 export class PreflightError extends Error {
@@ -42,7 +43,7 @@ export function checkFiles(p: Preflight): void {
     throw new PreflightError(
       `no cloud key in ${p.dataDir} (${dir.cloudKey} is missing): run \`cose-flow cloud keygen --data-dir ${p.dataDir}\``,
     );
-  const sqlite = p.store === undefined ? join(p.dataDir, 'cose-flow.db') : /^sqlite:(.+)$/.exec(p.store)?.[1];
+  const sqlite = p.store === undefined ? join(p.dataDir, DEFAULT_STORE_FILE) : /^sqlite:(.+)$/.exec(p.store)?.[1];
   if (sqlite !== undefined && !existsSync(sqlite)) {
     const parent = dirname(resolve(sqlite));
     let isDir = false;
