@@ -11,8 +11,10 @@
  * the profile does not know, it is not revoked, and its subject has exactly one CN that is a
  * valid device id (the device id).
  *
- * Successful results are cached by SHA-256 of the certificate bytes (bounded LRU); the validity
- * period and the revocation check are evaluated again on every call, cache hit or not.
+ * Successful results are cached by the certificate bytes themselves (bounded LRU; an exact match,
+ * so a hit costs a lookup and no hash: the SHA-256 the revocation check is given was computed when
+ * the certificate was verified); the validity period and the revocation check are evaluated again
+ * on every call, cache hit or not.
  *
  * Against floods (docs/CLOUD.md "Floods and quotas"): a certificate larger than
  * `maxCertificateBytes` (default 2 KiB; the project's device certificates are about 400 bytes) is
@@ -52,7 +54,7 @@ export interface DeviceCertificateVerifierOptions {
   now?: () => Date;
   /** True when the certificate is revoked. Called on every verification; if it throws, the certificate is refused. */
   isRevoked?: (serialHex: string, certificate: RevocationQuery) => boolean;
-  /** Verified certificates remembered (LRU by SHA-256 of the DER). Default 10 000; 0 disables the cache. */
+  /** Verified certificates remembered (LRU by the DER bytes). Default 10 000; 0 disables the cache. */
   cacheSize?: number;
   /** Certificates that failed, remembered (LRU by SHA-256 of the DER). Default 10 000; 0 disables it. */
   failedCacheSize?: number;
@@ -67,6 +69,13 @@ interface VerifiedCertificate {
   deviceId: string;
   cert: Certificate;
   anchor: Certificate;
+  /** SHA-256 of the DER, lowercase hex (for the revocation check). */
+  sha256: string;
+}
+
+/** The cache key of a certificate: its bytes, one character per byte (exact; no hashing). */
+function bytesKey(der: Uint8Array): string {
+  return Buffer.from(der.buffer, der.byteOffset, der.byteLength).toString('latin1');
 }
 
 function bad(message: string): CoseError {
@@ -123,15 +132,15 @@ export function deviceCertificateVerifier(options: DeviceCertificateVerifierOpti
     throw new Error('deviceCertificateVerifier needs at least one trust anchor (CA certificate DER)');
   }
   const anchors = options.trustAnchors.map(loadTrustAnchor);
-  /** Insertion-ordered Map as an LRU: a hit moves its entry to the end. */
+  /** Insertion-ordered Map as an LRU, keyed by the DER bytes: a hit moves its entry to the end. */
   const cache = new Map<string, VerifiedCertificate>();
-  /** Why each remembered failure failed (the same error is thrown again). */
+  /** Why each remembered failure failed (the same error is thrown again), by SHA-256 of the DER. */
   const failed = new Map<string, CoseError>();
 
-  function verifyOnce(der: Uint8Array): VerifiedCertificate {
+  function verifyOnce(der: Uint8Array, sha256: string): VerifiedCertificate {
     const cert = parse(der);
     const { deviceId, anchor } = checkDeviceCertificate(crypto, cert, anchors);
-    return { deviceId, cert, anchor };
+    return { deviceId, cert, anchor, sha256 };
   }
 
   function checkTime(v: VerifiedCertificate, at: Date): void {
@@ -140,9 +149,9 @@ export function deviceCertificateVerifier(options: DeviceCertificateVerifierOpti
     checkValidity(v.cert, v.anchor, t);
   }
 
-  function checkRevocation(v: VerifiedCertificate, sha256: string): void {
+  function checkRevocation(v: VerifiedCertificate): void {
     if (options.isRevoked === undefined) return;
-    const { cert } = v;
+    const { cert, sha256 } = v;
     let revoked: boolean;
     try {
       revoked = options.isRevoked(cert.serialHex, {
@@ -161,16 +170,17 @@ export function deviceCertificateVerifier(options: DeviceCertificateVerifierOpti
     if (!(certificateDer instanceof Uint8Array)) throw bad('the certificate is not a byte string');
     if (certificateDer.length > maxBytes)
       throw bad(`a certificate of ${certificateDer.length} bytes is larger than ${maxBytes}: not parsed`);
-    const id = toHex(crypto.sha256(certificateDer));
-    let verified = cache.get(id);
+    const key = cacheSize > 0 ? bytesKey(certificateDer) : '';
+    let verified = cacheSize > 0 ? cache.get(key) : undefined;
     if (verified !== undefined) {
-      cache.delete(id);
-      cache.set(id, verified);
+      cache.delete(key);
+      cache.set(key, verified);
     } else {
+      const id = toHex(crypto.sha256(certificateDer));
       const known = failed.get(id);
       if (known !== undefined) throw known;
       try {
-        verified = verifyOnce(certificateDer);
+        verified = verifyOnce(certificateDer, id);
       } catch (e) {
         // Anything else thrown while reading odd content is still bad-certificate.
         const refusal =
@@ -183,11 +193,11 @@ export function deviceCertificateVerifier(options: DeviceCertificateVerifierOpti
       }
       if (cacheSize > 0) {
         if (cache.size >= cacheSize) cache.delete(cache.keys().next().value!);
-        cache.set(id, verified);
+        cache.set(key, verified);
       }
     }
     checkTime(verified, now());
-    checkRevocation(verified, id);
+    checkRevocation(verified);
     return { deviceId: verified.deviceId, publicKey: verified.cert.publicKey.slice() };
   };
 }

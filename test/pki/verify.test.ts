@@ -1,7 +1,7 @@
 /** Device-certificate verification on the host (cloud/pki) against throwaway PKIs. */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { createPrivateKey } from 'node:crypto';
+import { createHash, createPrivateKey } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -181,7 +181,10 @@ describe('deviceCertificateVerifier refuses (bad-certificate)', () => {
     assert.equal(q.serialHex, serial);
     assert.equal(q.deviceId, 'dev-1');
     assert.equal(q.issuer, `CN=${pki.ca.name}`);
-    assert.match(q.sha256, /^[0-9a-f]{64}$/);
+    // The certificate's SHA-256, also on the cached call (the cache is keyed by the bytes, not the hash).
+    const sha256 = createHash('sha256').update(dev.der).digest('hex');
+    assert.equal(q.sha256, sha256);
+    assert.equal((queries[1] as { sha256: string }).sha256, sha256);
   });
 
   test('a revocation check that fails (fail closed)', () => {
@@ -310,6 +313,21 @@ describe('cache', () => {
     verify(b);
     verify(a);
     assert.equal(verifies(), 3);
+  });
+
+  test('a hit needs the same bytes, wherever they lie; one changed byte is verified afresh', () => {
+    const { crypto: c, verifies } = counting(crypto);
+    const verify = deviceCertificateVerifier({ crypto: c, trustAnchors: [pki.caDer] });
+    const der = pki.devices.get('dev-1')!.der;
+    verify(der);
+    const elsewhere = new Uint8Array(der.length + 7);
+    elsewhere.set(der, 7);
+    assert.equal(verify(elsewhere.subarray(7)).deviceId, 'dev-1');
+    assert.equal(verifies(), 1);
+    const changed = Uint8Array.from(der);
+    changed[changed.length - 1]! ^= 1; // in the signature
+    refuses(() => verify(changed), /signature/);
+    assert.equal(verifies(), 2);
   });
 
   test('failures are not cached', () => {
