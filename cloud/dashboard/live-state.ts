@@ -8,6 +8,11 @@
  * `maxLatencySamples` latencies. Each refusal's `detail` is cut to MAX_DETAIL_CHARS and a reading
  * whose JSON is longer than `maxReadingChars` (default 512) is shown as a short note instead, so a
  * snapshot stays small however large the messages (a few hundred bytes per device).
+ *
+ * Cheap on the service's message path whatever the rate: a payload is only counted and kept (the
+ * device's last one, not copied); readings are decoded when a snapshot is taken (the last one of
+ * each device, once), and for the latency at most one payload per `latencySampleMs` (default 10 ms:
+ * every payload up to 100 per second, a sample of them above).
  */
 
 import { truncateDetail } from '../telemetry/detail.js';
@@ -102,6 +107,17 @@ export interface LiveStateOptions {
   maxLatencySamples?: number;
   /** Longest reading (as JSON) shown; longer ones are replaced by a note (default 512). */
   maxReadingChars?: number;
+  /** At most one payload per this many ms is decoded for its latency (default 10; 0: every one). */
+  latencySampleMs?: number;
+  /** Told each latency sample, ms from the reading's `t` to stored (the service's /metrics histogram). */
+  onLatency?: (ms: number) => void;
+}
+
+/** A device's last payload, and what it decoded to once a snapshot asked. */
+interface LastPayload {
+  bytes: Uint8Array;
+  /** Set once decoded: the reading to show, or null when the payload is not CBOR. */
+  shown?: { reading: unknown } | null;
 }
 
 export class LiveState {
@@ -111,6 +127,10 @@ export class LiveState {
   readonly #maxRecent: number;
   readonly #maxLatency: number;
   readonly #maxReading: number;
+  readonly #latencySampleMs: number;
+  readonly #onLatency: ((ms: number) => void) | undefined;
+  #lastSampleAt = Number.NEGATIVE_INFINITY;
+  readonly #lastPayload = new WeakMap<LiveDevice, LastPayload>();
   readonly #startedAt: number;
   readonly #devices = new Map<string, LiveDevice>();
   /** Ring of per-second counts, indexed by epoch second modulo its length. */
@@ -132,6 +152,8 @@ export class LiveState {
     this.#maxRecent = options.maxRecent ?? 20;
     this.#maxLatency = options.maxLatencySamples ?? 1000;
     this.#maxReading = options.maxReadingChars ?? 512;
+    this.#latencySampleMs = options.latencySampleMs ?? 10;
+    this.#onLatency = options.onLatency;
     this.#startedAt = this.#now();
     this.#counts = new Array(this.#seconds + 1).fill(0);
     this.#countSecond = new Array(this.#seconds + 1).fill(-1);
@@ -205,15 +227,32 @@ export class LiveState {
     if (d.seq === null || p.seq > d.seq) d.seq = p.seq;
     d.lastAt = now;
     d.messages++;
-    const decoded = decodePayload(p.payload);
-    if (decoded === undefined) delete d.reading;
-    else {
-      const json = JSON.stringify(decoded.value) ?? '';
-      d.reading =
-        json.length <= this.#maxReading ? decoded.value : `(a reading of ${json.length} characters as JSON: not shown)`;
-      const t = (decoded.value as { t?: unknown } | null)?.t;
+    this.#lastPayload.set(d, { bytes: p.payload });
+    if (now - this.#lastSampleAt >= this.#latencySampleMs) {
+      this.#lastSampleAt = now;
+      const t = (decodePayload(p.payload)?.value as { t?: unknown } | null | undefined)?.t;
       if (typeof t === 'number' && Number.isFinite(t)) this.#latency(Math.max(0, now - t));
     }
+  }
+
+  /** The device as a snapshot shows it: its last payload decoded (once) to the reading. */
+  #shown(d: LiveDevice): LiveDevice {
+    const copy: LiveDevice = { ...d };
+    const last = this.#lastPayload.get(d);
+    if (last === undefined) return copy;
+    if (last.shown === undefined) {
+      const decoded = decodePayload(last.bytes);
+      if (decoded === undefined) last.shown = null;
+      else {
+        const json = JSON.stringify(decoded.value) ?? '';
+        last.shown = {
+          reading:
+            json.length <= this.#maxReading ? decoded.value : `(a reading of ${json.length} characters as JSON: not shown)`,
+        };
+      }
+    }
+    if (last.shown !== null) copy.reading = last.shown.reading;
+    return copy;
   }
 
   snapshot(): LiveSnapshot {
@@ -232,7 +271,7 @@ export class LiveState {
       rate,
       perSecond: recentFive.reduce((a, b) => a + b, 0) / recentFive.length,
       devices: [...this.#devices.values()]
-        .map((d) => ({ ...d }))
+        .map((d) => this.#shown(d))
         .sort((a, b) => (a.deviceId < b.deviceId ? -1 : a.deviceId > b.deviceId ? 1 : 0)),
       devicesDropped: this.#devicesDropped,
       rejections: { ...this.#rejections },
@@ -267,6 +306,7 @@ export class LiveState {
   }
 
   #latency(ms: number): void {
+    this.#onLatency?.(ms);
     if (this.#latencies.length < this.#maxLatency) this.#latencies.push(ms);
     else this.#latencies[this.#latencyNext] = ms;
     this.#latencyNext = (this.#latencyNext + 1) % this.#maxLatency;

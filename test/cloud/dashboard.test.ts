@@ -34,7 +34,7 @@ function payload(deviceId: string, kidHex: string, seq: number, bytes: Uint8Arra
 describe('LiveState', () => {
   test('devices, sessions, readings, per-second counts, rejections and latency', () => {
     let now = 1_000_000;
-    const live = new LiveState({ now: () => now, seconds: 10 });
+    const live = new LiveState({ now: () => now, seconds: 10, latencySampleMs: 0 });
     live.record({ type: 'session', deviceId: 'b', kidHex: '01', at: now });
     live.record({ type: 'session', deviceId: 'a', kidHex: '07', at: now });
     for (let i = 0; i < 3; i++)
@@ -80,7 +80,7 @@ describe('LiveState', () => {
   });
 
   test('stays bounded: devices, recent refusals, latency samples', () => {
-    const live = new LiveState({ maxDevices: 3, maxRecent: 2, maxLatencySamples: 5 });
+    const live = new LiveState({ maxDevices: 3, maxRecent: 2, maxLatencySamples: 5, latencySampleMs: 0 });
     for (let i = 0; i < 10; i++) {
       live.recordPayload(payload(`d${i}`, '01', 0, encode(new Map([['t', Date.now() - i]]))));
       live.record({ type: 'rejected', kind: 'data', reason: 'replay', detail: String(i), at: i });
@@ -97,6 +97,37 @@ describe('LiveState', () => {
       ['8', '9'],
     );
     assert.equal(s.latency?.samples, 5);
+  });
+});
+
+describe('LiveState on a busy service', () => {
+  test('decodes a sample of payloads for the latency (at most one per latencySampleMs) and tells onLatency', () => {
+    let now = 5_000_000;
+    const told: number[] = [];
+    const live = new LiveState({ now: () => now, latencySampleMs: 10, onLatency: (ms) => told.push(ms) });
+    for (let i = 0; i < 100; i++) {
+      live.recordPayload(payload('a', '01', i, encodeReading({ uptime: i, time: now - 7 })));
+      now += 1; // 100 payloads in 100 ms: every tenth is sampled
+    }
+    assert.equal(told.length, 10);
+    assert.ok(told.every((ms) => ms === 7));
+    assert.equal(live.snapshot().latency?.samples, 10);
+    assert.equal(live.snapshot().totals.accepted, 100, 'every payload is counted');
+  });
+
+  test("shows each device's last reading, decoded when a snapshot asks, and again only when it changed", () => {
+    let now = 1_000;
+    const live = new LiveState({ now: () => now, latencySampleMs: 1e9 });
+    live.recordPayload(payload('a', '01', 1, encodeReading({ uptime: 1, time: now })));
+    live.recordPayload(payload('a', '01', 2, encodeReading({ uptime: 2, time: now })));
+    const first = live.snapshot().devices[0]!.reading;
+    assert.deepEqual(first, { t: 1_000, up: 2 });
+    assert.equal(live.snapshot().devices[0]!.reading, first, 'the same payload is not decoded again');
+    now += 5;
+    live.recordPayload(payload('a', '01', 3, new Uint8Array([0xff])));
+    assert.equal(live.snapshot().devices[0]!.reading, undefined, 'not CBOR: no reading');
+    live.recordPayload(payload('a', '01', 4, encodeReading({ uptime: 4, time: now })));
+    assert.deepEqual(live.snapshot().devices[0]!.reading, { t: 1_005, up: 4 });
   });
 });
 
