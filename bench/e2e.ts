@@ -12,7 +12,9 @@
  *                     session while its client is away; then the client connects and drains
  *                     them: msg/s from the first message received to the last one handled
  *
- * Each returns { ratio: service / bare, service, bare } in msg/s. Within one call the sides are
+ * Each returns { ratio: service / bare, service, bare } in msg/s, and `cpu`: each side's CPU time
+ * per message on the main thread, in the whole process and in mosquitto (Linux /proc), which is
+ * what bounds the ratio on a machine with few cores. Within one call the sides are
  * interleaved (bare, service, bare; `bare` is the mean of its two rounds), so a machine shared
  * with others shifts both alike. Options: { messages (default 20 000), devices (default 50) }.
  *
@@ -20,7 +22,8 @@
  * prints one JSON line per measurement (`service-drain` / `service-e2e`: the service's side alone,
  * for `node --cpu-prof`). Needs mosquitto.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -46,6 +49,66 @@ export interface E2eResult {
   service: number;
   /** msg/s (mean of the two bare rounds). */
   bare: number;
+  /** CPU time per message of each side (bare: the mean of its two rounds). */
+  cpu: { service: CpuPerMessage; bare: CpuPerMessage };
+}
+
+/**
+ * Where a side's CPU went, in µs per message, over its measuring window: what bounds a ratio on a
+ * machine with few cores. `main` is the Node main thread's (from /proc, 10 ms ticks);
+ * `process` all threads of the process (the service's store writer thread; in e2e also the
+ * publisher, a worker thread of this process, alike for both sides); `broker` mosquitto's.
+ */
+export interface CpuPerMessage {
+  main: number;
+  process: number;
+  broker: number;
+}
+
+/** CPU seconds (user + system) of a process or thread so far, from its /proc stat file; 0 when gone. */
+function statCpuSeconds(path: string): number {
+  try {
+    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+    const rest = readFileSync(path, 'utf8').split(') ').pop()!.split(' ');
+    return (Number(rest[11]) + Number(rest[12])) / 100; // USER_HZ
+  } catch {
+    return 0;
+  }
+}
+
+/** CPU seconds mosquitto used so far. */
+function brokerCpuSeconds(r: Rig): number {
+  const pids = spawnSync('pgrep', ['-f', r.broker.dir], { encoding: 'utf8' }).stdout.trim().split('\n');
+  return pids.filter((p) => /^\d+$/.test(p)).reduce((sum, pid) => sum + statCpuSeconds(`/proc/${pid}/stat`), 0);
+}
+
+/** CPU seconds this process's main thread used so far (its thread id is the process id). */
+function mainThreadCpuSeconds(): number {
+  return statCpuSeconds(`/proc/self/task/${process.pid}/stat`);
+}
+
+/** Starts measuring CPU; the returned function ends it for `messages` messages. */
+function cpuMeter(r: Rig): (messages: number) => CpuPerMessage {
+  const usage = process.cpuUsage();
+  const main = mainThreadCpuSeconds();
+  const broker = brokerCpuSeconds(r);
+  return (messages) => {
+    const used = process.cpuUsage(usage);
+    return {
+      main: ((mainThreadCpuSeconds() - main) * 1e6) / messages,
+      process: (used.user + used.system) / messages,
+      broker: ((brokerCpuSeconds(r) - broker) * 1e6) / messages,
+    };
+  };
+}
+
+function meanCpu(a: CpuPerMessage, b: CpuPerMessage): CpuPerMessage {
+  return { main: (a.main + b.main) / 2, process: (a.process + b.process) / 2, broker: (a.broker + b.broker) / 2 };
+}
+
+interface Round {
+  rate: number;
+  cpu: CpuPerMessage;
 }
 
 const BARE_PREFIX = 'bench-bare';
@@ -145,41 +208,41 @@ async function bareSubscriber(r: Rig, clientId: string, session: 'none' | 'new' 
 
 // ------------------------------------------------------------------------------- end to end
 
-async function bareEndToEnd(r: Rig): Promise<number> {
+async function bareEndToEnd(r: Rig): Promise<Round> {
   let n = 0;
   const client = await bareSubscriber(r, `bench-bare-${++r.round}`, 'none', () => n++);
   const messages = dataMessages(r, 1, BARE_PREFIX);
+  const cpu = cpuMeter(r);
   const t0 = performance.now();
   const published = publish({ url: r.broker.url, messages });
   await until(() => n >= messages.length);
   const rate = messages.length / ((performance.now() - t0) / 1000);
+  const used = cpu(messages.length);
   await published;
   await client.endAsync();
-  return rate;
+  return { rate, cpu: used };
 }
 
-async function serviceEndToEnd(r: Rig, kid: number): Promise<number> {
+async function serviceEndToEnd(r: Rig, kid: number): Promise<Round> {
   let n = 0;
   const { service } = await serviceWithSessions(r, kid, () => n++);
   const messages = dataMessages(r, kid);
+  const cpu = cpuMeter(r);
   const t0 = performance.now();
   const published = publish({ url: r.broker.url, messages });
   await until(() => n >= messages.length);
   const rate = messages.length / ((performance.now() - t0) / 1000);
+  const used = cpu(messages.length);
   await published;
   await service.stop();
-  return rate;
+  return { rate, cpu: used };
 }
 
 /** Publisher → mosquitto → service (SQLite FULL, ack after commit) vs → bare MQTT.js 5 subscriber. */
 export async function measureEndToEnd(options: E2eOptions = {}): Promise<E2eResult> {
   const r = await rig(options);
   try {
-    const bare1 = await bareEndToEnd(r);
-    const service = await serviceEndToEnd(r, 1);
-    const bare2 = await bareEndToEnd(r);
-    const bare = (bare1 + bare2) / 2;
-    return { ratio: service / bare, service, bare };
+    return result(await bareEndToEnd(r), await serviceEndToEnd(r, 1), await bareEndToEnd(r));
   } finally {
     await dispose(r);
   }
@@ -192,7 +255,17 @@ function drainRate(count: number, first: number, last: number): number {
   return count / Math.max(1e-3, (last - first) / 1000);
 }
 
-async function bareDrain(r: Rig): Promise<number> {
+function result(bare1: Round, service: Round, bare2: Round): E2eResult {
+  const bare = (bare1.rate + bare2.rate) / 2;
+  return {
+    ratio: service.rate / bare,
+    service: service.rate,
+    bare,
+    cpu: { service: service.cpu, bare: meanCpu(bare1.cpu, bare2.cpu) },
+  };
+}
+
+async function bareDrain(r: Rig): Promise<Round> {
   const clientId = `bench-bare-drain-${++r.round}`;
   const away = await bareSubscriber(r, clientId, 'new', () => {});
   await away.endAsync();
@@ -201,16 +274,21 @@ async function bareDrain(r: Rig): Promise<number> {
   let n = 0;
   let first = 0;
   let last = 0;
+  let cpu: ((messages: number) => CpuPerMessage) | undefined;
   const client = await bareSubscriber(r, clientId, 'resume', () => {
-    if (n++ === 0) first = performance.now();
+    if (n++ === 0) {
+      first = performance.now();
+      cpu = cpuMeter(r);
+    }
     last = performance.now();
   });
   await until(() => n >= messages.length);
+  const used = cpu!(messages.length - 1);
   await client.endAsync();
-  return drainRate(messages.length - 1, first, last);
+  return { rate: drainRate(messages.length - 1, first, last), cpu: used };
 }
 
-async function serviceDrain(r: Rig, kid: number): Promise<number> {
+async function serviceDrain(r: Rig, kid: number): Promise<Round> {
   const { service: away, store, clientId } = await serviceWithSessions(r, kid, () => {});
   await away.stop();
   const messages = dataMessages(r, kid);
@@ -218,26 +296,25 @@ async function serviceDrain(r: Rig, kid: number): Promise<number> {
   let n = 0;
   let first = Number.POSITIVE_INFINITY;
   let last = 0;
+  // CPU from the first payload stored on (the service's start-up is not the drain's).
+  let cpu: ((messages: number) => CpuPerMessage) | undefined;
   const service = await start(r, store, clientId, (receivedAt) => {
-    n++;
+    if (n++ === 0) cpu = cpuMeter(r);
     // receivedAt: when the consumer read the message (ms); the first read starts the clock.
     first = Math.min(first, receivedAt);
     last = Date.now();
   });
   await until(() => n >= messages.length);
+  const used = cpu!(messages.length - 1);
   await service.stop();
-  return drainRate(messages.length - 1, first, last);
+  return { rate: drainRate(messages.length - 1, first, last), cpu: used };
 }
 
 /** A backlog queued in mosquitto while the client was away, drained: the service vs a bare subscriber. */
 export async function measureBacklogDrain(options: E2eOptions = {}): Promise<E2eResult> {
   const r = await rig(options);
   try {
-    const bare1 = await bareDrain(r);
-    const service = await serviceDrain(r, 1);
-    const bare2 = await bareDrain(r);
-    const bare = (bare1 + bare2) / 2;
-    return { ratio: service / bare, service, bare };
+    return result(await bareDrain(r), await serviceDrain(r, 1), await bareDrain(r));
   } finally {
     await dispose(r);
   }
@@ -254,8 +331,10 @@ async function main(): Promise<void> {
     // One side alone, for `node --cpu-prof`: the profile then shows only the service's thread.
     const r = await rig({ messages, devices });
     try {
-      const rate = which === 'service-drain' ? await serviceDrain(r, 1) : await serviceEndToEnd(r, 1);
-      console.log(JSON.stringify({ case: which, messages, devices, service: Math.round(rate) }));
+      const side = which === 'service-drain' ? await serviceDrain(r, 1) : await serviceEndToEnd(r, 1);
+      console.log(
+        JSON.stringify({ case: which, messages, devices, service: Math.round(side.rate), cpu: cpuUs(side.cpu) }),
+      );
     } finally {
       await dispose(r);
     }
@@ -274,7 +353,17 @@ async function main(): Promise<void> {
 }
 
 function round(r: E2eResult): E2eResult {
-  return { ratio: Math.round(r.ratio * 1000) / 1000, service: Math.round(r.service), bare: Math.round(r.bare) };
+  return {
+    ratio: Math.round(r.ratio * 1000) / 1000,
+    service: Math.round(r.service),
+    bare: Math.round(r.bare),
+    cpu: { service: cpuUs(r.cpu.service), bare: cpuUs(r.cpu.bare) },
+  };
+}
+
+function cpuUs(c: CpuPerMessage): CpuPerMessage {
+  const one = (x: number) => Math.round(x * 10) / 10;
+  return { main: one(c.main), process: one(c.process), broker: one(c.broker) };
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) await main();
