@@ -16,7 +16,8 @@
  *                MQTT.js 5 QoS 1 subscriber, same publisher                   (bench/e2e.ts)
  *   drain        the service draining a backlog queued in mosquitto while it was away / a bare
  *                MQTT.js 5 subscriber draining the same backlog               (bench/e2e.ts)
- *   enrollment   devices enrolled per second through mosquitto                (bench/enroll.ts)
+ *   enrollment   devices enrolled per second through mosquitto, the service in its own
+ *                process; detail: each side's CPU per device                (bench/enroll.ts)
  *   fleet        N devices through mosquitto, `cloud run` and `sim` processes  (bench/fleet.ts)
  *   cli          `cose-flow --help` cold start, median                        (bench/cli-start.ts)
  * Targets live here, not in timed unit tests. Exit status 0 whatever the figures (a benchmark
@@ -81,6 +82,8 @@ const MEASURES: Record<string, Measure> = {
     return ratioFigure('drain', await measureBacklogDrain({}), '0.21–0.33', 0.6);
   },
   enrollment: async (args) => {
+    // The devices in this process, the enrollment service in its own (bench/enroll.ts): the value
+    // is devices enrolled per second end to end, the detail says what each side's CPU was per device.
     const { measureEnrollment } = await import('./enroll.js');
     const r = await measureEnrollment({ devices: args.enrollDevices });
     return [
@@ -90,7 +93,8 @@ const MEASURES: Record<string, Measure> = {
         unit: 'devices/s',
         baseline: '4.5',
         goal: '≥ 100',
-        met: r.devicesPerSecond >= 100,
+        met: r.enrolled >= r.devices && r.devicesPerSecond >= 100,
+        // serviceCpuMsPerEnrollment, simCpuMsPerDevice, busyFraction among the run's figures.
         detail: r as unknown as Record<string, unknown>,
       },
     ];

@@ -14,7 +14,7 @@
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { batchDeviceKey, createBatch, readBatchSecret } from '../cloud/enroll/policy.js';
+import { createBatch, readBatchSecret } from '../cloud/enroll/policy.js';
 import { type EnrollmentService, startEnrollmentService } from '../cloud/enroll/service.js';
 import { cloudKeygen } from '../cloud/pki/cloud-keys.js';
 import { openDataDir, PRIVATE_DIR_MODE } from '../cloud/pki/data-dir.js';
@@ -28,6 +28,7 @@ import { type DeviceConfig, deviceConfig } from '../src/device/config.js';
 import type { Credentials } from '../src/device/credentials.js';
 import type { Logger } from '../src/platform/log.js';
 import { silentLogger } from '../src/platform/log.js';
+import { enrollmentKey } from '../src/profile/enrollment.js';
 import { checkDeviceId } from '../src/profile/topics.js';
 
 export const SIM_BATCH = 'sim';
@@ -106,6 +107,8 @@ export type FleetTotals = DeviceStats & {
 export interface Fleet {
   devices: FleetDevice[];
   totals(): FleetTotals;
+  /** Devices that enrolled so far in this run (`totals().enrolled`, without visiting every device). */
+  enrolled(): number;
   /** Resolves when every device has been started (not necessarily connected). */
   started: Promise<void>;
   stop(options?: FleetStopOptions): Promise<FleetTotals>;
@@ -172,6 +175,8 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
   const crypto = hostCrypto(options.crypto ?? 'noble');
   const provisioned = options.provisioned;
   let ca: Uint8Array | undefined;
+  /** The batch secret, read once (not once per device). */
+  let batchSecret: Uint8Array | undefined;
   if (provisioned === undefined) {
     await ensureCa(options.dataDir, note);
     ca = readCertificates(openDataDir(options.dataDir).caCertificate)[0]!;
@@ -179,6 +184,7 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
       createBatch(host, options.dataDir, SIM_BATCH);
       note(`made the enrollment batch "${SIM_BATCH}" in ${options.dataDir}`);
     }
+    batchSecret = readBatchSecret(options.dataDir, SIM_BATCH)!;
   }
   const ids = deviceIds(options.devices, options.idPrefix ?? 'sim-');
   let service: EnrollmentService | undefined;
@@ -232,7 +238,8 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
         ? {
             enroll: {
               ca: ca!,
-              credential: { batchId: SIM_BATCH, key: batchDeviceKey(host, options.dataDir, SIM_BATCH, deviceId) },
+              // What `ca batch key sim ID` prints (policy.ts batchDeviceKey), from the secret read once.
+              credential: { batchId: SIM_BATCH, key: enrollmentKey(host, batchSecret!, deviceId) },
               retry: { maxAttempts: 10, responseTimeoutMs: 5000, initialDelayMs: 500, maxDelayMs: 10_000 },
             },
           }
@@ -313,6 +320,7 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
   return {
     devices,
     totals,
+    enrolled: () => counts.enrolled,
     started,
     async stop(stopOptions: FleetStopOptions = {}) {
       // Prompt at any size: devices not started yet never start; the enrollment service abandons

@@ -20,9 +20,9 @@
  * form `deviceCertificateVerifier` passes to `isRevoked`), and CRLs are signed with `keys.privateKey`.
  */
 import { createECDH, generateKeyPairSync, webcrypto } from 'node:crypto';
-import { wipe } from '../../src/bytes.js';
+import { fromHex, wipe } from '../../src/bytes.js';
 import { isValidDeviceId } from '../../src/profile/topics.js';
-import { type ParsedCertificate, parseCertificate } from './certificate.js';
+import { integerHex, type ParsedCertificate, parseCertificate } from './certificate.js';
 import { p256PrivateScalar, parseCertificates } from './files.js';
 import { x509 } from './x509.js';
 
@@ -286,16 +286,17 @@ export async function issueCertificate(
     provider,
   );
   const der = new Uint8Array(certificate.rawData);
-  const parsed = parseCertificate(der);
+  // The generator's certificate is parsed from those bytes already: its serial and dates are what
+  // the DER says (no second parse per certificate).
   return {
     der,
     pem: certificate.toString('pem'),
     certificate,
-    serialHex: parsed.serialHex,
+    serialHex: integerHex(fromHex(certificate.serialNumber)),
     commonName,
     keyUsage,
-    notBefore: parsed.notBefore,
-    notAfter: parsed.notAfter,
+    notBefore: certificate.notBefore,
+    notAfter: certificate.notAfter,
   };
 }
 

@@ -14,17 +14,17 @@
  * may do is the CA's profile, never the requester's. Every refusal is `Refusal('bad-csr')` (or
  * `device-mismatch`) with a message that says what is wrong.
  */
-import { webcrypto } from 'node:crypto';
 import { CertificationRequest } from '@peculiar/asn1-csr';
 import { id_ecdsaWithSHA256 } from '@peculiar/asn1-ecc';
+import { nodeCrypto } from '../../node/crypto.js';
 import { toHex } from '../../src/bytes.js';
+import { ecdsaSignatureFromDer } from '../../src/pki/ecdsa-signature.js';
 import { isValidDeviceId } from '../../src/profile/topics.js';
 import { describePublicKeyInfo } from './certificate.js';
 import { Refusal } from './refusal.js';
 import { parseAsn1, x509 } from './x509.js';
 
-type X509Crypto = Parameters<typeof x509.cryptoProvider.set>[0];
-const provider = webcrypto as unknown as X509Crypto;
+const verifier = nodeCrypto();
 
 /** A request is a few hundred bytes; anything past this is refused unread. */
 export const MAX_CSR_BYTES = 8 * 1024;
@@ -102,9 +102,14 @@ export async function checkCsr(data: Uint8Array | string, options: CheckCsrOptio
   const { p256PublicKey, keyType } = describePublicKeyInfo(info.subjectPKInfo);
   if (p256PublicKey === undefined) throw bad(`the key is ${keyType}; only EC P-256 keys are accepted`);
 
+  // The signature over the certificationRequestInfo bytes as received, with node:crypto directly
+  // (@peculiar/x509's verify imports the key into WebCrypto for each request: most of its cost).
   let signatureValid: boolean;
   try {
-    signatureValid = await csr.verify(provider);
+    const signed = asn.certificationRequestInfoRaw;
+    if (signed === undefined) throw new Error('the parser did not keep the certificationRequestInfo bytes');
+    const signature = ecdsaSignatureFromDer(new Uint8Array(asn.signature));
+    signatureValid = verifier.ecdsaP256Verify(p256PublicKey, new Uint8Array(signed), signature);
   } catch (e) {
     throw bad(`the self-signature cannot be checked: ${(e as Error).message}`);
   }
