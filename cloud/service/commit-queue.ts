@@ -19,10 +19,26 @@ import { storeRetryPolicy } from './store-retry.js';
 
 export const DEFAULT_MAX_BATCH = 1000;
 
-interface Waiting {
-  item: DataItem;
-  resolve: (r: CommitResult) => void;
-  reject: (e: Error) => void;
+/**
+ * Told what became of an item: `committed` with its result once its batch has committed, or
+ * `failed` when the queue is aborted. Exactly one of them, once; neither may throw.
+ */
+export interface CommitWaiter {
+  committed(result: CommitResult): void;
+  failed(error: Error): void;
+}
+
+/** `add`'s waiter: a promise. */
+class PromiseWaiter implements CommitWaiter {
+  readonly promise: Promise<CommitResult>;
+  committed!: (result: CommitResult) => void;
+  failed!: (error: Error) => void;
+  constructor() {
+    this.promise = new Promise<CommitResult>((resolve, reject) => {
+      this.committed = resolve;
+      this.failed = reject;
+    });
+  }
 }
 
 export interface CommitQueueOptions {
@@ -41,8 +57,10 @@ export class CommitQueue {
   readonly #store: Store;
   readonly #max: number;
   readonly #o: CommitQueueOptions;
-  #queue: Waiting[] = [];
-  #running: Waiting[] | undefined;
+  /** Waiting items and their waiters, index for index (no object per item: one per message). */
+  #items: DataItem[] = [];
+  #waiters: CommitWaiter[] = [];
+  #running: CommitWaiter[] | undefined;
   #scheduled = false;
   #failures = 0;
   #aborted: Error | undefined;
@@ -59,7 +77,7 @@ export class CommitQueue {
 
   /** Items waiting or committing. */
   get depth(): number {
-    return this.#queue.length + (this.#running?.length ?? 0);
+    return this.#items.length + (this.#running?.length ?? 0);
   }
 
   /** True while the last commit attempt failed. */
@@ -69,10 +87,23 @@ export class CommitQueue {
 
   add(item: DataItem): Promise<CommitResult> {
     if (this.#aborted) return Promise.reject(this.#aborted);
-    return new Promise<CommitResult>((resolve, reject) => {
-      this.#queue.push({ item, resolve, reject });
-      this.#schedule();
-    });
+    const waiter = new PromiseWaiter();
+    this.enqueue(item, waiter);
+    return waiter.promise;
+  }
+
+  /**
+   * `add` without a promise: `waiter` is told the result (the data path's per-message object is
+   * both the item and its waiter). After `abort`, `waiter.failed` is called at once.
+   */
+  enqueue(item: DataItem, waiter: CommitWaiter): void {
+    if (this.#aborted) {
+      waiter.failed(this.#aborted);
+      return;
+    }
+    this.#items.push(item);
+    this.#waiters.push(waiter);
+    this.#schedule();
   }
 
   /** Resolves when nothing waits or commits. */
@@ -86,9 +117,10 @@ export class CommitQueue {
     this.#aborted = error;
     if (this.#retryTimer) clearTimeout(this.#retryTimer);
     this.#wakeRetry?.();
-    const all = [...this.#queue, ...(this.#running ?? [])];
-    this.#queue = [];
-    for (const w of all) w.reject(error);
+    const all = [...this.#waiters, ...(this.#running ?? [])];
+    this.#items = [];
+    this.#waiters = [];
+    for (const w of all) w.failed(error);
   }
 
   #schedule(): void {
@@ -101,10 +133,10 @@ export class CommitQueue {
   }
 
   async #flush(): Promise<void> {
-    if (this.#running || this.#queue.length === 0) return;
-    const batch = this.#queue.splice(0, this.#max);
+    if (this.#running || this.#items.length === 0) return;
+    const items = this.#items.splice(0, this.#max);
+    const batch = this.#waiters.splice(0, this.#max);
     this.#running = batch;
-    const items = batch.map((w) => w.item);
     const backoff = new Backoff(storeRetryPolicy(this.#o.retryMinMs, this.#o.retryMaxMs), () => 0);
     for (;;) {
       if (this.#aborted) break;
@@ -114,7 +146,8 @@ export class CommitQueue {
         this.#failures = 0;
         this.#o.onCommit?.(items.length, performance.now() - started);
         this.#running = undefined;
-        for (const [i, w] of batch.entries()) w.resolve(results[i]!);
+        // Aborted meanwhile: its waiters were told `failed` already (a promise ignored the rest).
+        if (!this.#aborted) for (let i = 0; i < batch.length; i++) batch[i]!.committed(results[i]!);
         break;
       } catch (e) {
         this.#failures++;
@@ -130,7 +163,7 @@ export class CommitQueue {
       }
     }
     this.#running = undefined;
-    if (this.#queue.length > 0 && !this.#aborted) {
+    if (this.#items.length > 0 && !this.#aborted) {
       void this.#flush();
       return;
     }

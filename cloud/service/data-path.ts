@@ -10,6 +10,14 @@
  *   commit           the commit queue (store.commitBatch: window + grace + insert, atomically) →
  *                    accept / duplicate / replay / session-closed; a session gone from the store
  *                    runs the steps once more, then unknown-kid
+ *
+ * `take` is how the receiver runs them: a message of a cached session (no key message of its
+ * device in progress, the revocation check answered) goes through the steps up to the commit
+ * synchronously, and its one object (`DataCommit`) is both the commit queue's item and its waiter:
+ * no promise or async frame per message, which were most of the service thread's garbage while
+ * draining a backlog (issue 13 §3). Anything else — a session to look up, a failed decryption of
+ * a cached session, a session gone from the store at commit — continues on `run`, the same steps
+ * as async code. Same checks, same order, same outcomes on either way.
  */
 import { equal } from '../../src/bytes.js';
 import type { CryptoProvider } from '../../src/crypto/provider.js';
@@ -17,9 +25,9 @@ import { compareKids, decodeKid } from '../../src/profile/counter.js';
 import { openData, type ParsedDataMessage } from '../../src/profile/data-message.js';
 import type { InboundMessage } from '../mqtt/consumer.js';
 import { kidTooFar } from '../store/rules.js';
-import type { Store } from '../store/store.js';
+import type { CommitResult, DataItem, Store } from '../store/store.js';
 import type { Admission } from './admission.js';
-import type { CommitQueue } from './commit-queue.js';
+import type { CommitQueue, CommitWaiter } from './commit-queue.js';
 import { type Outcome, reasonOf, reject, rejectionOf, type Subject } from './outcome.js';
 import type { PendingBuffer, PendingEntry } from './pending-buffer.js';
 import type { RekeyRequester } from './rekey.js';
@@ -62,6 +70,42 @@ interface Resolved {
 /** Run the steps again (a stale cached session, a session gone from the store). */
 const AGAIN = Symbol('again');
 
+/** Where `take` hands a message's end: exactly one call per message. */
+export interface DataPathDone {
+  /** The message's outcome, to settle. */
+  outcome(deviceId: string, message: InboundMessage, parsed: ParsedDataMessage, outcome: Outcome): void;
+  /** The steps threw: `Stopping` (leave it unacknowledged), `AtRestError`, or a bug. */
+  error(deviceId: string, message: InboundMessage, parsed: ParsedDataMessage, error: unknown): void;
+}
+
+/** A decrypted message on its way through the commit queue: the queue's item and its waiter. */
+class DataCommit implements DataItem, CommitWaiter {
+  readonly kid: Uint8Array;
+  readonly seq: number;
+  readonly receivedAt: number;
+  constructor(
+    readonly path: DataPath,
+    readonly deviceId: string,
+    readonly message: InboundMessage,
+    readonly parsed: ParsedDataMessage,
+    readonly live: LiveSession,
+    readonly payload: Uint8Array,
+    readonly done: DataPathDone,
+  ) {
+    this.kid = parsed.kid;
+    this.seq = parsed.seq;
+    this.receivedAt = message.receivedAt;
+  }
+
+  committed(result: CommitResult): void {
+    this.path.committed(this, result);
+  }
+
+  failed(error: Error): void {
+    this.done.error(this.deviceId, this.message, this.parsed, new Stopping(error.message));
+  }
+}
+
 export class DataPath {
   readonly #o: DataPathOptions;
 
@@ -69,9 +113,111 @@ export class DataPath {
     this.#o = options;
   }
 
+  /**
+   * Takes a parsed data message through the steps and tells `done` its outcome (or error): at once
+   * up to the commit when its session is cached, else on `run`. See the module comment.
+   */
+  take(deviceId: string, message: InboundMessage, parsed: ParsedDataMessage, done: DataPathDone): void {
+    let live: LiveSession | undefined;
+    let payload: Uint8Array | undefined;
+    let early: Outcome | undefined;
+    try {
+      live = this.#cachedLive(deviceId, parsed);
+      if (live !== undefined) {
+        early = precheckWindow(live, parsed.seq, message.dup);
+        if (early === undefined) {
+          try {
+            payload = openData(this.#o.crypto, parsed, live.key);
+          } catch (e) {
+            // 3. decrypt: a cached session that does not open may be stale (looked up again, async).
+            if (reasonOf(e) === 'decrypt-failed') {
+              this.#continue(
+                this.#afterFailedDecrypt(deviceId, message, parsed, live, e),
+                deviceId,
+                message,
+                parsed,
+                done,
+              );
+              return;
+            }
+            early = rejectionOf(e);
+          }
+        }
+      }
+    } catch (e) {
+      done.error(deviceId, message, parsed, e);
+      return;
+    }
+    if (live === undefined) this.#continue(this.run(deviceId, message, parsed), deviceId, message, parsed, done);
+    else if (early !== undefined) done.outcome(deviceId, message, parsed, early);
+    else {
+      const commit = new DataCommit(this, deviceId, message, parsed, live, payload!, done);
+      this.#o.commits.enqueue(commit, commit);
+    }
+  }
+
+  /** `take`'s commit result (from the commit queue; never throws). */
+  committed(c: DataCommit, result: CommitResult): void {
+    let outcome: Outcome | typeof AGAIN;
+    try {
+      outcome = this.#commitOutcome(c.deviceId, c.message, c.parsed, c.live, c.payload, result);
+    } catch (e) {
+      c.done.error(c.deviceId, c.message, c.parsed, e);
+      return;
+    }
+    // A session gone from the store: the steps once more (as `run` does after its commit).
+    if (outcome === AGAIN)
+      this.#continue(this.run(c.deviceId, c.message, c.parsed, true), c.deviceId, c.message, c.parsed, c.done);
+    else c.done.outcome(c.deviceId, c.message, c.parsed, outcome);
+  }
+
+  /**
+   * Steps 1's fast answer: the cached session, when no key message of the device is being stored
+   * (data waits for it), and its certificate is not revoked (the check answered without throwing);
+   * otherwise undefined, and `run` takes the message from step 1 (the same checks again).
+   */
+  #cachedLive(deviceId: string, parsed: ParsedDataMessage): LiveSession | undefined {
+    if (this.#o.keyMessageInProgress(deviceId) !== undefined) return undefined;
+    const live = this.#o.sessions.cached(deviceId, parsed.kid);
+    if (live === undefined || live.serial === null || this.#o.isRevoked === undefined) return live;
+    try {
+      return this.#o.isRevoked(live.serial) ? undefined : live;
+    } catch {
+      return undefined; // unreadable: `run` holds the message
+    }
+  }
+
+  async #afterFailedDecrypt(
+    deviceId: string,
+    message: InboundMessage,
+    parsed: ParsedDataMessage,
+    live: LiveSession,
+    e: unknown,
+  ): Promise<Outcome> {
+    if (await this.#reloaded(deviceId, parsed.kid, live)) return this.run(deviceId, message, parsed);
+    return rejectionOf(e);
+  }
+
+  #continue(
+    flow: Promise<Outcome>,
+    deviceId: string,
+    message: InboundMessage,
+    parsed: ParsedDataMessage,
+    done: DataPathDone,
+  ): void {
+    flow.then(
+      (outcome) => done.outcome(deviceId, message, parsed, outcome),
+      (e: unknown) => done.error(deviceId, message, parsed, e),
+    );
+  }
+
   /** Takes a parsed data message through the steps; throws only `Stopping`, `AtRestError` or a bug. */
-  async run(deviceId: string, message: InboundMessage, parsed: ParsedDataMessage): Promise<Outcome> {
-    let storeRetried = false;
+  async run(
+    deviceId: string,
+    message: InboundMessage,
+    parsed: ParsedDataMessage,
+    storeRetried = false,
+  ): Promise<Outcome> {
     for (;;) {
       const resolved = await this.#resolve(deviceId, message, parsed);
       if ('type' in resolved) return resolved;
@@ -227,12 +373,23 @@ export class DataPath {
     live: LiveSession,
     payload: Uint8Array,
   ): Promise<Outcome | typeof AGAIN> {
-    const { kid, seq } = parsed;
     const result = await this.#o.commits
-      .add({ deviceId, kid, seq, receivedAt: message.receivedAt, payload })
+      .add({ deviceId, kid: parsed.kid, seq: parsed.seq, receivedAt: message.receivedAt, payload })
       .catch((e: Error) => {
         throw new Stopping(e.message);
       });
+    return this.#commitOutcome(deviceId, message, parsed, live, payload, result);
+  }
+
+  #commitOutcome(
+    deviceId: string,
+    message: InboundMessage,
+    parsed: ParsedDataMessage,
+    live: LiveSession,
+    payload: Uint8Array,
+    result: CommitResult,
+  ): Outcome | typeof AGAIN {
+    const { kid, seq } = parsed;
     switch (result) {
       case 'accepted':
         if (live.window.check(seq) === 'new') live.window.accept(seq);

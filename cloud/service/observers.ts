@@ -38,24 +38,53 @@ export class ServiceObservers {
     if (plugin.onPayload !== undefined) this.onPayload(plugin.onPayload);
   }
 
-  /** Runs every payload handler, one after another. */
-  async deliver(payload: DeliveredPayload): Promise<void> {
-    for (const handler of this.#payloads) {
+  /**
+   * Runs every payload handler, one after another (an async one finishes before the next starts).
+   * Returns a promise only when a handler returned one; with synchronous handlers it is done when
+   * it returns (no promise per payload).
+   */
+  deliver(payload: DeliveredPayload): Promise<void> | void {
+    const handlers = this.#payloads.values();
+    for (let next = handlers.next(); !next.done; next = handlers.next()) {
+      let result: void | Promise<void>;
       try {
-        await handler(payload);
+        result = next.value(payload);
       } catch (e) {
-        this.#log.error(
-          {
-            event: 'handler-failed',
-            deviceId: payload.deviceId,
-            kid: payload.kidHex,
-            seq: payload.seq,
-            error: String(e),
-          },
-          'a payload handler threw (the payload is stored)',
-        );
+        this.#failed(payload, e);
+        continue;
+      }
+      if (result !== undefined && typeof (result as Promise<void>).then === 'function')
+        return this.#rest(payload, result as Promise<void>, handlers);
+    }
+  }
+
+  /** Once `running` (a handler's promise) settles, the handlers after it, one after another. */
+  async #rest(payload: DeliveredPayload, running: Promise<void>, handlers: Iterator<PayloadHandler>): Promise<void> {
+    try {
+      await running;
+    } catch (e) {
+      this.#failed(payload, e);
+    }
+    for (let next = handlers.next(); !next.done; next = handlers.next()) {
+      try {
+        await next.value(payload);
+      } catch (e) {
+        this.#failed(payload, e);
       }
     }
+  }
+
+  #failed(payload: DeliveredPayload, e: unknown): void {
+    this.#log.error(
+      {
+        event: 'handler-failed',
+        deviceId: payload.deviceId,
+        kid: payload.kidHex,
+        seq: payload.seq,
+        error: String(e),
+      },
+      'a payload handler threw (the payload is stored)',
+    );
   }
 
   /** Tells every event handler (a handler that throws: the settler logs it). */

@@ -96,8 +96,8 @@ export function rejectionOf(e: unknown): Extract<Outcome, { type: 'reject' }> {
 export interface OutcomeSettlerOptions {
   metrics: ServiceMetrics;
   log: Logger;
-  /** Runs the payload handlers of accepted data (before its ack). */
-  deliver: (payload: DeliveredPayload) => Promise<void>;
+  /** Runs the payload handlers of accepted data (before its ack); a promise when one of them is async. */
+  deliver: (payload: DeliveredPayload) => Promise<void> | void;
   /** After each accepted payload is counted (the --out file follows the store). */
   onAccepted?: () => void;
   /** Service events (never throws into the settler). */
@@ -109,10 +109,15 @@ export class OutcomeSettler {
   readonly #o: OutcomeSettlerOptions;
   readonly #now: () => number;
   readonly #refusals: RefusalLog;
+  /** The counts made per accepted or duplicate data message, their labels bound once. */
+  readonly #acceptedData: { inc(): void };
+  readonly #duplicateData: { inc(): void };
   #leftForRedelivery = 0;
 
   constructor(options: OutcomeSettlerOptions) {
     this.#o = options;
+    this.#acceptedData = options.metrics.accepted.bind({ kind: 'data' });
+    this.#duplicateData = options.metrics.duplicates.bind({ kind: 'data' });
     this.#now = options.now ?? Date.now;
     this.#refusals = new RefusalLog(options.log);
   }
@@ -127,12 +132,24 @@ export class OutcomeSettler {
     this.#refusals.flush();
   }
 
-  /** Acts on `outcome` for `message`: metrics, log, event, acknowledgement. Resolves once acknowledged (or held). */
-  async settle(message: SettledMessage, subject: Subject, outcome: Outcome): Promise<void> {
+  /**
+   * Acts on `outcome` for `message`: metrics, log, event, acknowledgement. Done when it returns,
+   * or, for accepted data whose payload handlers are async, once the promise it returns resolves
+   * (acknowledged).
+   */
+  settle(message: SettledMessage, subject: Subject, outcome: Outcome): Promise<void> | void {
+    try {
+      return this.#settle(message, subject, outcome);
+    } catch (e) {
+      return Promise.reject(e); // as an async function would: callers see a rejection, not a throw
+    }
+  }
+
+  #settle(message: SettledMessage, subject: Subject, outcome: Outcome): Promise<void> | void {
     switch (outcome.type) {
       case 'accept':
-        if (outcome.stored.kind === 'data') await this.#acceptData(message, subject, outcome.stored.payload);
-        else this.#acceptSession(message, subject, outcome.stored.cloudKidHex);
+        if (outcome.stored.kind === 'data') return this.#acceptData(message, subject, outcome.stored.payload);
+        this.#acceptSession(message, subject, outcome.stored.cloudKidHex);
         return;
       case 'duplicate':
         this.#duplicate(message, subject);
@@ -161,10 +178,16 @@ export class OutcomeSettler {
     }
   }
 
-  async #acceptData(message: SettledMessage, subject: Subject, payload: DeliveredPayload): Promise<void> {
-    this.#o.metrics.accepted.inc({ kind: 'data' });
+  #acceptData(message: SettledMessage, subject: Subject, payload: DeliveredPayload): Promise<void> | void {
+    this.#acceptedData.inc();
     this.#o.onAccepted?.();
-    await this.#o.deliver(payload);
+    const delivered = this.#o.deliver(payload);
+    if (delivered !== undefined) return delivered.then(() => this.#acknowledgeData(message, subject, payload));
+    this.#acknowledgeData(message, subject, payload);
+  }
+
+  /** After its handlers: the ack of accepted data, its latency, its debug line. */
+  #acknowledgeData(message: SettledMessage, subject: Subject, payload: DeliveredPayload): void {
     message.ack();
     this.#o.metrics.latency.observe((Date.now() - message.receivedAt) / 1000);
     if (this.#o.log.isLevelEnabled('debug'))
@@ -184,7 +207,8 @@ export class OutcomeSettler {
   }
 
   #duplicate(message: SettledMessage, subject: Subject): void {
-    this.#o.metrics.duplicates.inc({ kind: subject.kind });
+    if (subject.kind === 'data') this.#duplicateData.inc();
+    else this.#o.metrics.duplicates.inc({ kind: subject.kind });
     const kid = subject.kid === undefined ? undefined : toHex(subject.kid);
     if (subject.kind === 'session') {
       // A re-sent key message: worth a line, not an event (the dashboard counts data duplicates).

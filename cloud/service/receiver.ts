@@ -28,7 +28,7 @@ import type { DeliveredPayload } from '../telemetry/payload.js';
 import type { Admission } from './admission.js';
 import { AtRestError, type SessionSealer } from './at-rest.js';
 import type { CommitQueue } from './commit-queue.js';
-import { DataPath, dataSubject, type PendingData } from './data-path.js';
+import { DataPath, type DataPathDone, dataSubject, type PendingData } from './data-path.js';
 import { KeyPath } from './key-path.js';
 import type { Logger } from './log.js';
 import type { ServiceMetrics } from './metrics.js';
@@ -48,8 +48,8 @@ export interface ReceiverOptions {
   sealer: SessionSealer;
   /** openKeyMessage with the service's cloud keys and certificate verifier. */
   openKeyMessage: (bytes: Uint8Array, topicDeviceId: string) => OpenedKeyMessage;
-  /** Runs the registered handlers for an accepted payload (before its ack). */
-  deliver: (payload: DeliveredPayload) => Promise<void>;
+  /** Runs the registered handlers for an accepted payload (before its ack); a promise when one of them is async. */
+  deliver: (payload: DeliveredPayload) => Promise<void> | void;
   metrics: ServiceMetrics;
   log: Logger;
   prefix: string;
@@ -71,7 +71,7 @@ export interface ReceiverOptions {
   now?: () => number;
 }
 
-export class Receiver {
+export class Receiver implements DataPathDone {
   readonly #o: ReceiverOptions;
   readonly #now: () => number;
   readonly #keyChains = new Map<string, Promise<void>>();
@@ -84,6 +84,8 @@ export class Receiver {
   #inFlight = 0;
   #unreadable = 0;
   #idleWaiters: (() => void)[] = [];
+  /** `received_total{kind}` for each kind, bound once (counted per message). */
+  readonly #received: Record<MessageKind, { inc(): void }>;
   #stopping = false;
   #sweeping = false;
 
@@ -97,6 +99,12 @@ export class Receiver {
       ttlMs: options.pending.limits.ttlMs,
     });
     this.#now = options.now ?? Date.now;
+    const received = options.metrics.received;
+    this.#received = {
+      session: received.bind({ kind: 'session' }),
+      data: received.bind({ kind: 'data' }),
+      other: received.bind({ kind: 'other' }),
+    };
     this.#settler = new OutcomeSettler({
       metrics: options.metrics,
       log: options.log,
@@ -158,16 +166,18 @@ export class Receiver {
     if (this.#stopping) return;
     const where = parseTopic(message.topic, this.#o.prefix);
     const kind: MessageKind = where?.kind === 'session' || where?.kind === 'data' ? where.kind : 'other';
-    this.#o.metrics.received.inc({ kind });
+    this.#received[kind].inc();
     if (where === undefined || kind === 'other') {
       const detail = `not a ${this.#o.prefix}/{deviceId}/session|data topic`;
       this.#settle(message, { kind: 'other' }, reject('bad-topic', detail, { topic: message.topic.slice(0, 200) }));
       return;
     }
-    const subject: Subject = { kind, deviceId: where.deviceId };
-    const flow =
-      kind === 'session' ? this.#keyMessage(where.deviceId, message) : this.#dataMessage(where.deviceId, message);
-    this.#track(flow, message, subject);
+    if (kind === 'session') {
+      this.#track(this.#keyMessage(where.deviceId, message), message, { kind, deviceId: where.deviceId });
+      return;
+    }
+    this.#inFlight++;
+    this.#dataMessage(where.deviceId, message);
   }
 
   /** Resolves when no message is being handled (pending ones wait in the buffer). */
@@ -238,25 +248,57 @@ export class Receiver {
     return run;
   }
 
-  async #dataMessage(deviceId: string, message: InboundMessage): Promise<void> {
+  /** Admission, parse, then the data path (`take`), which tells `outcome` or `error`: counted in `inFlight` until then. */
+  #dataMessage(deviceId: string, message: InboundMessage): void {
     const refused = this.#o.admission?.admitData(deviceId);
     if (refused !== undefined) {
-      await this.#settle(message, { kind: 'data', deviceId }, reject(refused.reason, refused.detail));
+      this.#settleData(message, { kind: 'data', deviceId }, reject(refused.reason, refused.detail));
       return;
     }
     let parsed: ParsedDataMessage;
     try {
       parsed = parseDataMessage(message.payload, this.#o.maxMessageBytes);
     } catch (e) {
-      await this.#settle(message, { kind: 'data', deviceId }, rejectionOf(e));
+      this.#settleData(message, { kind: 'data', deviceId }, rejectionOf(e));
       return;
     }
-    await this.#runData(deviceId, message, parsed);
+    this.#data.take(deviceId, message, parsed, this);
   }
 
-  async #runData(deviceId: string, message: InboundMessage, parsed: ParsedDataMessage): Promise<void> {
-    const outcome = await this.#data.run(deviceId, message, parsed);
-    await this.#settle(message, dataSubject(deviceId, parsed), outcome);
+  /** A data message's outcome from the data path (`DataPathDone`): settled, then no longer in flight. */
+  outcome(deviceId: string, message: InboundMessage, parsed: ParsedDataMessage, outcome: Outcome): void {
+    this.#settleData(message, dataSubject(deviceId, parsed), outcome, deviceId);
+  }
+
+  /** The data path threw (`DataPathDone`): as `#track` does for a flow that rejects. */
+  error(deviceId: string, message: InboundMessage, _parsed: ParsedDataMessage, error: unknown): void {
+    this.#afterFailure(this.#failed(error, message, { kind: 'data', deviceId }));
+  }
+
+  /** Settles a data message in flight and counts it done (after its ack, when its handlers are async). */
+  #settleData(message: InboundMessage, subject: Subject, outcome: Outcome, deviceId = subject.deviceId): void {
+    let settled: Promise<void> | void;
+    try {
+      settled = this.#settle(message, subject, outcome);
+    } catch (e) {
+      this.#afterFailure(this.#failed(e, message, { kind: 'data', deviceId }));
+      return;
+    }
+    if (settled === undefined) this.#done();
+    else
+      settled.then(
+        () => this.#done(),
+        (e: unknown) => this.#afterFailure(this.#failed(e, message, { kind: 'data', deviceId })),
+      );
+  }
+
+  #afterFailure(settled: Promise<void> | void): void {
+    if (settled === undefined) this.#done();
+    else
+      settled.then(
+        () => this.#done(),
+        () => this.#done(),
+      );
   }
 
   #drainPending(deviceId: string, kid: Uint8Array): void {
@@ -267,9 +309,14 @@ export class Receiver {
     }
   }
 
+  async #runData(deviceId: string, message: InboundMessage, parsed: ParsedDataMessage): Promise<void> {
+    const outcome = await this.#data.run(deviceId, message, parsed);
+    await this.#settle(message, dataSubject(deviceId, parsed), outcome);
+  }
+
   // ----------------------------------------------------------------------------------- plumbing
 
-  #settle(message: InboundMessage, subject: Subject, outcome: Outcome): Promise<void> {
+  #settle(message: InboundMessage, subject: Subject, outcome: Outcome): Promise<void> | void {
     return this.#settler.settle(message, subject, outcome);
   }
 
@@ -280,31 +327,34 @@ export class Receiver {
 
   #track(flow: Promise<void>, message: InboundMessage, subject: Subject): void {
     this.#inFlight++;
-    flow
-      .catch((e: unknown) => {
-        if (e instanceof Stopping) return; // unacknowledged: the broker redelivers it
-        if (e instanceof AtRestError) {
-          // A configuration problem, not bad input: dropping the message would lose data that
-          // another instance (with the right storage key) or a fixed restart can still store.
-          this.#unreadable++;
-          this.#o.log.error(
-            {
-              event: 'session-unreadable',
-              kind: subject.kind,
-              deviceId: subject.deviceId,
-              kid: subject.kid && toHex(subject.kid),
-              error: e.message,
-            },
-            'a stored session does not open: message left unacknowledged (does every instance have the same storage key?)',
-          );
-          return;
-        }
-        // A bug, not bad input: log it loudly, and drop the message like any refused one.
-        return this.#settle(message, subject, rejectionOf(e instanceof CoseError ? new Error(e.message) : e));
-      })
-      .finally(() => {
-        this.#inFlight--;
-        if (this.#inFlight === 0) for (const resolve of this.#idleWaiters.splice(0)) resolve();
-      });
+    flow.catch((e: unknown) => this.#failed(e, message, subject)).finally(() => this.#done());
+  }
+
+  /** A message's flow threw: left unacknowledged (stopping, a session that does not open) or refused as internal-error. */
+  #failed(e: unknown, message: InboundMessage, subject: Subject): Promise<void> | void {
+    if (e instanceof Stopping) return; // unacknowledged: the broker redelivers it
+    if (e instanceof AtRestError) {
+      // A configuration problem, not bad input: dropping the message would lose data that
+      // another instance (with the right storage key) or a fixed restart can still store.
+      this.#unreadable++;
+      this.#o.log.error(
+        {
+          event: 'session-unreadable',
+          kind: subject.kind,
+          deviceId: subject.deviceId,
+          kid: subject.kid && toHex(subject.kid),
+          error: e.message,
+        },
+        'a stored session does not open: message left unacknowledged (does every instance have the same storage key?)',
+      );
+      return;
+    }
+    // A bug, not bad input: log it loudly, and drop the message like any refused one.
+    return this.#settle(message, subject, rejectionOf(e instanceof CoseError ? new Error(e.message) : e));
+  }
+
+  #done(): void {
+    this.#inFlight--;
+    if (this.#inFlight === 0) for (const resolve of this.#idleWaiters.splice(0)) resolve();
   }
 }
