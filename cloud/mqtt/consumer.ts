@@ -105,11 +105,53 @@ interface Connection {
   versionRefused?: string;
   /** Writes of this tick are gathered (socket corked) and sent together on the next. */
   corked?: boolean;
+  /** Acknowledgements of this tick, four bytes each, written as one buffer when the tick ends. */
+  acks?: Buffer;
+  ackBytes?: number;
+}
+
+/**
+ * A message read from the broker: one object per message, its `ack` a method rather than a
+ * closure (issue 13 §3: the consumer's per-message allocations).
+ */
+class Inbound implements InboundMessage {
+  readonly topic: string;
+  readonly payload: Uint8Array;
+  readonly qos: QoS;
+  readonly dup: boolean;
+  readonly receivedAt: number;
+  readonly #consumer: MqttConsumer;
+  readonly #conn: Connection;
+  readonly #id: number;
+  #acked: boolean;
+
+  constructor(consumer: MqttConsumer, conn: Connection, packet: IPublishPacket, payload: Uint8Array) {
+    this.topic = packet.topic;
+    this.payload = payload;
+    this.qos = packet.qos;
+    this.dup = packet.dup;
+    this.receivedAt = Date.now();
+    this.#consumer = consumer;
+    this.#conn = conn;
+    this.#id = packet.messageId ?? 0;
+    this.#acked = packet.qos === 0;
+  }
+
+  ack(): void {
+    if (this.#acked) return;
+    this.#acked = true;
+    this.#consumer.acknowledge(this.#conn, this.qos, this.#id);
+  }
 }
 
 type AckType = 'puback' | 'pubrec' | 'pubcomp';
 /** Fixed header byte of each acknowledgement (PUBREL's own is 0x62; PUBCOMP's flags are 0). */
 const ACK_HEADER: Record<AckType, number> = { puback: 0x40, pubrec: 0x50, pubcomp: 0x70 };
+/** Payloads up to this size are copied into a shared slab of SLAB_BYTES (see #copy). */
+const SLAB_COPY_MAX = 1024;
+const SLAB_BYTES = 8192;
+/** Room for this many bytes of acknowledgements per tick before another buffer is started (1024 acks). */
+const ACK_BUFFER_BYTES = 4096;
 
 interface PendingPublish {
   resolve: () => void;
@@ -156,6 +198,9 @@ export class MqttConsumer extends EventEmitter {
   readonly #subscribes = new Map<number, { resolve: (granted: number[]) => void; reject: (e: Error) => void }>();
   #firstConnect: { resolve: () => void; reject: (e: Error) => void } | undefined;
   #onMessage: (message: InboundMessage) => void = () => {};
+  /** Where small payloads are copied to (see #copy). */
+  #slab = new Uint8Array(0);
+  #slabAt = SLAB_BYTES;
   /** Reconnections after the first connection (for metrics). */
   reconnects = 0;
   /** Retained messages acknowledged and dropped (not handed on). */
@@ -268,6 +313,7 @@ export class MqttConsumer extends EventEmitter {
         resolve();
       });
       if (conn.open) {
+        this.#flushAcks(conn); // the acknowledgements of this tick go before the DISCONNECT
         const disconnect: Packet = conn.version === 5 ? { cmd: 'disconnect', reasonCode: 0 } : { cmd: 'disconnect' };
         conn.socket.end(mqttPacket.generate(disconnect, { protocolVersion: conn.version }));
       } else {
@@ -303,23 +349,52 @@ export class MqttConsumer extends EventEmitter {
    * without properties leave out the reason code, which makes it the MQTT 3.1.1 packet.
    */
   #sendAck(conn: Connection, type: AckType, id: number): void {
-    if (!conn.open) return;
-    this.#write(conn, Buffer.from([ACK_HEADER[type], 2, id >> 8, id & 0xff]));
+    if (!conn.open || conn.socket.destroyed) return;
+    // Acknowledgements come in bursts (a batch commits, a flood is refused): those of a tick go
+    // into one buffer, written as one chunk (not one stream write each) when the tick ends, in
+    // their order among the connection's other writes.
+    let acks = conn.acks;
+    let at = conn.ackBytes ?? 0;
+    if (acks === undefined || at + 4 > acks.length) {
+      this.#flushAcks(conn);
+      acks = conn.acks = Buffer.allocUnsafe(ACK_BUFFER_BYTES);
+      at = 0;
+      this.#cork(conn);
+    }
+    acks[at] = ACK_HEADER[type];
+    acks[at + 1] = 2;
+    acks[at + 2] = id >> 8;
+    acks[at + 3] = id & 0xff;
+    conn.ackBytes = at + 4;
+  }
+
+  /** Writes the acknowledgements gathered so far (before any other write, to keep their order). */
+  #flushAcks(conn: Connection): void {
+    const acks = conn.acks;
+    if (acks === undefined) return;
+    const n = conn.ackBytes ?? 0;
+    conn.acks = undefined;
+    conn.ackBytes = 0;
+    if (n > 0 && !conn.socket.destroyed && !conn.socket.writableEnded) conn.socket.write(acks.subarray(0, n));
   }
 
   #write(conn: Connection, bytes: Buffer): void {
     if (conn.socket.destroyed) return;
-    if (!conn.corked) {
-      // Acknowledgements come in bursts (a batch commits, a flood is refused): one write for all
-      // the packets of a tick instead of one system call each.
-      conn.corked = true;
-      conn.socket.cork();
-      process.nextTick(() => {
-        conn.corked = false;
-        conn.socket.uncork();
-      });
-    }
+    this.#flushAcks(conn);
+    this.#cork(conn);
     conn.socket.write(bytes);
+  }
+
+  /** The writes of this tick are sent together (one system call) when it ends. */
+  #cork(conn: Connection): void {
+    if (conn.corked) return;
+    conn.corked = true;
+    conn.socket.cork();
+    process.nextTick(() => {
+      this.#flushAcks(conn);
+      conn.corked = false;
+      conn.socket.uncork();
+    });
   }
 
   #connect(): void {
@@ -598,30 +673,40 @@ export class MqttConsumer extends EventEmitter {
     }
     const raw = packet.payload;
     // A private copy: the parser's buffer list may share memory with later reads.
-    const payload = typeof raw === 'string' ? new TextEncoder().encode(raw) : new Uint8Array(raw);
-    const qos = packet.qos;
-    const id = packet.messageId;
-    let acked = qos === 0;
-    if (!acked) {
+    const payload = typeof raw === 'string' ? new TextEncoder().encode(raw) : this.#copy(raw);
+    if (packet.qos !== 0) {
       conn.unacked++;
       if (conn.unacked >= this.#o.maxUnacked && !conn.socket.isPaused()) conn.socket.pause();
     }
-    const message: InboundMessage = {
-      topic: packet.topic,
-      payload,
-      qos,
-      dup: packet.dup,
-      receivedAt: Date.now(),
-      ack: () => {
-        if (acked) return;
-        acked = true;
-        if (!conn.open || this.#conn !== conn) return;
-        conn.unacked--;
-        this.#sendAck(conn, qos === 1 ? 'puback' : 'pubrec', id!);
-        if (conn.socket.isPaused() && conn.unacked < this.#o.maxUnacked / 2) conn.socket.resume();
-      },
-    };
-    this.#onMessage(message);
+    this.#onMessage(new Inbound(this, conn, packet, payload));
+  }
+
+  /**
+   * A copy of a payload as a plain Uint8Array. Small ones (data messages are ~100 bytes) are cut
+   * from a shared slab, as Node's Buffer pool does, instead of each getting an ArrayBuffer of its
+   * own: one allocation per slab rather than per message. A message held for long (the pending
+   * buffer: at most 1536 messages, 10 s) keeps at most its slab alive.
+   */
+  #copy(raw: Buffer): Uint8Array {
+    const n = raw.length;
+    if (n > SLAB_COPY_MAX) return new Uint8Array(raw);
+    if (this.#slabAt + n > SLAB_BYTES) {
+      this.#slab = new Uint8Array(SLAB_BYTES);
+      this.#slabAt = 0;
+    }
+    const at = this.#slabAt;
+    const copy = this.#slab.subarray(at, at + n);
+    copy.set(raw);
+    this.#slabAt = (at + n + 7) & ~7; // 8-byte aligned, as allocations are
+    return copy;
+  }
+
+  /** `InboundMessage.ack` of a QoS 1/2 message read on `conn` (once per message). @internal */
+  acknowledge(conn: Connection, qos: QoS, id: number): void {
+    if (!conn.open || this.#conn !== conn) return;
+    conn.unacked--;
+    this.#sendAck(conn, qos === 1 ? 'puback' : 'pubrec', id);
+    if (conn.socket.isPaused() && conn.unacked < this.#o.maxUnacked / 2) conn.socket.resume();
   }
 
   #teardown(conn: Connection | undefined, error: Error): void {
