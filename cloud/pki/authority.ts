@@ -1,7 +1,9 @@
 /**
  * The project's certificate authority on the host: make a CA (or load one from its files), issue
  * device and cloud certificates for P-256 public keys, and make host-side key pairs (the cloud key,
- * simulated devices). Built with @peculiar/x509 over node's WebCrypto; no hand-written ASN.1.
+ * simulated devices). Built with @peculiar/x509 over node's WebCrypto, except device certificates
+ * (one per enrollment): those are written with src/pki's DER writer and signed with node:crypto,
+ * byte for byte what @peculiar/x509 makes for the profile up to the signature (a test compares).
  *
  *   const ca = await createCa({ name: 'my CA' });                // ca.pem / ca.keyPem → files
  *   const device = generateKeyPair();                            // or the public key of a CSR
@@ -19,8 +21,11 @@
  * CSR's public key to `issueCertificate`, revocation records `IssuedCertificate.serialHex` (the same
  * form `deviceCertificateVerifier` passes to `isRevoked`), and CRLs are signed with `keys.privateKey`.
  */
-import { createECDH, generateKeyPairSync, webcrypto } from 'node:crypto';
+import { createECDH, createHash, createPublicKey, generateKeyPairSync, KeyObject, sign, webcrypto } from 'node:crypto';
 import { fromHex, wipe } from '../../src/bytes.js';
+import * as DER from '../../src/pki/der.js';
+import { ecdsaSha256AlgorithmIdentifier } from '../../src/pki/ecdsa-signature.js';
+import { p256PublicKeyInfo } from '../../src/pki/spki.js';
 import { isValidDeviceId } from '../../src/profile/topics.js';
 import { integerHex, type ParsedCertificate, parseCertificate } from './certificate.js';
 import { p256PrivateScalar, parseCertificates } from './files.js';
@@ -250,7 +255,9 @@ export async function issueCertificate(
   const problem = caProblem(ca.certificate);
   if (problem !== undefined) throw new Error(`${ca.certificate.subject} cannot issue certificates: ${problem}`);
   const serialHex = options.serialHex === undefined ? randomSerialHex() : checkSerialHex(options.serialHex);
-  const subjectKey = await importPublicKey(options.publicKey);
+  // A device certificate's key goes into DER as it is (checked on the curve); a cloud one into WebCrypto.
+  const deviceSpki = keyUsage === 'device' ? p256Spki(options.publicKey) : undefined;
+  const subjectKey = deviceSpki === undefined ? await importPublicKey(options.publicKey) : undefined;
 
   let { notBefore, notAfter } = validity(options, DEFAULT_CERTIFICATE_VALIDITY_DAYS);
   if (options.notBefore === undefined && notBefore < ca.certificate.notBefore) notBefore = ca.certificate.notBefore;
@@ -265,7 +272,34 @@ export async function issueCertificate(
     throw new RangeError(`notAfter ${notAfter.toISOString()} is not after notBefore ${notBefore.toISOString()}`);
   }
 
-  const usage = keyUsage === 'device' ? x509.KeyUsageFlags.digitalSignature : x509.KeyUsageFlags.keyAgreement;
+  if (deviceSpki !== undefined) {
+    // The enrollment service's path (one per enrolled device): the same certificate, built with
+    // src/pki's DER writer and signed with node:crypto, without @peculiar/x509's object model.
+    const der = deviceCertificateDer(ca, {
+      serialHex,
+      commonName,
+      publicKey: options.publicKey,
+      spki: deviceSpki,
+      notBefore,
+      notAfter,
+    });
+    let certificate: x509.X509Certificate | undefined;
+    return {
+      der,
+      pem: x509.PemConverter.encode(der, 'CERTIFICATE'),
+      get certificate() {
+        certificate ??= new x509.X509Certificate(der);
+        return certificate;
+      },
+      serialHex: integerHex(fromHex(serialHex)),
+      commonName,
+      keyUsage,
+      notBefore: wholeSeconds(notBefore),
+      notAfter: wholeSeconds(notAfter),
+    };
+  }
+  const usage = x509.KeyUsageFlags.keyAgreement;
+  const publicKey = subjectKey!;
   const certificate = await x509.X509CertificateGenerator.create(
     {
       serialNumber: serialHex,
@@ -274,12 +308,12 @@ export async function issueCertificate(
       notBefore,
       notAfter,
       signingAlgorithm: SIGNING,
-      publicKey: subjectKey,
+      publicKey,
       signingKey: ca.keys.privateKey,
       extensions: [
         new x509.BasicConstraintsExtension(false, undefined, true),
         new x509.KeyUsagesExtension(usage, true),
-        await x509.SubjectKeyIdentifierExtension.create(subjectKey, false, provider),
+        await x509.SubjectKeyIdentifierExtension.create(publicKey, false, provider),
         await authorityKeyIdentifier(ca),
       ],
     },
@@ -300,6 +334,103 @@ export async function issueCertificate(
   };
 }
 
+/** What signing a device certificate needs of a CA, worked out once per CA (its objects are reused). */
+interface DerSigner {
+  issuerDer: Uint8Array;
+  authorityKeyId: Uint8Array;
+  key: KeyObject;
+}
+const derSigners = new WeakMap<CertificateAuthority, DerSigner>();
+
+function derSigner(ca: CertificateAuthority): DerSigner {
+  let signer = derSigners.get(ca);
+  if (signer === undefined) {
+    // The issuer is the CA certificate's subject, byte for byte.
+    const [tbs] = DER.items(DER.readDer(ca.der), DER.Tag.SEQUENCE, 'the CA certificate', 3, 3);
+    const subject = DER.items(tbs, DER.Tag.SEQUENCE, 'the CA tbsCertificate', 7)[5]!;
+    const ski = ca.certificate.getExtension(x509.SubjectKeyIdentifierExtension);
+    signer = {
+      issuerDer: subject.encoding,
+      // As `authorityKeyIdentifier`: the CA's own SKI, else the RFC 5280 SHA-1 of its key.
+      authorityKeyId: ski !== null ? fromHex(ski.keyId) : sha1(ca.publicKey),
+      key: KeyObject.from(ca.keys.privateKey),
+    };
+    derSigners.set(ca, signer);
+  }
+  return signer;
+}
+
+function sha1(bytes: Uint8Array): Uint8Array {
+  return new Uint8Array(createHash('sha1').update(bytes).digest());
+}
+
+const wholeSeconds = (t: Date): Date => new Date(Math.floor(t.getTime() / 1000) * 1000);
+
+/** RFC 5280 Time: UTCTime through 2049, GeneralizedTime from 2050, whole seconds, Z. */
+function derTime(t: Date): Uint8Array {
+  const iso = wholeSeconds(t).toISOString(); // YYYY-MM-DDTHH:MM:SS.000Z
+  const digits = `${iso.slice(0, 4)}${iso.slice(5, 7)}${iso.slice(8, 10)}${iso.slice(11, 13)}${iso.slice(14, 16)}${iso.slice(17, 19)}Z`;
+  const year = t.getUTCFullYear();
+  return year < 2050
+    ? DER.tlv(DER.Tag.UTC_TIME, Buffer.from(digits.slice(2), 'latin1'))
+    : DER.tlv(DER.Tag.GENERALIZED_TIME, Buffer.from(digits, 'latin1'));
+}
+
+function extension(id: string, critical: boolean, value: Uint8Array): Uint8Array {
+  return critical
+    ? DER.sequence(DER.oid(id), DER.boolean(true), DER.octetString(value))
+    : DER.sequence(DER.oid(id), DER.octetString(value));
+}
+
+/**
+ * The device profile (top of this file) as DER: what `X509CertificateGenerator.create` makes for
+ * it, byte for byte up to the signature (test/pki/authority.test.ts compares the two).
+ */
+function deviceCertificateDer(
+  ca: CertificateAuthority,
+  c: {
+    serialHex: string;
+    commonName: string;
+    publicKey: Uint8Array;
+    spki: Uint8Array;
+    notBefore: Date;
+    notAfter: Date;
+  },
+): Uint8Array {
+  const { spki } = c;
+  const signer = derSigner(ca);
+  const cn = /^[A-Za-z0-9 '()+,\-./:=?]*$/.test(c.commonName)
+    ? DER.printableString(c.commonName)
+    : DER.utf8String(c.commonName);
+  const tbs = DER.sequence(
+    DER.contextConstructed(0, DER.integer(Uint8Array.of(2))),
+    DER.integer(fromHex(c.serialHex)),
+    ecdsaSha256AlgorithmIdentifier(),
+    signer.issuerDer,
+    DER.sequence(derTime(c.notBefore), derTime(c.notAfter)),
+    DER.sequence(DER.setOf(DER.sequence(DER.oid(OID_CN), cn))),
+    spki,
+    DER.contextConstructed(
+      3,
+      DER.sequence(
+        extension(OID_BASIC_CONSTRAINTS, true, DER.sequence()),
+        // digitalSignature: bit 0, so 7 unused bits.
+        extension(OID_KEY_USAGE, true, DER.tlv(DER.Tag.BIT_STRING, Uint8Array.of(7, 0x80))),
+        extension(OID_SKI, false, DER.octetString(sha1(c.publicKey))),
+        extension(OID_AKI, false, DER.sequence(DER.contextPrimitive(0, signer.authorityKeyId))),
+      ),
+    ),
+  );
+  const signature = sign('sha256', tbs, { key: signer.key, dsaEncoding: 'der' });
+  return DER.sequence(tbs, ecdsaSha256AlgorithmIdentifier(), DER.bitString(new Uint8Array(signature)));
+}
+
+const OID_CN = '2.5.4.3';
+const OID_BASIC_CONSTRAINTS = '2.5.29.19';
+const OID_KEY_USAGE = '2.5.29.15';
+const OID_SKI = '2.5.29.14';
+const OID_AKI = '2.5.29.35';
+
 /** Why `cert` may not issue certificates (not a CA, keyUsage without keyCertSign), or undefined. */
 function caProblem(cert: x509.X509Certificate): string | undefined {
   const bc = cert.getExtension(x509.BasicConstraintsExtension);
@@ -315,6 +446,20 @@ async function authorityKeyIdentifier(ca: CertificateAuthority): Promise<x509.Au
   const ski = ca.certificate.getExtension(x509.SubjectKeyIdentifierExtension);
   if (ski !== null) return new x509.AuthorityKeyIdentifierExtension(ski.keyId, false);
   return x509.AuthorityKeyIdentifierExtension.create(ca.keys.publicKey, false, provider);
+}
+
+/** The SubjectPublicKeyInfo of a P-256 point, with the same checks and messages as `importPublicKey`. */
+function p256Spki(point: Uint8Array): Uint8Array {
+  if (!(point instanceof Uint8Array) || point.length !== 65 || point[0] !== 0x04) {
+    throw new RangeError('the public key must be a 65-byte uncompressed P-256 point (0x04 ‖ x ‖ y)');
+  }
+  const spki = p256PublicKeyInfo(point);
+  try {
+    createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' }); // refuses a point off the curve
+  } catch {
+    throw new RangeError('the public key is not a point on P-256');
+  }
+  return spki;
 }
 
 async function importPublicKey(point: Uint8Array): Promise<webcrypto.CryptoKey> {

@@ -119,6 +119,65 @@ describe('createCa', () => {
 });
 
 describe('issueCertificate', () => {
+  test('a device certificate is, up to its signature, the one @peculiar/x509 makes for the profile', async () => {
+    // issueCertificate writes device certificates with src/pki's DER writer (the enrollment
+    // service's hot path); the CA and cloud certificates are still @peculiar/x509's.
+    const subtle = globalThis.crypto.subtle;
+    const provider = globalThis.crypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0];
+    const ski = ca.certificate.getExtension(x509.SubjectKeyIdentifierExtension)!;
+    let n = 0;
+    for (const id of ['dev-1', 'sensor_0042.lab', 'A'.repeat(64)]) {
+      for (const days of [1, 365, 40_000]) {
+        const { publicKey } = generateKeyPair();
+        const serialHex = `${(0x10 + n++).toString(16)}${'5a'.repeat(15)}`;
+        const notBefore = new Date(Date.now() - 3600_000 + 123);
+        const notAfter = new Date(Date.now() + days * DAY + 456); // GeneralizedTime past 2049
+        const mine = await issueCertificate(ca, {
+          commonName: id,
+          publicKey,
+          keyUsage: 'device',
+          serialHex,
+          notBefore,
+          notAfter,
+        });
+        const key = await subtle.importKey('raw', publicKey, { name: 'ECDSA', namedCurve: 'P-256' }, true, ['verify']);
+        const theirs = await x509.X509CertificateGenerator.create(
+          {
+            serialNumber: serialHex,
+            subject: [{ CN: [id] }],
+            issuer: ca.certificate.subjectName,
+            notBefore,
+            notAfter,
+            signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
+            publicKey: key,
+            signingKey: ca.keys.privateKey,
+            extensions: [
+              new x509.BasicConstraintsExtension(false, undefined, true),
+              new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+              await x509.SubjectKeyIdentifierExtension.create(key, false, provider),
+              new x509.AuthorityKeyIdentifierExtension(ski.keyId, false),
+            ],
+          },
+          provider,
+        );
+        const parsed = parseCertificate(mine.der);
+        assert.equal(
+          toHex(parsed.tbs),
+          toHex(parseCertificate(new Uint8Array(theirs.rawData)).tbs),
+          `${id}, ${days} days`,
+        );
+        assert.equal(
+          await mine.certificate.verify({ publicKey: ca.keys.publicKey, signatureOnly: true }, provider),
+          true,
+        );
+        assert.equal(mine.serialHex, parsed.serialHex);
+        assert.equal(mine.notBefore.getTime(), parsed.notBefore.getTime());
+        assert.equal(mine.notAfter.getTime(), parsed.notAfter.getTime());
+        assert.equal(mine.pem, parsed.x509.toString('pem'));
+      }
+    }
+  });
+
   test('device certificates verify with deviceCertificateVerifier and openssl verify -x509_strict', async () => {
     for (const id of ['dev-1', 'sensor_0042.lab', 'A'.repeat(64)]) {
       const { keys, cert } = await issueDevice(ca, id);
