@@ -138,6 +138,25 @@ function pack(items: readonly DataItem[]): PackedBatch {
   return { packed: true, deviceIds, devices, numbers, bytes, offsets };
 }
 
+/** A batch's results cross back as one byte each (an index here), not as an array of strings. */
+const RESULTS: readonly CommitResult[] = ['accepted', 'duplicate', 'replay', 'unknown-session', 'closed'];
+
+function packResults(results: readonly CommitResult[]): Uint8Array {
+  const codes = new Uint8Array(results.length);
+  for (let i = 0; i < results.length; i++) {
+    const code = RESULTS.indexOf(results[i]!);
+    if (code < 0) throw new Error(`commitBatch returned an unknown result: ${String(results[i])}`);
+    codes[i] = code;
+  }
+  return codes;
+}
+
+function unpackResults(codes: Uint8Array): CommitResult[] {
+  const results = new Array<CommitResult>(codes.length);
+  for (let i = 0; i < codes.length; i++) results[i] = RESULTS[codes[i]!]!;
+  return results;
+}
+
 function unpack(b: PackedBatch): DataItem[] {
   const items = new Array<DataItem>(b.devices.length);
   for (let i = 0; i < items.length; i++)
@@ -186,9 +205,12 @@ function runWorker(): void {
     } catch (e) {
       result = Promise.reject(e);
     }
+    if (req.method === 'commitBatch') result = result.then((value) => packResults(value as CommitResult[]));
     result.then(
       (value) => {
-        port.postMessage({ id: req.id, ok: true, value } satisfies Reply);
+        // commitBatch's result codes are transferred, not copied.
+        const transfer = req.method === 'commitBatch' ? [(value as Uint8Array).buffer as ArrayBuffer] : [];
+        port.postMessage({ id: req.id, ok: true, value } satisfies Reply, transfer);
         if (req.method === 'close') port.close();
       },
       (e: unknown) => port.postMessage({ id: req.id, ok: false, error: sendable(e) } satisfies Reply),
@@ -285,11 +307,12 @@ export class SqliteWriterThread implements Store {
   commitBatch(items: readonly DataItem[]): Promise<CommitResult[]> {
     if (items.length === 0) return Promise.resolve([]);
     const batch = pack(items);
-    return this.#call(
-      'commitBatch',
-      [batch],
-      [batch.bytes, batch.devices, batch.numbers, batch.offsets].map((a) => a.buffer as ArrayBuffer),
-    );
+    return this.#call<Uint8Array>('commitBatch', [batch], [
+      batch.bytes.buffer,
+      batch.devices.buffer,
+      batch.numbers.buffer,
+      batch.offsets.buffer,
+    ] as ArrayBuffer[]).then(unpackResults);
   }
   listPayloads(query: ListPayloadsQuery): Promise<StoredPayload[]> {
     return this.#call('listPayloads', [query]);
