@@ -12,6 +12,9 @@
  * - `simCpuMsPerDevice`: the simulator process's CPU over the same window, per device enrolled
  *   (the device's boot, HUK and store, MQTT connection, key and CSR, the request and its checks of
  *   the result — and, for the devices enrolled early, their first session's start and readings);
+ * - `perCpuSecond`: what each side would do with one core to itself (1000 / its CPU ms per
+ *   device): the service's own throughput, and the simulator's, apart from the other's and from
+ *   whatever else the machine runs;
  * - `busyFraction`: each process's CPU over the wall-clock time (1 = a core's worth).
  *
  *   npx tsc -p tsconfig.json && node dist/bench/enroll.js [--devices 1000] [--ramp-ms MS]
@@ -55,6 +58,8 @@ export interface EnrollmentBenchResult {
   serviceCpuMsPerEnrollment: number;
   /** The simulator process's CPU (user + system) per device enrolled, in ms. */
   simCpuMsPerDevice: number;
+  /** Enrollments (service) and devices (simulator) per second of each one's CPU time. */
+  perCpuSecond: { service: number; sim: number };
   /** CPU time over wall-clock time of each process during the run (1 = one core busy). */
   busyFraction: { service: number; sim: number };
   /** What the service did (decided, superseded, busy …). */
@@ -177,13 +182,15 @@ export async function measureEnrollment(options: EnrollmentBenchOptions = {}): P
     const seconds = ((enrolled >= devices ? last : Date.now()) - began) / 1000;
     const r1 = (n: number) => Math.round(n * 10) / 10;
     const r2 = (n: number) => Math.round(n * 100) / 100;
+    const decided = Math.max(1, serviceEnd.stats.decided);
     return {
       devices,
       enrolled,
       seconds: r1(seconds),
       devicesPerSecond: r1(enrolled / seconds),
-      serviceCpuMsPerEnrollment: r2(serviceUs / 1000 / Math.max(1, serviceEnd.stats.decided)),
+      serviceCpuMsPerEnrollment: r2(serviceUs / 1000 / decided),
       simCpuMsPerDevice: r2(simUs / 1000 / Math.max(1, enrolled)),
+      perCpuSecond: { service: Math.round(decided / (serviceUs / 1e6)), sim: Math.round(enrolled / (simUs / 1e6)) },
       busyFraction: { service: r2(serviceUs / wallUs), sim: r2(simUs / wallUs) },
       service: serviceEnd.stats,
       errorReasons: totals.errorReasons,
