@@ -20,7 +20,7 @@ import { CoseError } from '../../src/cose/errors.js';
 import type { CryptoProvider } from '../../src/crypto/provider.js';
 import { type ParsedDataMessage, parseDataMessage } from '../../src/profile/data-message.js';
 import type { OpenedKeyMessage } from '../../src/profile/key-message.js';
-import { parseTopic } from '../../src/profile/topics.js';
+import { parseTopic, type TopicKind } from '../../src/profile/topics.js';
 import type { InboundMessage } from '../mqtt/consumer.js';
 import type { Store } from '../store/store.js';
 import type { MessageKind, ServiceEvent } from '../telemetry/events.js';
@@ -71,6 +71,9 @@ export interface ReceiverOptions {
   now?: () => number;
 }
 
+/** Most valid topics remembered by the receiver (two per device: session and data). */
+const TOPIC_CACHE = 65_536;
+
 export class Receiver implements DataPathDone {
   readonly #o: ReceiverOptions;
   readonly #now: () => number;
@@ -84,6 +87,8 @@ export class Receiver implements DataPathDone {
   #inFlight = 0;
   #unreadable = 0;
   #idleWaiters: (() => void)[] = [];
+  /** Valid topics already parsed (see #parseTopic). */
+  readonly #topics = new Map<string, { deviceId: string; kind: TopicKind }>();
   /** `received_total{kind}` for each kind, bound once (counted per message). */
   readonly #received: Record<MessageKind, { inc(): void }>;
   #stopping = false;
@@ -164,7 +169,7 @@ export class Receiver implements DataPathDone {
   /** Takes one message from the broker. Never throws. */
   handle(message: InboundMessage): void {
     if (this.#stopping) return;
-    const where = parseTopic(message.topic, this.#o.prefix);
+    const where = this.#parseTopic(message.topic);
     const kind: MessageKind = where?.kind === 'session' || where?.kind === 'data' ? where.kind : 'other';
     this.#received[kind].inc();
     if (where === undefined || kind === 'other') {
@@ -178,6 +183,22 @@ export class Receiver implements DataPathDone {
     }
     this.#inFlight++;
     this.#dataMessage(where.deviceId, message);
+  }
+
+  /**
+   * `parseTopic` under the prefix, remembered for valid topics (a device's few topics come again
+   * with every message: no parse and no new device id string each time). Invalid topics are
+   * parsed every time and never kept; the memory is bounded (cleared when full).
+   */
+  #parseTopic(topic: string): { deviceId: string; kind: TopicKind } | undefined {
+    let where = this.#topics.get(topic);
+    if (where === undefined) {
+      where = parseTopic(topic, this.#o.prefix);
+      if (where === undefined) return undefined;
+      if (this.#topics.size >= TOPIC_CACHE) this.#topics.clear();
+      this.#topics.set(topic, where);
+    }
+    return where;
   }
 
   /** Resolves when no message is being handled (pending ones wait in the buffer). */
