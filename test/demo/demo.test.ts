@@ -16,7 +16,7 @@ import { decodeReading } from '../../src/device/reading.js';
 import type { DemoSummary } from '../../system/demo.js';
 import { mosquittoAvailability, startMosquitto } from '../fixtures/mosquitto.js';
 import { startPostgres } from '../fixtures/postgres.js';
-import { runDemo, runDemoInProcess } from './run-demo.js';
+import { demoFailure, runDemo, runDemoInProcess } from './run-demo.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cose-flow-demo-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -68,7 +68,7 @@ describe('cose-flow demo (npm start), headless', () => {
   test('20 s: every device establishes a session; every QoS 1 message is stored exactly once; attacks are refused', async () => {
     const run = runDemo(['--data-dir', dataDir, '--duration', '20', '--json', '--http', '0', '--attack-every', '3']);
     const code = await run.exit();
-    assert.equal(code, 0, `exit ${code}\n${run.stderr()}`);
+    assert.equal(code, 0, demoFailure(run, code));
     first = JSON.parse(run.stdout()) as DemoSummary;
 
     // The output: the progress lines and the summary.
@@ -139,7 +139,7 @@ describe('cose-flow demo (npm start), headless', () => {
       '2',
     ]);
     const code = await run.exit();
-    assert.equal(code, 0, run.stderr());
+    assert.equal(code, 0, demoFailure(run, code));
     assert.doesNotMatch(run.stderr(), /made a CA|enrolled/);
     const second = JSON.parse(run.stdout()) as DemoSummary;
     assert.equal(second.exactlyOnce, true);
@@ -172,7 +172,7 @@ describe('cose-flow demo (npm start), headless', () => {
         '--no-dashboard',
       ]);
       const code = await run.exit();
-      assert.equal(code, 0, run.stderr());
+      assert.equal(code, 0, demoFailure(run, code));
       const summary = JSON.parse(run.stdout()) as DemoSummary;
       assert.match(summary.store, /^postgres:\/\//);
       assert.equal(summary.allSessions, true);
@@ -212,7 +212,7 @@ describe('cose-flow demo (npm start), headless', () => {
       '--no-dashboard',
     ]);
     const code = await run.exit(60_000);
-    assert.equal(code, 1, run.stderr());
+    assert.equal(code, 1, demoFailure(run, code));
     assert.match(run.stderr(), /cannot connect to mqtt:\/\/127\.0\.0\.1:1: connection refused/);
   });
 });
@@ -230,12 +230,14 @@ describe('cose-flow demo: devices that cannot enroll', () => {
       '--json',
       '--no-dashboard',
     ]);
-    assert.equal(await setup.exit(), 0, setup.stderr());
+    const setupCode = await setup.exit();
+    assert.equal(setupCode, 0, demoFailure(setup, setupCode));
     // The device loses its key (a re-flashed board): the CA refuses its new key for the same id.
     rmSync(join(dataDir, 'sim', 'sim-0001'), { recursive: true, force: true });
     const started = Date.now();
     const run = runDemoInProcess(['--data-dir', dataDir, '--devices', '1', '--duration', '3', '--no-dashboard']);
-    assert.equal(await run.exit(60_000), 1, run.stderr());
+    const code = await run.exit(60_000);
+    assert.equal(code, 1, demoFailure(run, code));
     assert.ok(Date.now() - started < 20_000, 'no hang while the device waits to retry its enrollment');
     assert.match(run.stderr(), /device sim-0001: enroll-refused: key-conflict: .*an operator must allow a re-key/);
     assert.match(run.stdout(), /sim-0001: session kid none/);

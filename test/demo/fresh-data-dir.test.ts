@@ -76,12 +76,14 @@ test('the demo on a kept PostgreSQL store after the data directory was deleted: 
       '2',
     ];
     const first = capturingIo();
-    assert.equal(await main(['demo', ...args], first), 0, first.err);
+    const firstCode = await main(['demo', ...args], first);
+    assert.equal(firstCode, 0, `exit ${firstCode}\n${first.err}\n${first.out}`);
     const one = JSON.parse(first.out) as DemoSummary;
 
     rmSync(dataDir, { recursive: true, force: true }); // the storage key, the CA and the devices go
     const second = capturingIo();
     const code = await main(['demo', ...args], second);
+    assert.notEqual(second.out, '', `no summary (exit ${code}):\n${second.err}`);
     const two = JSON.parse(second.out) as DemoSummary;
     for (const d of two.devices) {
       const earlier = one.devices.find((x) => x.deviceId === d.deviceId);
@@ -97,10 +99,10 @@ test('the demo on a kept PostgreSQL store after the data directory was deleted: 
     // check says so (exit 1) with the reasons: it never counts the first run's rows for them.
     if (two.exactlyOnce) {
       assert.equal(stored, acknowledged);
-      assert.equal(code, 0, second.err);
+      assert.equal(code, 0, `${second.err}\n${second.out}`);
     } else {
       assert.ok(Object.keys(two.rejected).length > 0, 'refusals are reported by reason');
-      assert.equal(code, 1);
+      assert.equal(code, 1, `${second.err}\n${second.out}`);
     }
   } finally {
     await pg.stop();

@@ -31,8 +31,8 @@ test('demo --prefix: devices, enrollment, service and attacker all use it', asyn
       ],
       io,
     );
+    assert.equal(code, 0, `exit ${code}\n${io.err}\n${io.out}`);
     const summary = JSON.parse(io.out) as DemoSummary;
-    assert.equal(code, 0, io.err);
     assert.equal(summary.allSessions, true);
     assert.equal(summary.exactlyOnce, true);
     assert.ok(summary.attack !== null && Object.values(summary.attack.injected).some((n) => n > 0), 'the attacker ran');

@@ -63,6 +63,15 @@ export function runDemo(args: string[]): DemoRun {
   };
 }
 
+/**
+ * What a failed run's assertion says: the exit code, everything the demo printed on standard
+ * error (its progress and its reasons) and on standard output (the summary: which device had no
+ * session, what is missing). A failing test must say why the demo failed.
+ */
+export function demoFailure(run: DemoOutput, code: number | null | undefined): string {
+  return `cose-flow demo exited ${code}\n--- its standard error:\n${run.stderr()}\n--- its standard output:\n${run.stdout()}`;
+}
+
 /** `cose-flow demo ARGS…` in this process (it must stop by itself: give --duration, or expect a failure to start). */
 export function runDemoInProcess(args: string[]): DemoOutput {
   const io = capturingIo();
