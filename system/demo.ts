@@ -101,8 +101,25 @@ export interface DemoSystem {
   snapshot(): LiveSnapshot;
   /** One attack round (starts the attacker on first use). */
   attack(): Promise<Partial<Record<AttackKind, number>>>;
-  stop(options?: { drainMs?: number }): Promise<DemoSummary>;
+  stop(options?: DemoStopOptions): Promise<DemoSummary>;
 }
+
+export interface DemoStopOptions {
+  /** How long the devices may take to send what they have queued (default 5000 ms). */
+  drainMs?: number;
+  /**
+   * How long the service may take to receive what the broker acknowledged to the devices (default
+   * DEFAULT_SETTLE_MS): the check waits for those messages, not for a fixed time.
+   */
+  settleMs?: number;
+}
+
+/**
+ * The bound on waiting for messages the broker acknowledged to reach the service. They arrive in
+ * milliseconds; on a loaded machine, with a broker in another process, later: the wait ends as
+ * soon as they are in, and only a message that never comes waits this long (then it is reported).
+ */
+export const DEFAULT_SETTLE_MS = 30_000;
 
 export interface Ledger {
   kids: Set<string>;
@@ -183,6 +200,13 @@ export async function startDemoSystem(options: DemoOptions): Promise<DemoSystem>
       return l;
     };
     const delivered = new Map<string, number>();
+    // A device's acknowledgement comes from the broker, which still has to pass the message on to
+    // the service: what the broker acknowledged (QoS 1 data, key messages) and the service has not
+    // stored yet is awaited at the stop, so that the check reads the store once it has arrived.
+    const storedSessions = new Set<string>();
+    const awaitedData = new Set<string>();
+    const awaitedSessions = new Set<string>();
+    let arrived: (() => void) | undefined;
 
     // The attacker listens from the start (it can only replay what it has seen) and injects
     // nothing until asked.
@@ -219,9 +243,28 @@ export async function startDemoSystem(options: DemoOptions): Promise<DemoSystem>
       ...(options.prefix === undefined ? {} : { prefix: options.prefix }),
       logger: createLogger({ destination: cloudLog }),
       ...(http === undefined ? {} : { http }),
+      // Both after the store committed (a payload: before its ack).
       onPayload: (p) => {
         const k = `${p.deviceId}|${ledgerKey(p.kidHex, p.seq)}`;
         delivered.set(k, (delivered.get(k) ?? 0) + 1);
+        if (awaitedData.delete(k)) arrived?.();
+      },
+      onEvent: (e) => {
+        if (e.type === 'session') {
+          const k = `${e.deviceId}|${e.kidHex}`;
+          storedSessions.add(k);
+          if (awaitedSessions.delete(k)) arrived?.();
+          return;
+        }
+        // Refused or a duplicate: it has arrived, and is not stored by this run (the check says so).
+        if (e.deviceId === undefined || e.kidHex === undefined) return;
+        const done =
+          e.kind === 'session'
+            ? awaitedSessions.delete(`${e.deviceId}|${e.kidHex}`)
+            : e.kind === 'data' &&
+              e.seq !== undefined &&
+              awaitedData.delete(`${e.deviceId}|${ledgerKey(e.kidHex, e.seq)}`);
+        if (done) arrived?.();
       },
     });
     stopAll.push(() => service.stop());
@@ -241,8 +284,16 @@ export async function startDemoSystem(options: DemoOptions): Promise<DemoSystem>
     const onEvent = (deviceId: string, event: DeviceEvent) => {
       if (event.type === 'session') ledger(deviceId).kids.add(toHex(encodeKid(event.kid)));
       else if (event.type === 'sealed') ledger(deviceId).sealed.add(ledgerKey(toHex(encodeKid(event.kid)), event.seq));
-      else if (event.type === 'acknowledged')
-        ledger(deviceId).acknowledged.add(ledgerKey(toHex(encodeKid(event.kid)), event.seq));
+      else if (event.type === 'acknowledged') {
+        const key = ledgerKey(toHex(encodeKid(event.kid)), event.seq);
+        ledger(deviceId).acknowledged.add(key);
+        // QoS 0: at most once, nothing to wait for (the broker did not acknowledge it).
+        const k = `${deviceId}|${key}`;
+        if (options.qos === 1 && !delivered.has(k)) awaitedData.add(k);
+      } else if (event.type === 'key-acked') {
+        const k = `${deviceId}|${toHex(encodeKid(event.kid))}`;
+        if (!storedSessions.has(k)) awaitedSessions.add(k);
+      }
     };
     // Device errors go to the log file and, once per device and kind, to the operator: a device
     // that cannot enroll (say, its id is bound to another key) must not fail silently.
@@ -289,12 +340,36 @@ export async function startDemoSystem(options: DemoOptions): Promise<DemoSystem>
       return rows;
     };
 
+    /** Resolves true once nothing the broker acknowledged is awaited, false after `timeoutMs`. */
+    const settle = async (timeoutMs: number): Promise<boolean> => {
+      const deadline = Date.now() + timeoutMs;
+      while (awaitedData.size > 0 || awaitedSessions.size > 0) {
+        const left = deadline - Date.now();
+        if (left <= 0) return false;
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, left);
+          arrived = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        arrived = undefined;
+      }
+      return true;
+    };
+
     let stopping: Promise<DemoSummary> | undefined;
-    const stop = async (stopOptions: { drainMs?: number } = {}): Promise<DemoSummary> => {
+    const stop = async (stopOptions: DemoStopOptions = {}): Promise<DemoSummary> => {
       const drainMs = stopOptions.drainMs ?? 5000;
+      const settleMs = stopOptions.settleMs ?? DEFAULT_SETTLE_MS;
       await fleet.started;
       const totals = await fleet.stop({ drainMs });
       const left = fleet.devices.filter((d) => d.app.queued > 0).length;
+      if (!(await settle(settleMs)))
+        note(
+          `after ${settleMs / 1000} s the service still had not received ${awaitedData.size} data message(s) ` +
+            `and ${awaitedSessions.size} key message(s) the broker had acknowledged`,
+        );
       await service.idle();
       // Data held for a key message still on its way gets a moment to arrive.
       for (let i = 0; i < 50 && service.pendingCount() > 0; i++) await new Promise((r) => setTimeout(r, 100));
