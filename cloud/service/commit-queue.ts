@@ -114,9 +114,11 @@ export class CommitQueue {
 
   /** Rejects everything waiting or retrying (their messages stay unacknowledged). */
   abort(error: Error): void {
+    const again = this.#aborted !== undefined;
     this.#aborted = error;
     if (this.#retryTimer) clearTimeout(this.#retryTimer);
     this.#wakeRetry?.();
+    if (again) return; // every waiter was told at the first abort (and none was added since)
     const all = [...this.#waiters, ...(this.#running ?? [])];
     this.#items = [];
     this.#waiters = [];

@@ -13,7 +13,7 @@ import mqtt from 'mqtt';
 import { main } from '../../cli/main.js';
 import { type InboundMessage, MqttConsumer } from '../../cloud/mqtt/consumer.js';
 import { AtRestError, loadStorageKey, SessionSealer } from '../../cloud/service/at-rest.js';
-import { CommitQueue } from '../../cloud/service/commit-queue.js';
+import { CommitQueue, type CommitWaiter } from '../../cloud/service/commit-queue.js';
 import { ConfigError, resolveRunConfig, resolveStoreUrl } from '../../cloud/service/config.js';
 import { Counter, Histogram, Registry } from '../../cloud/service/metrics.js';
 import { OutFile } from '../../cloud/service/out-file.js';
@@ -346,6 +346,34 @@ describe('commit queue', () => {
     await until('a failure', () => stuck.failing);
     stuck.abort(new Error('stopping'));
     await assert.rejects(pending, /stopping/);
+  });
+
+  test('a waiter (enqueue) is told exactly once: its result, or failed when aborted, also mid-commit and twice', async () => {
+    const told: string[] = [];
+    const waiter = (name: string): CommitWaiter => ({
+      committed: (r) => told.push(`${name}:${r}`),
+      failed: (e) => told.push(`${name}:failed ${e.message}`),
+    });
+    let release: (() => void) | undefined;
+    const store = {
+      commitBatch: async (items: readonly DataItem[]) => {
+        if (items[0]!.seq === 2) await new Promise<void>((resolve) => (release = resolve));
+        return items.map(() => 'accepted' as CommitResult);
+      },
+    } as unknown as Store;
+    const queue = new CommitQueue(store);
+    queue.enqueue(item(1), waiter('a'));
+    await queue.idle();
+    assert.deepEqual(told, ['a:accepted']);
+    queue.enqueue(item(2), waiter('b'));
+    await until('the commit running', () => release !== undefined);
+    queue.enqueue(item(3), waiter('c'));
+    queue.abort(new Error('stopping'));
+    queue.abort(new Error('stopping again'));
+    release!(); // the running commit completes after the abort: its waiter was told already
+    await sleep(10);
+    queue.enqueue(item(4), waiter('d'));
+    assert.deepEqual(told, ['a:accepted', 'c:failed stopping', 'b:failed stopping', 'd:failed stopping again']);
   });
 });
 
