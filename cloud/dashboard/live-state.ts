@@ -247,7 +247,9 @@ export class LiveState {
         const json = JSON.stringify(decoded.value) ?? '';
         last.shown = {
           reading:
-            json.length <= this.#maxReading ? decoded.value : `(a reading of ${json.length} characters as JSON: not shown)`,
+            json.length <= this.#maxReading
+              ? decoded.value
+              : `(a reading of ${json.length} characters as JSON: not shown)`,
         };
       }
     }
