@@ -10,9 +10,11 @@
  * Reports: enrollment time (start → all N sending), messages acknowledged by the devices (the sim's
  * summary) and stored (rows in the cloud's SQLite store: acknowledged = stored means no loss; the
  * store's unique key means no duplicate is ever stored, and the cloud's duplicate counter says how
- * many redeliveries it refused), msg/s, p99 received → stored latency (the cloud's
- * cose_flow_delivery_latency_seconds histogram: the upper bound of the bucket holding the 99th
- * percentile), the time the sim took to stop after its --duration, and the peak RSS of the sim and
+ * many redeliveries it refused), msg/s, p99 latencies from the cloud's /metrics while every device
+ * was sending (the upper bound of the bucket holding the 99th percentile): device → stored (the
+ * reading's time stamp to stored, cose_flow_reading_age_seconds, a sample of the payloads; the
+ * simulated devices share the machine's clock) and received → acknowledged
+ * (cose_flow_delivery_latency_seconds), the time the sim took to stop after its --duration, and the peak RSS of the sim and
  * the cloud (VmHWM).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -52,7 +54,10 @@ export interface FleetResult {
   duplicatesRefused: number;
   /** Payloads stored per second while every device was sending. */
   msgPerSecond: number;
+  /** p99 received → acknowledged (after the commit), while every device was sending. */
   p99Ms: number | undefined;
+  /** p99 device → stored: the reading's time stamp to stored (a sample), while every device was sending. */
+  p99DeviceMs: number | undefined;
   simStopSeconds: number;
   simErrors: number;
   simPeakRssMb: number;
@@ -99,11 +104,24 @@ async function until(what: string, limitMs: number, check: () => boolean | Promi
   }
 }
 
-/** The `q` quantile (0…1) of a Prometheus histogram, as the upper bound of its bucket (seconds). */
-export function histogramQuantile(metrics: string, name: string, q: number): number | undefined {
+/** A Prometheus histogram's cumulative buckets, in order. */
+function histogramBuckets(metrics: string, name: string): { le: number; count: number }[] {
   const buckets: { le: number; count: number }[] = [];
   for (const m of metrics.matchAll(new RegExp(`^${name}_bucket\\{le="([^"]+)"\\} (\\d+)`, 'gm')))
     buckets.push({ le: m[1] === '+Inf' ? Number.POSITIVE_INFINITY : Number(m[1]), count: Number(m[2]) });
+  return buckets;
+}
+
+/**
+ * The `q` quantile (0…1) of a Prometheus histogram, as the upper bound of its bucket (seconds);
+ * with `since` (an earlier scrape), of the observations made between the two scrapes only.
+ */
+export function histogramQuantile(metrics: string, name: string, q: number, since?: string): number | undefined {
+  const before = since === undefined ? [] : histogramBuckets(since, name);
+  const buckets = histogramBuckets(metrics, name).map((b, i) => ({
+    le: b.le,
+    count: b.count - (before[i]?.count ?? 0),
+  }));
   const total = buckets.at(-1)?.count ?? 0;
   if (total === 0) return undefined;
   return buckets.find((b) => b.count >= q * total)?.le;
@@ -194,6 +212,7 @@ export async function measureFleet(options: FleetOptions): Promise<FleetResult> 
     const enrollSeconds = enrolledAt === undefined ? undefined : (enrolledAt - began) / 1000;
     const sendStart = Date.now();
     const storedAtStart = storedRows();
+    const metricsAtStart = await metrics();
     await new Promise((r) => setTimeout(r, options.seconds * 1000));
     const storedInWindow = storedRows() - storedAtStart;
     const windowSeconds = (Date.now() - sendStart) / 1000;
@@ -215,7 +234,8 @@ export async function measureFleet(options: FleetOptions): Promise<FleetResult> 
       stored = now;
     }
     const text = await metrics();
-    const p99 = histogramQuantile(text, 'cose_flow_delivery_latency_seconds', 0.99);
+    const p99 = histogramQuantile(text, 'cose_flow_delivery_latency_seconds', 0.99, metricsAtStart);
+    const p99Device = histogramQuantile(text, 'cose_flow_reading_age_seconds', 0.99, metricsAtStart);
     const cloudRss = peakRssMb(cloud.pid);
     return {
       devices: options.devices,
@@ -229,6 +249,7 @@ export async function measureFleet(options: FleetOptions): Promise<FleetResult> 
       duplicatesRefused: counterSum(text, 'cose_flow_duplicates_total'),
       msgPerSecond: storedInWindow / windowSeconds,
       p99Ms: p99 === undefined ? undefined : p99 * 1000,
+      p99DeviceMs: p99Device === undefined ? undefined : p99Device * 1000,
       simStopSeconds,
       simErrors: summary.errors ?? Number.NaN,
       simPeakRssMb: simRss,

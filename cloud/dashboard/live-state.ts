@@ -11,8 +11,10 @@
  *
  * Cheap on the service's message path whatever the rate: a payload is only counted and kept (the
  * device's last one, not copied); readings are decoded when a snapshot is taken (the last one of
- * each device, once), and for the latency at most one payload per `latencySampleMs` (default 10 ms:
- * every payload up to 100 per second, a sample of them above).
+ * each device, once), and for the latency a random sample of about `latencySamplesPerSecond`
+ * payloads a second (default 100: every payload up to 100 per second; above, each payload with
+ * probability 100 ÷ the last second's count, so a burst's last payloads are as likely to be
+ * taken as its first).
  */
 
 import { truncateDetail } from '../telemetry/detail.js';
@@ -107,11 +109,19 @@ export interface LiveStateOptions {
   maxLatencySamples?: number;
   /** Longest reading (as JSON) shown; longer ones are replaced by a note (default 512). */
   maxReadingChars?: number;
-  /** At most one payload per this many ms is decoded for its latency (default 10; 0: every one). */
-  latencySampleMs?: number;
+  /** About this many payloads a second are decoded for their latency (default 100; Infinity: all). */
+  latencySamplesPerSecond?: number;
+  /** Uniform in [0, 1) (default Math.random): picks the sample. */
+  random?: () => number;
   /** Told each latency sample, ms from the reading's `t` to stored (the service's /metrics histogram). */
   onLatency?: (ms: number) => void;
 }
+
+/**
+ * A `t` before 2020 is not a time stamp (a device whose clock is not set, or an application's own
+ * `t`): it gives no latency.
+ */
+export const MIN_TIME_STAMP_MS = Date.UTC(2020, 0, 1);
 
 /** A device's last payload, and what it decoded to once a snapshot asked. */
 interface LastPayload {
@@ -127,9 +137,9 @@ export class LiveState {
   readonly #maxRecent: number;
   readonly #maxLatency: number;
   readonly #maxReading: number;
-  readonly #latencySampleMs: number;
+  readonly #samplesPerSecond: number;
+  readonly #random: () => number;
   readonly #onLatency: ((ms: number) => void) | undefined;
-  #lastSampleAt = Number.NEGATIVE_INFINITY;
   readonly #lastPayload = new WeakMap<LiveDevice, LastPayload>();
   readonly #startedAt: number;
   readonly #devices = new Map<string, LiveDevice>();
@@ -152,7 +162,8 @@ export class LiveState {
     this.#maxRecent = options.maxRecent ?? 20;
     this.#maxLatency = options.maxLatencySamples ?? 1000;
     this.#maxReading = options.maxReadingChars ?? 512;
-    this.#latencySampleMs = options.latencySampleMs ?? 10;
+    this.#samplesPerSecond = options.latencySamplesPerSecond ?? 100;
+    this.#random = options.random ?? Math.random;
     this.#onLatency = options.onLatency;
     this.#startedAt = this.#now();
     this.#counts = new Array(this.#seconds + 1).fill(0);
@@ -228,10 +239,13 @@ export class LiveState {
     d.lastAt = now;
     d.messages++;
     this.#lastPayload.set(d, { bytes: p.payload });
-    if (now - this.#lastSampleAt >= this.#latencySampleMs) {
-      this.#lastSampleAt = now;
+    // The last whole second's count (this one's while it is the first) sets the probability.
+    const previous = (second - 1) % this.#counts.length;
+    const rate = this.#countSecond[previous] === second - 1 ? this.#counts[previous]! : this.#counts[slot]!;
+    if (rate <= this.#samplesPerSecond || this.#random() * rate < this.#samplesPerSecond) {
       const t = (decodePayload(p.payload)?.value as { t?: unknown } | null | undefined)?.t;
-      if (typeof t === 'number' && Number.isFinite(t)) this.#latency(Math.max(0, now - t));
+      if (typeof t === 'number' && t >= MIN_TIME_STAMP_MS && t < Number.POSITIVE_INFINITY)
+        this.#latency(Math.max(0, now - t));
     }
   }
 

@@ -202,6 +202,7 @@ export class ServiceMetrics {
   readonly latency: Histogram;
   readonly batchSize: Histogram;
   readonly commitSeconds: Histogram;
+  readonly readingAge: Histogram;
   readonly startedAt = Date.now();
   #watching = false;
 
@@ -242,6 +243,13 @@ export class ServiceMetrics {
     );
     this.commitSeconds = r.add(
       new Histogram('cose_flow_commit_duration_seconds', 'Duration of one store transaction.', LATENCY_BUCKETS),
+    );
+    this.readingAge = r.add(
+      new Histogram(
+        'cose_flow_reading_age_seconds',
+        "From a reading's time stamp (its t, the device's clock) to its payload stored and delivered; a random sample of about 100 payloads a second.",
+        LATENCY_BUCKETS,
+      ),
     );
     if (sources !== undefined) this.watch(sources);
   }

@@ -183,10 +183,10 @@ export async function startCloudService(options: CloudServiceOptions): Promise<C
   try {
     const storage = await openServiceStore(options, settings);
     teardown.defer(() => storage.close());
-    const { observers, tracker, dashboard } = serviceObservers(options, log, keys);
+    const metrics = new ServiceMetrics();
+    const { observers, tracker, dashboard } = serviceObservers(options, log, keys, metrics);
     const outFile = options.out === undefined ? undefined : openOutFile(storage.store, options.out, log);
     if (outFile !== undefined) teardown.defer(() => outFile.close());
-    const metrics = new ServiceMetrics();
     const consumer = brokerConsumer(options, settings);
     const pipeline = buildPipeline({
       ...pipelineOptions(options, settings),
@@ -314,6 +314,7 @@ function serviceObservers(
   options: CloudServiceOptions,
   log: Logger,
   keys: CloudKeyRing,
+  metrics: ServiceMetrics,
 ): { observers: ServiceObservers; tracker: CloudKeyTracker; dashboard: DashboardPlugin } {
   const observers = new ServiceObservers(log);
   const tracker = new CloudKeyTracker();
@@ -323,6 +324,8 @@ function serviceObservers(
   const http = options.http;
   const dashboard = dashboardPlugin({
     cloudKeys: () => cloudKeyRows(keys.keys(), tracker.counts()),
+    // The live view's latency samples (reading time stamp → stored) are also the /metrics histogram.
+    live: { onLatency: (ms) => metrics.readingAge.observe(ms / 1000) },
     ...(http === undefined || http.dashboard === false
       ? {}
       : { page: http.attack === undefined ? {} : { attack: http.attack } }),

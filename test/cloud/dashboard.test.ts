@@ -8,6 +8,7 @@ import { type HttpEndpoint, startHttpEndpoint } from '../../cloud/http/server.js
 import type { DeliveredPayload } from '../../cloud/telemetry/payload.js';
 import { encode } from '../../src/cbor/index.js';
 import { encodeReading } from '../../src/device/reading.js';
+import { prng } from '../fixtures/prng.js';
 
 /** An HTTP endpoint (any free port) with `page`'s routes mounted, as the service mounts them. */
 function serve(page: Dashboard): Promise<HttpEndpoint> {
@@ -33,8 +34,9 @@ function payload(deviceId: string, kidHex: string, seq: number, bytes: Uint8Arra
 
 describe('LiveState', () => {
   test('devices, sessions, readings, per-second counts, rejections and latency', () => {
-    let now = 1_000_000;
-    const live = new LiveState({ now: () => now, seconds: 10, latencySampleMs: 0 });
+    const start = Date.UTC(2026, 11, 2);
+    let now = start;
+    const live = new LiveState({ now: () => now, seconds: 10, latencySamplesPerSecond: Infinity });
     live.record({ type: 'session', deviceId: 'b', kidHex: '01', at: now });
     live.record({ type: 'session', deviceId: 'a', kidHex: '07', at: now });
     for (let i = 0; i < 3; i++)
@@ -66,7 +68,7 @@ describe('LiveState', () => {
       ],
       'sorted by id; an unknown device id in a refusal adds no device',
     );
-    assert.deepEqual(s.devices[0]!.reading, { t: 1_000_000 - 40, temp: 21.5, up: 2 });
+    assert.deepEqual(s.devices[0]!.reading, { t: start - 40, temp: 21.5, up: 2 });
     assert.equal(s.devices[1]!.reading, undefined);
     assert.equal(s.rate.length, 10);
     assert.deepEqual(s.rate.slice(-2), [3, 2]);
@@ -80,7 +82,12 @@ describe('LiveState', () => {
   });
 
   test('stays bounded: devices, recent refusals, latency samples', () => {
-    const live = new LiveState({ maxDevices: 3, maxRecent: 2, maxLatencySamples: 5, latencySampleMs: 0 });
+    const live = new LiveState({
+      maxDevices: 3,
+      maxRecent: 2,
+      maxLatencySamples: 5,
+      latencySamplesPerSecond: Infinity,
+    });
     for (let i = 0; i < 10; i++) {
       live.recordPayload(payload(`d${i}`, '01', 0, encode(new Map([['t', Date.now() - i]]))));
       live.record({ type: 'rejected', kind: 'data', reason: 'replay', detail: String(i), at: i });
@@ -101,23 +108,50 @@ describe('LiveState', () => {
 });
 
 describe('LiveState on a busy service', () => {
-  test('decodes a sample of payloads for the latency (at most one per latencySampleMs) and tells onLatency', () => {
-    let now = 5_000_000;
+  test('decodes a random sample of about latencySamplesPerSecond payloads for the latency and tells onLatency', () => {
+    let now = Date.UTC(2026, 11, 2);
     const told: number[] = [];
-    const live = new LiveState({ now: () => now, latencySampleMs: 10, onLatency: (ms) => told.push(ms) });
-    for (let i = 0; i < 100; i++) {
-      live.recordPayload(payload('a', '01', i, encodeReading({ uptime: i, time: now - 7 })));
-      now += 1; // 100 payloads in 100 ms: every tenth is sampled
-    }
+    const random = prng(7);
+    const live = new LiveState({
+      now: () => now,
+      latencySamplesPerSecond: 10,
+      random,
+      onLatency: (ms) => told.push(ms),
+    });
+    // Second 1: 10 payloads, all taken (at most 10 a second so far); second 2: 1000 in a burst,
+    // each taken with probability 10/10 (the last second's count) — all; second 3: 1000, each
+    // with probability 10/1000, wherever it lies in the burst.
+    const burst = (n: number, age: (i: number) => number) => {
+      for (let i = 0; i < n; i++)
+        live.recordPayload(payload('a', '01', i, encodeReading({ uptime: i, time: now - age(i) })));
+    };
+    burst(10, () => 7);
     assert.equal(told.length, 10);
     assert.ok(told.every((ms) => ms === 7));
-    assert.equal(live.snapshot().latency?.samples, 10);
-    assert.equal(live.snapshot().totals.accepted, 100, 'every payload is counted');
+    now += 1000;
+    burst(1000, () => 5);
+    assert.equal(told.length, 1010);
+    now += 1000;
+    told.length = 0;
+    burst(1000, (i) => i); // the i-th payload of the burst waited i ms
+    assert.ok(told.length >= 3 && told.length <= 25, `${told.length} samples of 1000 (about 10)`);
+    assert.ok(
+      told.some((ms) => ms >= 500),
+      'the second half of the burst is sampled too',
+    );
+    assert.equal(live.snapshot().totals.accepted, 2010, 'every payload is counted');
+    // A t that is not a time stamp (before 2020: a clock not set) gives no latency.
+    told.length = 0;
+    now += 5000; // a quiet second before: every payload is taken
+    live.recordPayload(payload('a', '01', 100, encodeReading({ uptime: 1, time: 20_000 })));
+    assert.equal(told.length, 0);
+    live.recordPayload(payload('a', '01', 101, encodeReading({ uptime: 1, time: now - 3 })));
+    assert.deepEqual(told, [3]);
   });
 
   test("shows each device's last reading, decoded when a snapshot asks, and again only when it changed", () => {
     let now = 1_000;
-    const live = new LiveState({ now: () => now, latencySampleMs: 1e9 });
+    const live = new LiveState({ now: () => now, latencySamplesPerSecond: 0 });
     live.recordPayload(payload('a', '01', 1, encodeReading({ uptime: 1, time: now })));
     live.recordPayload(payload('a', '01', 2, encodeReading({ uptime: 2, time: now })));
     const first = live.snapshot().devices[0]!.reading;

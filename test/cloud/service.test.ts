@@ -436,7 +436,16 @@ for (const backend of backends) {
 
     test('/metrics and /health', async () => {
       const http = service.http!;
+      // A reading time-stamped 2 s ago: the reading-age histogram (sampled) sees it.
+      const aged = await makeDevice(fixture, 'aged-1');
+      await pub.key(aged, aged.keyMessage(1));
+      await pub.data(aged, aged.data(1, 0, new Map<string, unknown>([['t', Date.now() - 2000]])));
+      await until('the aged reading', () => deliveredFor('aged-1').length === 1);
       const metrics = await (await fetch(`${http.url}/metrics`)).text();
+      assert.match(metrics, /^cose_flow_reading_age_seconds_bucket\{le="1"\} 0$/m);
+      assert.match(metrics, /^cose_flow_reading_age_seconds_bucket\{le="\+Inf"\} 1$/m);
+      const ageSum = Number(/^cose_flow_reading_age_seconds_sum (\S+)$/m.exec(metrics)?.[1]);
+      assert.ok(ageSum >= 2 && ageSum < 60, `reading age ${ageSum} s`);
       assert.match(metrics, /^# TYPE cose_flow_accepted_total counter$/m);
       assert.match(metrics, /^cose_flow_accepted_total\{kind="data"\} \d+$/m);
       assert.match(metrics, /^cose_flow_rejected_total\{kind="data",reason="replay"\} [1-9]\d*$/m);
