@@ -78,8 +78,11 @@ function statCpuSeconds(path: string): number {
 
 /** CPU seconds mosquitto used so far. */
 function brokerCpuSeconds(r: Rig): number {
-  const pids = spawnSync('pgrep', ['-f', r.broker.dir], { encoding: 'utf8' }).stdout.trim().split('\n');
-  return pids.filter((p) => /^\d+$/.test(p)).reduce((sum, pid) => sum + statCpuSeconds(`/proc/${pid}/stat`), 0);
+  r.brokerPids ??= spawnSync('pgrep', ['-f', r.broker.dir], { encoding: 'utf8' })
+    .stdout.trim()
+    .split('\n')
+    .filter((p) => /^\d+$/.test(p));
+  return r.brokerPids.reduce((sum, pid) => sum + statCpuSeconds(`/proc/${pid}/stat`), 0);
 }
 
 /** CPU seconds this process's main thread used so far (its thread id is the process id). */
@@ -120,6 +123,8 @@ interface Rig {
   devices: TestDevice[];
   messages: number;
   round: number;
+  /** mosquitto's process ids, looked up once (not on the measured thread while it measures). */
+  brokerPids?: string[];
 }
 
 async function rig(options: E2eOptions): Promise<Rig> {
@@ -274,16 +279,16 @@ async function bareDrain(r: Rig): Promise<Round> {
   let n = 0;
   let first = 0;
   let last = 0;
-  let cpu: ((messages: number) => CpuPerMessage) | undefined;
+  // CPU from before connecting: the drain starts with the connection (a resumed session's queue
+  // follows the CONNACK at once).
+  brokerCpuSeconds(r);
+  const cpu = cpuMeter(r);
   const client = await bareSubscriber(r, clientId, 'resume', () => {
-    if (n++ === 0) {
-      first = performance.now();
-      cpu = cpuMeter(r);
-    }
+    if (n++ === 0) first = performance.now();
     last = performance.now();
   });
   await until(() => n >= messages.length);
-  const used = cpu!(messages.length - 1);
+  const used = cpu(messages.length);
   await client.endAsync();
   return { rate: drainRate(messages.length - 1, first, last), cpu: used };
 }
@@ -296,16 +301,20 @@ async function serviceDrain(r: Rig, kid: number): Promise<Round> {
   let n = 0;
   let first = Number.POSITIVE_INFINITY;
   let last = 0;
-  // CPU from the first payload stored on (the service's start-up is not the drain's).
-  let cpu: ((messages: number) => CpuPerMessage) | undefined;
+  // CPU from the moment the service is up (its start-up, opening the store and loading keys, is
+  // not the drain's): messages that came with the CONNACK and were handled before are left out of
+  // the count as well.
+  brokerCpuSeconds(r); // the process lookup, before anything is measured
   const service = await start(r, store, clientId, (receivedAt) => {
-    if (n++ === 0) cpu = cpuMeter(r);
+    n++;
     // receivedAt: when the consumer read the message (ms); the first read starts the clock.
     first = Math.min(first, receivedAt);
     last = Date.now();
   });
+  const before = n;
+  const cpu = cpuMeter(r);
   await until(() => n >= messages.length);
-  const used = cpu!(messages.length - 1);
+  const used = cpu(messages.length - before);
   await service.stop();
   return { rate: drainRate(messages.length - 1, first, last), cpu: used };
 }
