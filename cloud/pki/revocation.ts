@@ -209,17 +209,49 @@ export async function addRevocation(
  * unreadable one throws, which the verifier turns into a refusal (fail closed).
  */
 export function revocationChecker(dir: DataDirRef): (serialHex: string) => boolean {
+  return checker(dir, () => true);
+}
+
+/**
+ * `revocationChecker` for a service that checks every message: the file is looked at (a stat)
+ * at most once per event-loop turn, whatever the number of devices, and a change is seen by the
+ * next turn's calls. When the file cannot be read, every call of that turn throws (fail closed),
+ * and the next turn reads it again.
+ */
+export function revocationCheckerPerTurn(dir: DataDirRef): (serialHex: string) => boolean {
+  let looked = false;
+  return checker(dir, () => {
+    if (looked) return false;
+    looked = true;
+    setImmediate(() => {
+      looked = false;
+    });
+    return true;
+  });
+}
+
+/** Looks at the file when `look()` says so, and answers from what it read. */
+function checker(dir: DataDirRef, look: () => boolean): (serialHex: string) => boolean {
   const data = openDataDir(dir);
   const path = data.revoked;
   let stamp = '';
   let serials = new Set<string>();
+  let unreadable: Error | undefined;
   return (serialHex: string): boolean => {
-    const stat = statSync(path, { throwIfNoEntry: false });
-    const now = stat === undefined ? 'none' : `${stat.ino}:${stat.size}:${stat.mtimeMs}`;
-    if (now !== stamp) {
-      serials = new Set(stat === undefined ? [] : readRevocations(data).map((e) => e.serial));
-      stamp = now;
+    if (look()) {
+      unreadable = undefined;
+      try {
+        const stat = statSync(path, { throwIfNoEntry: false });
+        const now = stat === undefined ? 'none' : `${stat.ino}:${stat.size}:${stat.mtimeMs}`;
+        if (now !== stamp) {
+          serials = new Set(stat === undefined ? [] : readRevocations(data).map((e) => e.serial));
+          stamp = now;
+        }
+      } catch (e) {
+        unreadable = e instanceof Error ? e : new Error(String(e));
+      }
     }
+    if (unreadable !== undefined) throw unreadable;
     return serials.has(normalizeSerial(serialHex));
   };
 }

@@ -2,8 +2,8 @@
  * The message path of the service, built from its parts: the session table (memory over the
  * store), the pending buffer, the commit queue, the re-key requester and the receiver that ties
  * them together (receiver.ts). The broker consumer feeds the receiver; the metrics count what it
- * does; the observers are told what it stored. The revocation check is answered once per
- * certificate serial per event-loop turn (`oncePerTurn`).
+ * does; the observers are told what it stored. The revocation check looks at revoked.json once
+ * per event-loop turn (`revocationCheckerPerTurn`, in trust.ts).
  */
 import type { CryptoProvider } from '../../src/crypto/provider.js';
 import type { OpenedKeyMessage } from '../../src/profile/key-message.js';
@@ -103,36 +103,12 @@ export function buildPipeline(o: PipelineOptions): Pipeline {
     log,
     prefix: o.prefix,
     maxMessageBytes: o.maxMessageBytes,
-    isRevoked: oncePerTurn(o.trust.isRevoked),
+    isRevoked: o.trust.isRevoked,
     admission: new Admission(o.admission),
     ...(o.onAccepted === undefined ? {} : { onAccepted: o.onAccepted }),
     observe: (event) => o.observers.emit(event),
   });
   return { sessions, pending, commits, receiver };
-}
-
-/**
- * The revocation check answered once per serial per event-loop turn: the checker looks at
- * revoked.json (a stat) on every call, which was 6 % of the service's thread while draining a
- * backlog (issue 13 §3), while the messages of one socket read share one answer. A change to the
- * file is still seen by the next turn's messages. A check that throws is not remembered.
- */
-export function oncePerTurn(isRevoked: (serialHex: string) => boolean): (serialHex: string) => boolean {
-  let answers: Map<string, boolean> | undefined;
-  return (serialHex) => {
-    if (answers === undefined) {
-      answers = new Map();
-      setImmediate(() => {
-        answers = undefined;
-      });
-    }
-    let revoked = answers.get(serialHex);
-    if (revoked === undefined) {
-      revoked = isRevoked(serialHex);
-      answers.set(serialHex, revoked);
-    }
-    return revoked;
-  };
 }
 
 /**

@@ -10,7 +10,7 @@ import { type OpenedKeyMessage, openKeyMessage } from '../../src/profile/key-mes
 import type { CloudKeyRing } from '../pki/cloud-keys.js';
 import { type DataDir, DataDirError } from '../pki/data-dir.js';
 import { readCertificates } from '../pki/files.js';
-import { revocationChecker } from '../pki/revocation.js';
+import { revocationCheckerPerTurn } from '../pki/revocation.js';
 import { deviceCertificateVerifier } from '../pki/verify.js';
 import { type LoadedStorageKey, loadStorageKey, SessionSealer } from './at-rest.js';
 import type { Logger } from './log.js';
@@ -56,7 +56,8 @@ export function loadTrust(crypto: CryptoProvider, dataDir: DataDir, options: Tru
       );
     }
   });
-  const isRevoked = revocationChecker(dataDir);
+  // Looked at once per event-loop turn: a stat per message was a cost that grew with the fleet.
+  const isRevoked = revocationCheckerPerTurn(dataDir);
   const verifyCertificate = deviceCertificateVerifier({
     crypto,
     trustAnchors: anchors,
