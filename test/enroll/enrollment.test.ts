@@ -4,6 +4,7 @@
  * and the enrollment service (cloud/enroll/service.ts, and once `cose-flow ca serve` as a child
  * process) over a data directory made with the CA library.
  */
+
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -50,6 +51,7 @@ import { makeKeyMessage, openKeyMessage } from '../../src/profile/key-message.js
 import { newSessionKey } from '../../src/profile/session.js';
 import { topic } from '../../src/profile/topics.js';
 import { startBroker, type TestBroker } from '../fixtures/broker.js';
+import { until } from '../host-sim/harness.js';
 
 const device = nobleCrypto();
 const host = nodeCrypto();
@@ -408,7 +410,11 @@ describe('enrollment over MQTT', () => {
     const r2 = request('allowed-3', key);
     await client.publishAsync(topic('enroll', 'allowed-3'), Buffer.from(r1.bytes), { qos: 1 });
     await client.publishAsync(topic('enroll', 'allowed-3'), Buffer.from(r2.bytes), { qos: 1 });
-    await sleep(50);
+    // Wait for the decisions themselves (a loaded machine delivers later, not never).
+    const decided = () =>
+      ['junk-1', 'junk-2', 'junk-3', 'junk-4'].every((id) => log.some((l) => l.deviceId === id)) &&
+      log.filter((l) => l.deviceId === 'allowed-3').length >= 2;
+    await until(decided, 'the garbage and both requests of allowed-3 decided');
     await service.idle();
     for (const id of ['junk-1', 'junk-2', 'junk-3', 'junk-4']) {
       const line = log.find((l) => l.deviceId === id);
