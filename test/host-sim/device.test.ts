@@ -126,13 +126,21 @@ for (const { kind, skip } of kinds) {
       await d.app.start();
       await until(() => cloud.distinct(d.deviceId).size >= 10, 'data before the restart');
       await broker.stop();
-      await sleep(300); // readings go on into the offline queue
+      const count = (type: string) => d.events.filter((e) => e.type === type).length;
+      await until(() => !d.link.connected, 'the device saw the broker go');
+      // Readings go on into the offline queue: waited for, not a fixed wait (timers run late under load).
+      const sealedOffline = count('sealed');
+      await until(
+        () => count('sealed') >= Math.max(sealedOffline + 10, 31),
+        'readings sealed into the offline queue while the broker is down',
+      );
       assert.ok(!d.link.connected);
       await broker.start();
       await until(() => d.app.stats.connects >= 2, 'the device reconnected', 120_000);
-      await sleep(200);
+      const ackedAtReconnect = count('acknowledged');
+      await until(() => count('acknowledged') > ackedAtReconnect, 'a message acknowledged after the reconnect');
       await d.app.stop();
-      const sealed = d.events.filter((e) => e.type === 'sealed').length;
+      const sealed = count('sealed');
       assert.ok(sealed > 30, `readings went on (${sealed})`);
       // Every message the broker acknowledged or the device still queued is accounted for; none lost.
       const acknowledged = d.events.filter((e) => e.type === 'acknowledged');
@@ -143,7 +151,7 @@ for (const { kind, skip } of kinds) {
       await until(
         () => missing().length === 0,
         'every acknowledged message at the cloud',
-        20_000, // the observer reconnects to the restarted broker with backoff; generous under a loaded CI
+        60_000, // the observer reconnects to the restarted broker with backoff; generous under a loaded CI
       ).catch((e: Error) => {
         const order = d.events.map((e) =>
           e.type === 'acknowledged' ? `a${e.seq}` : e.type === 'sealed' ? '' : e.type,
@@ -164,8 +172,7 @@ for (const { kind, skip } of kinds) {
       await broker.stop();
       const d = await device(`${kind}-qos2`);
       const started = d.app.start();
-      await sleep(150);
-      assert.equal(d.app.state, 'session', 'the session waits for its key message');
+      await until(() => d.app.state === 'session', 'the device in its session, waiting for its key message');
       assert.equal(d.app.stats.keyAcked, 0);
       await broker.start();
       await started;
