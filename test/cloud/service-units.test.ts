@@ -499,6 +499,10 @@ describe('MQTT consumer', () => {
         onMessage: (m) => seen.push(m),
       });
     let c = consumer();
+    let acked = 0; // PUBACKs of the consumer the broker has taken (its outgoing messages cleared)
+    broker.aedes.on('ack', (_packet, client) => {
+      if (client?.id === 'units-consumer') acked++;
+    });
     try {
       await c.start();
       assert.equal(c.protocolVersion, 4, 'aedes speaks 3.1.1: the consumer fell back');
@@ -509,7 +513,8 @@ describe('MQTT consumer', () => {
       seen[2]!.ack();
       seen[2]!.ack(); // idempotent
       assert.equal(c.unacked, 2);
-      await sleep(50);
+      // The two PUBACKs reached the broker (not a fixed wait): else it would send those again too.
+      await until('the broker took the two PUBACKs', () => acked >= 2);
       await c.close();
       seen.length = 0;
       c = consumer();
