@@ -33,10 +33,10 @@ let client: MqttClient;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function until(what: string, ok: () => boolean, ms = 10_000): Promise<void> {
+async function until(what: string, ok: () => boolean, ms = 60_000): Promise<void> {
   const deadline = Date.now() + ms;
   while (!ok()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
     await sleep(10);
   }
 }
@@ -46,6 +46,23 @@ function request(deviceId: string, key = host.p256Generate()) {
   const requestId = host.randomBytes(16);
   const bytes = makeEnrollRequest(host, { deviceId, csr: makeCsr(host, key, deviceId), requestId });
   return { bytes, requestId: toHex(requestId) };
+}
+
+/**
+ * Whether the broker has had the service's PUBACK of the next request (so the service's message
+ * handler ran: MQTT.js acknowledges after handling). Only the service subscribes to enroll topics;
+ * the watcher's PUBACKs (of results) are not counted. Call before publishing.
+ */
+function handledByService(): () => boolean {
+  let seen = false;
+  const on = (_packet: unknown, client: { id: string } | undefined) => {
+    if (client !== undefined && client.id !== 'queue-watch') {
+      seen = true;
+      broker.aedes.off('ack', on);
+    }
+  };
+  broker.aedes.on('ack', on);
+  return () => seen;
 }
 
 const lockPath = () => join(data, '.lock');
@@ -99,9 +116,10 @@ describe('enrollment service queue', () => {
       client.publishAsync(topic('enroll', deviceId, prefix), Buffer.from(bytes), { qos: 1 });
     try {
       hold();
-      await publish('q-block', request('q-block').bytes); // taken into a batch, which waits for the lock
-      await sleep(300); // received and taken into a batch, which waits for the lock
-      assert.equal(service.stats().queued, 0);
+      const blockHandled = handledByService();
+      await publish('q-block', request('q-block').bytes);
+      // Received and taken into a batch, which waits for the lock: waited for, not a fixed wait.
+      await until('q-block received and taken into a batch', () => blockHandled() && service.stats().queued === 0);
       const keyA = host.p256Generate();
       const a = [request('q-a', keyA), request('q-a', keyA), request('q-a', keyA)];
       const b = [request('q-b'), request('q-b')];
@@ -155,11 +173,12 @@ describe('enrollment service queue', () => {
     });
     try {
       hold();
+      const blockHandled = handledByService();
       await client.publishAsync(topic('enroll', 'stop-block', prefix), Buffer.from(request('stop-block').bytes), {
         qos: 1,
       });
-      await sleep(300); // received and taken into a batch, which waits for the lock
-      assert.equal(service.stats().queued, 0);
+      // Received and taken into a batch, which waits for the lock: waited for, not a fixed wait.
+      await until('stop-block received and taken into a batch', () => blockHandled() && service.stats().queued === 0);
       await Promise.all(
         ids.map((id) => client.publishAsync(topic('enroll', id, prefix), Buffer.from(request(id).bytes), { qos: 1 })),
       );
