@@ -84,7 +84,7 @@ describe('cloud key ring', () => {
     ring.watch(20);
     try {
       const rotated = await cloudKeygen(crypto, dir, { rotate: true });
-      await until('the new key loaded', () => ring.lookup(fromHex(rotated.kidHex)) !== undefined, 5000);
+      await until('the new key loaded', () => ring.lookup(fromHex(rotated.kidHex)) !== undefined);
     } finally {
       ring.close();
     }

@@ -83,7 +83,7 @@ describe('cloud service: a key message re-signed by another device', () => {
     await until(
       "the re-signed key message refused as unwrap-failed (before the device binding it was stored as B's session)",
       () => rejected('unwrap-failed', 'session') > before,
-      10_000,
+      60_000,
     );
     const line = log.lines().find((l) => l.event === 'rejected' && l.reason === 'unwrap-failed');
     assert.equal(line?.deviceId, 'bind-b', JSON.stringify(line));

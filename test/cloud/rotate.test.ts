@@ -77,7 +77,7 @@ describe('cose-flow cloud rotate', () => {
     await untilAsync(
       'a session of every device in the store',
       async () => (await Promise.all(ids.map((id) => service.store.getDevice(id)))).every((r) => r !== undefined),
-      20_000,
+      60_000,
     );
 
     const io = capturingIo();
@@ -146,7 +146,7 @@ describe('cose-flow cloud rotate', () => {
             (l) => l.event === 'cloud-keys-reloaded' && Array.isArray(l.removed) && l.removed.includes(current.kidHex),
           ),
       'the service dropped the retired key',
-      10_000,
+      60_000,
     );
     const straggler = await makeDevice(fixture, 'straggler-1');
     const pub = await connectPublisher(broker.url, 'rotate-test-pub');

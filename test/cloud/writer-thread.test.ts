@@ -71,7 +71,7 @@ test('calls made without waiting commit in the order they were made; the clock i
 test('an open, idle writer thread does not keep the process alive', () => {
   const module = fileURLToPath(new URL('../../cloud/store/writer-thread.js', import.meta.url));
   const script = `import(${JSON.stringify(module)}).then(async (m) => { const s = await m.openSqliteWriterThread(${JSON.stringify(file())}); await s.stats(); console.log('opened'); });`;
-  const run = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20_000 });
+  const run = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 60_000 });
   assert.equal(run.status, 0, run.stderr);
   assert.match(run.stdout, /opened/);
 });
