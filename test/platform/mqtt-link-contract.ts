@@ -20,6 +20,11 @@ export interface LinkRig {
   /** Lets what is in flight arrive (a few promise jobs, or a few milliseconds on a network). */
   pause(): Promise<void>;
   /**
+   * How long a wait for an event may go on (ms) on a rig whose events come over a network: at
+   * least 300 pauses in any case (enough for fakes), then until this much time has passed.
+   */
+  waitMs?: number;
+  /**
    * What a publish the loss of the connection leaves unacknowledged rejects with, where the client
    * library fails it itself before it reports the close (default: the link's "connection lost").
    */
@@ -58,11 +63,12 @@ async function rejection(promise: Promise<unknown>, what: string): Promise<strin
 }
 
 async function until(rig: LinkRig, done: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 300; i++) {
+  const started = Date.now();
+  for (let i = 0; i < 300 || Date.now() - started < (rig.waitMs ?? 0); i++) {
     if (done()) return;
     await rig.pause();
   }
-  throw new Error(`timed out waiting for ${what}`);
+  throw new Error(`timed out after ${Date.now() - started} ms waiting for ${what}`);
 }
 
 async function settleDown(rig: LinkRig): Promise<void> {
@@ -118,12 +124,14 @@ export const LINK_CASES: LinkCase[] = [
       const seen = counted(link);
       const reason = await rejection(link.connect(), 'connect() to a refusing broker');
       check(reason.length > 0, 'a reason');
+      await until(rig, () => seen.downs.length >= 1, 'onDown');
       await settleDown(rig);
       same(seen, { ups: 0, downs: [reason] }, 'onDown once, with the reason connect() rejected with');
       check(!link.connected, 'not connected');
       openClients(rig, 0, 'the failed client is ended');
       const again = await rejection(link.connect(), 'the second attempt');
       same(again, reason, 'the second attempt fails the same way');
+      await until(rig, () => seen.downs.length >= 2, 'the second onDown');
       await settleDown(rig);
       same(seen.downs.length, 2, 'onDown once per attempt');
       await link.close();

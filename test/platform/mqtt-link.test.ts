@@ -57,6 +57,7 @@ describe('MqttLink contract: HostMqttLink (MQTT.js) against the embedded broker'
       client.stream.destroy();
     },
     pause: () => new Promise((resolve) => setTimeout(resolve, 5)),
+    waitMs: 60_000, // events come over a socket: a loaded machine may take a while
     // MQTT.js fails its in-flight messages itself ("Connection closed") just before its close event
     publishLossReason: 'Connection closed',
   };
