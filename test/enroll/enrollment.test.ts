@@ -124,7 +124,7 @@ async function rawRequest(deviceId: string, payload: Uint8Array, requestId: Uint
   const resultTopic = topic('enroll/result', deviceId);
   await client.subscribeAsync(resultTopic, { qos: 1 });
   const answer = new Promise<EnrollResult>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no result for ${deviceId} within 5 s`)), 5000);
+    const timer = setTimeout(() => reject(new Error(`no result for ${deviceId} within 60 s`)), 60_000);
     client.on('message', (name, bytes) => {
       if (name !== resultTopic) return;
       const result = parseEnrollResult(new Uint8Array(bytes));

@@ -12,11 +12,11 @@ const quietly = { keepBundle: false } as const;
 
 test('the build script is a no-op when the host is up to date', () => {
   ensureXsHost();
-  const started = Date.now();
   const result = spawnSync(process.execPath, ['scripts/build-xs-host.js'], { cwd: projectRoot, encoding: 'utf8' });
   assert.equal(result.status, 0, result.stderr);
+  // Its own word that it compiled nothing (a time bound would fail on a loaded machine).
   assert.match(result.stdout, /is up to date/);
-  assert.ok(Date.now() - started < 5000);
+  assert.doesNotMatch(result.stdout, /compiling|^ {2}cc /m);
 });
 
 test('print writes its arguments, space-separated, one line per call; scriptArgs are the arguments', async () => {
