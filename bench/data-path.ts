@@ -9,7 +9,9 @@
  *   its primitives done with raw node:crypto (ES256 verify with a cached public KeyObject, ECDH,
  *   HKDF-SHA-256, AES key unwrap, AES-128-GCM decrypt) on the same message's bytes.
  *   `ratio` = primitives back to back (one case) µs ÷ ours µs; `ratioSeparate` uses the sum of
- *   each primitive timed alone in its own loop instead (hot caches: lower, noisier).
+ *   each primitive timed alone in its own loop instead (hot caches: lower, noisier);
+ *   `insidePrimitives` is the share of an open spent inside the provider's calls themselves,
+ *   timed call by call through a wrapped provider (what the open adds is the rest).
  *
  * Both sides are measured interleaved (short alternating rounds) so that the load of a shared
  * machine falls on both alike. Options take `{ seconds }` (total measuring time); results are
@@ -27,6 +29,7 @@ import { concat, equal } from '../src/bytes.js';
 import { decode, encode, encodeAsGiven } from '../src/cbor/index.js';
 import { decodeEncrypt, kdfContextA128kw } from '../src/cose/encrypt.js';
 import { decodeSign1, sign1ToBeSigned } from '../src/cose/sign1.js';
+import type { CryptoProvider } from '../src/crypto/provider.js';
 import {
   cloudKeyId,
   DEFAULT_MAX_MESSAGE_BYTES,
@@ -77,6 +80,11 @@ export interface KeyMessageResult {
   hkdfUs: number;
   unwrapUs: number;
   gcmUs: number;
+  /**
+   * The share of an open spent inside the crypto provider's calls (the primitives as the open
+   * makes them, the signed-content digest included), timed call by call with a wrapped provider.
+   */
+  insidePrimitives: number;
 }
 
 const ROUND_MS = 25;
@@ -190,6 +198,7 @@ export async function measureKeyMessage(options: RatioOptions = {}): Promise<Key
     topicDeviceId: 'bench-1',
   };
   const ours = () => openKeyMessage(crypto, message, openOptions);
+  const timed = timedProvider(crypto);
 
   // The primitives' inputs, taken from the message once (outside the timing).
   const sign1 = decodeSign1(message);
@@ -250,6 +259,7 @@ export async function measureKeyMessage(options: RatioOptions = {}): Promise<Key
     number,
   ];
   const sumUs = verifyUs + ecdhUs + hkdfUs + unwrapUs + gcmUs;
+  const insidePrimitives = primitiveShare(() => openKeyMessage(timed.provider, message, openOptions), timed);
   return {
     ratio: baselineUs / oursUs,
     ratioSeparate: sumUs / oursUs,
@@ -263,7 +273,47 @@ export async function measureKeyMessage(options: RatioOptions = {}): Promise<Key
     hkdfUs,
     unwrapUs,
     gcmUs,
+    insidePrimitives,
   };
+}
+
+interface TimedProvider {
+  provider: CryptoProvider;
+  /** ms spent inside the provider's calls so far. */
+  spent: number;
+}
+
+/** `crypto` with every call timed into `spent`. */
+function timedProvider(crypto: CryptoProvider): TimedProvider {
+  const timed = { spent: 0 } as TimedProvider;
+  const provider: Record<string, unknown> = {};
+  for (const name of Object.keys(crypto) as (keyof CryptoProvider)[]) {
+    const member = crypto[name];
+    if (typeof member !== 'function') {
+      provider[name] = member;
+      continue;
+    }
+    const fn = member as (...args: unknown[]) => unknown;
+    provider[name] = (...args: unknown[]) => {
+      const start = performance.now();
+      try {
+        return fn.apply(crypto, args);
+      } finally {
+        timed.spent += performance.now() - start;
+      }
+    };
+  }
+  timed.provider = provider as unknown as CryptoProvider;
+  return timed;
+}
+
+/** Share of `open`'s time spent in `timed`'s calls, over ~1 s after a warm-up. */
+function primitiveShare(open: () => unknown, timed: TimedProvider): number {
+  for (const until = performance.now() + 250; performance.now() < until; ) open();
+  timed.spent = 0;
+  const start = performance.now();
+  while (performance.now() - start < 1000) open();
+  return timed.spent / (performance.now() - start);
 }
 
 const round = (x: number) => Math.round(x * 1000) / 1000;
