@@ -52,4 +52,13 @@ if (files.length === 0) {
   console.error('✖ no test files found');
   process.exit(1);
 }
-run('tests', process.execPath, ['--test', '--test-concurrency=2', ...options, ...files.map((f) => relative(root, f))]);
+// A test still running after 15 minutes (the longest, the chaos cover, takes ~3) fails with its
+// name instead of holding the run, and CI, forever.
+const TEST_TIMEOUT_MS = 15 * 60 * 1000;
+run('tests', process.execPath, [
+  '--test',
+  '--test-concurrency=2',
+  `--test-timeout=${TEST_TIMEOUT_MS}`,
+  ...options,
+  ...files.map((f) => relative(root, f)),
+]);
