@@ -34,6 +34,7 @@ import { EventEmitter } from 'node:events';
 import { connect as netConnect, type Socket } from 'node:net';
 import { type ConnectionOptions, connect as tlsConnect } from 'node:tls';
 import mqttPacket, { type IConnackPacket, type IPublishPacket, type Packet, type QoS } from 'mqtt-packet';
+import { copyInto } from '../../src/bytes.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../../src/profile/limits.js';
 
 export type ProtocolVersion = 4 | 5;
@@ -695,11 +696,9 @@ export class MqttConsumer extends EventEmitter {
       this.#slabAt = 0;
     }
     const at = this.#slabAt;
-    const slab = this.#slab;
-    // A loop: for the few dozen bytes of a data message, `set` costs more than the copy.
-    for (let i = 0; i < n; i++) slab[at + i] = raw[i]!;
+    copyInto(this.#slab, raw, at);
     this.#slabAt = (at + n + 7) & ~7; // 8-byte aligned, as allocations are
-    return slab.subarray(at, at + n);
+    return this.#slab.subarray(at, at + n);
   }
 
   /** `InboundMessage.ack` of a QoS 1/2 message read on `conn` (once per message). @internal */

@@ -23,6 +23,7 @@
  *   const store = await openSqliteWriterThread(file, options);   // or openStore(url, { writerThread: true })
  */
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { copyInto } from '../../src/bytes.js';
 import { CoseError, type CoseReason } from '../../src/cose/errors.js';
 import { SqliteStore, type SqliteStoreOptions } from './sqlite.js';
 import type {
@@ -99,13 +100,6 @@ interface PackedBatch {
   offsets: Uint32Array;
 }
 
-/** Copies src into dst at `at`: a plain loop for the few bytes of a kid or a reading (`set` costs more there). */
-function put(dst: Uint8Array, src: Uint8Array, at: number): void {
-  const n = src.length;
-  if (n > 64) dst.set(src, at);
-  else for (let j = 0; j < n; j++) dst[at + j] = src[j]!;
-}
-
 function pack(items: readonly DataItem[]): PackedBatch {
   const n = items.length;
   let size = 0;
@@ -128,10 +122,10 @@ function pack(items: readonly DataItem[]): PackedBatch {
     numbers[2 * i] = it.seq;
     numbers[2 * i + 1] = it.receivedAt;
     offsets[2 * i] = at;
-    put(bytes, it.kid, at);
+    copyInto(bytes, it.kid, at);
     at += it.kid.length;
     offsets[2 * i + 1] = at;
-    put(bytes, it.payload, at);
+    copyInto(bytes, it.payload, at);
     at += it.payload.length;
   }
   offsets[2 * n] = at;
