@@ -127,7 +127,7 @@ export const MIN_TIME_STAMP_MS = Date.UTC(2020, 0, 1);
 interface LastPayload {
   bytes: Uint8Array;
   /** Set once decoded: the reading to show, or null when the payload is not CBOR. */
-  shown?: { reading: unknown } | null;
+  shown: { reading: unknown } | null | undefined;
 }
 
 export class LiveState {
@@ -238,14 +238,18 @@ export class LiveState {
     if (d.seq === null || p.seq > d.seq) d.seq = p.seq;
     d.lastAt = now;
     d.messages++;
-    this.#lastPayload.set(d, { bytes: p.payload });
+    const last = this.#lastPayload.get(d);
+    if (last === undefined) this.#lastPayload.set(d, { bytes: p.payload, shown: undefined });
+    else {
+      last.bytes = p.payload;
+      last.shown = undefined;
+    }
     // The last whole second's count (this one's while it is the first) sets the probability.
     const previous = (second - 1) % this.#counts.length;
     const rate = this.#countSecond[previous] === second - 1 ? this.#counts[previous]! : this.#counts[slot]!;
     if (rate <= this.#samplesPerSecond || this.#random() * rate < this.#samplesPerSecond) {
       const t = (decodePayload(p.payload)?.value as { t?: unknown } | null | undefined)?.t;
-      if (typeof t === 'number' && t >= MIN_TIME_STAMP_MS && t < Number.POSITIVE_INFINITY)
-        this.#latency(Math.max(0, now - t));
+      if (typeof t === 'number' && Number.isFinite(t) && t >= MIN_TIME_STAMP_MS) this.#latency(Math.max(0, now - t));
     }
   }
 
