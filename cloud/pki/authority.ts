@@ -448,11 +448,16 @@ async function authorityKeyIdentifier(ca: CertificateAuthority): Promise<x509.Au
   return x509.AuthorityKeyIdentifierExtension.create(ca.keys.publicKey, false, provider);
 }
 
-/** The SubjectPublicKeyInfo of a P-256 point, with the same checks and messages as `importPublicKey`. */
-function p256Spki(point: Uint8Array): Uint8Array {
+/** A subject key must be an uncompressed P-256 point (whether it is on the curve is checked after). */
+function checkPointShape(point: Uint8Array): void {
   if (!(point instanceof Uint8Array) || point.length !== 65 || point[0] !== 0x04) {
     throw new RangeError('the public key must be a 65-byte uncompressed P-256 point (0x04 ‖ x ‖ y)');
   }
+}
+
+/** The SubjectPublicKeyInfo of a P-256 point, with the same checks and messages as `importPublicKey`. */
+function p256Spki(point: Uint8Array): Uint8Array {
+  checkPointShape(point);
   const spki = p256PublicKeyInfo(point);
   try {
     createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' }); // refuses a point off the curve
@@ -463,9 +468,7 @@ function p256Spki(point: Uint8Array): Uint8Array {
 }
 
 async function importPublicKey(point: Uint8Array): Promise<webcrypto.CryptoKey> {
-  if (!(point instanceof Uint8Array) || point.length !== 65 || point[0] !== 0x04) {
-    throw new RangeError('the public key must be a 65-byte uncompressed P-256 point (0x04 ‖ x ‖ y)');
-  }
+  checkPointShape(point);
   try {
     return await subtle.importKey('raw', point, P256, true, ['verify']);
   } catch {
