@@ -23,6 +23,7 @@ import { jsonLogger } from '../host-sim/log.js';
 import type { CryptoChoice } from '../host-sim/platform.js';
 import { nodeCrypto } from '../node/crypto.js';
 import { redactUrl } from '../node/redact-url.js';
+import { Sleeper } from '../node/sleeper.js';
 import { toHex } from '../src/bytes.js';
 import type { DeviceEvent } from '../src/device/app.js';
 import type { Logger } from '../src/platform/log.js';
@@ -206,7 +207,7 @@ export async function startDemoSystem(options: DemoOptions): Promise<DemoSystem>
     const storedSessions = new Set<string>();
     const awaitedData = new Set<string>();
     const awaitedSessions = new Set<string>();
-    let arrived: (() => void) | undefined;
+    const arrived = new Sleeper();
 
     // The attacker listens from the start (it can only replay what it has seen) and injects
     // nothing until asked.
@@ -247,13 +248,13 @@ export async function startDemoSystem(options: DemoOptions): Promise<DemoSystem>
       onPayload: (p) => {
         const k = `${p.deviceId}|${ledgerKey(p.kidHex, p.seq)}`;
         delivered.set(k, (delivered.get(k) ?? 0) + 1);
-        if (awaitedData.delete(k)) arrived?.();
+        if (awaitedData.delete(k)) arrived.wake();
       },
       onEvent: (e) => {
         if (e.type === 'session') {
           const k = `${e.deviceId}|${e.kidHex}`;
           storedSessions.add(k);
-          if (awaitedSessions.delete(k)) arrived?.();
+          if (awaitedSessions.delete(k)) arrived.wake();
           return;
         }
         // Refused or a duplicate: it has arrived, and is not stored by this run (the check says so).
@@ -264,7 +265,7 @@ export async function startDemoSystem(options: DemoOptions): Promise<DemoSystem>
             : e.kind === 'data' &&
               e.seq !== undefined &&
               awaitedData.delete(`${e.deviceId}|${ledgerKey(e.kidHex, e.seq)}`);
-        if (done) arrived?.();
+        if (done) arrived.wake();
       },
     });
     stopAll.push(() => service.stop());
@@ -346,14 +347,7 @@ export async function startDemoSystem(options: DemoOptions): Promise<DemoSystem>
       while (awaitedData.size > 0 || awaitedSessions.size > 0) {
         const left = deadline - Date.now();
         if (left <= 0) return false;
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, left);
-          arrived = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
-        arrived = undefined;
+        await arrived.sleep(left);
       }
       return true;
     };

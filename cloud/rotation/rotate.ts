@@ -19,7 +19,9 @@
  * control message to) are reported as pending; they get the new certificate at their next
  * enrollment or provisioning.
  */
+
 import mqtt, { type IClientOptions } from 'mqtt';
+import { Sleeper } from '../../node/sleeper.js';
 import { toHex } from '../../src/bytes.js';
 import type { CryptoProvider } from '../../src/crypto/provider.js';
 import { makeControlMessage } from '../../src/profile/control.js';
@@ -101,7 +103,7 @@ export async function rotateCloudKey(options: RotationOptions): Promise<Rotation
   const moved = new Set<string>();
   let keys: Map<string, CloudKey> = new Map([[old.kidHex, old]]);
   let newKid = '';
-  let wake: (() => void) | undefined;
+  const sleeper = new Sleeper();
 
   const client = await mqtt.connectAsync(options.brokerUrl, {
     clientId: `cose-flow-rotate-${Math.random().toString(16).slice(2, 10)}`,
@@ -132,7 +134,7 @@ export async function rotateCloudKey(options: RotationOptions): Promise<Rotation
           moved.add(parsed.deviceId);
           emit({ type: 'moved', deviceId: parsed.deviceId, kid: toHex(opened.session.kid) });
           progress();
-          wake?.();
+          sleeper.wake();
         }
       } catch {
         // not a key message that verifies: proves nothing
@@ -190,15 +192,7 @@ export async function rotateCloudKey(options: RotationOptions): Promise<Rotation
         await push(++round);
         nextPush = Date.now() + resendMs;
       }
-      const wait = Math.max(0, Math.min(nextPush, retireAt.getTime()) - Date.now());
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, wait);
-        wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      wake = undefined;
+      await sleeper.sleep(Math.max(0, Math.min(nextPush, retireAt.getTime()) - Date.now()));
     }
     const left = pending();
     const reason = left.length === 0 ? 'all-moved' : 'deadline';

@@ -13,6 +13,7 @@
  * is called; its messages stay unacknowledged meanwhile. Nothing is acknowledged that is not
  * committed.
  */
+import { Sleeper } from '../../node/sleeper.js';
 import { Backoff } from '../../src/backoff.js';
 import type { CommitResult, DataItem, Store } from '../store/store.js';
 import { storeRetryPolicy } from './store-retry.js';
@@ -64,8 +65,8 @@ export class CommitQueue {
   #scheduled = false;
   #failures = 0;
   #aborted: Error | undefined;
-  #retryTimer: NodeJS.Timeout | undefined;
-  #wakeRetry: (() => void) | undefined;
+  /** The wait between retries of a failed batch (an abort ends it). */
+  readonly #retryWait = new Sleeper();
   #idle: (() => void)[] = [];
 
   constructor(store: Store, options: CommitQueueOptions = {}) {
@@ -116,8 +117,7 @@ export class CommitQueue {
   abort(error: Error): void {
     const again = this.#aborted !== undefined;
     this.#aborted = error;
-    if (this.#retryTimer) clearTimeout(this.#retryTimer);
-    this.#wakeRetry?.();
+    this.#retryWait.wake();
     if (again) return; // every waiter was told at the first abort (and none was added since)
     const all = [...this.#waiters, ...(this.#running ?? [])];
     this.#items = [];
@@ -156,12 +156,7 @@ export class CommitQueue {
         const error = e instanceof Error ? e : new Error(String(e));
         this.#o.onError?.(error, backoff.attempts + 1, items.length);
         if (this.#aborted) break;
-        const delay = backoff.next();
-        await new Promise<void>((resolve) => {
-          this.#wakeRetry = resolve;
-          this.#retryTimer = setTimeout(resolve, delay);
-        });
-        this.#wakeRetry = undefined;
+        await this.#retryWait.sleep(backoff.next());
       }
     }
     this.#running = undefined;
