@@ -150,6 +150,20 @@ function request(deviceId: string, key: P256PrivateKey, cred?: EnrollCredential,
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** A service of a test's own, on its own prefix, with its own log lines. */
+async function serviceOn(prefix: string, options: { minIntervalMs?: number } = {}) {
+  const lines: LogLine[] = [];
+  const service = await startEnrollmentService({
+    dataDir: data,
+    crypto: host,
+    brokerUrl: broker.url,
+    prefix,
+    log: (l) => lines.push(l),
+    ...options,
+  });
+  return { service, lines };
+}
+
 before(async () => {
   tmp = mkdtempSync(join(tmpdir(), 'cose-flow-enroll-'));
   data = join(tmp, 'data');
@@ -417,15 +431,7 @@ describe('enrollment over MQTT', () => {
     // the first is decided: sent at once, it could find the first still queued and take its place
     // instead (the queue keeps a device's latest request; test/enroll/queue.test.ts covers that).
     const prefix = 'rate/v1';
-    const lines: LogLine[] = [];
-    const limited = await startEnrollmentService({
-      dataDir: data,
-      crypto: host,
-      brokerUrl: broker.url,
-      prefix,
-      minIntervalMs: 60_000,
-      log: (l) => lines.push(l),
-    });
+    const { service: limited, lines } = await serviceOn(prefix, { minIntervalMs: 60_000 });
     try {
       const key = device.p256Generate();
       const of = (code?: string) => lines.filter((l) => l.deviceId === 'allowed-3' && l.code === code);
@@ -451,14 +457,7 @@ describe('enrollment over MQTT', () => {
     // Its own prefix and service, with the default per-device limit (one request a second): before
     // the MAC was checked first, the garbage used up that limit and the device's requests were dropped.
     const prefix = 'flood/v1';
-    const lines: LogLine[] = [];
-    const own = await startEnrollmentService({
-      dataDir: data,
-      crypto: host,
-      brokerUrl: broker.url,
-      prefix,
-      log: (l) => lines.push(l),
-    });
+    const { service: own, lines } = await serviceOn(prefix);
     const attacker = await rawClient();
     const target = 'flood-dev-1';
     const name = topic('enroll', target, prefix);
