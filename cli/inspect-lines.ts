@@ -6,8 +6,8 @@
  * duplicate. One result per line: text, or with `--json` one object per line whose `payload` is the
  * reading as JSON when it is CBOR.
  */
-import { toHex } from '../src/bytes.js';
-import { decode } from '../src/cbor/index.js';
+import { decodePayload } from '../cloud/telemetry/payload.js';
+import { fromHex } from '../src/bytes.js';
 import type { Inspector, InspectResult } from './inspect-message.js';
 
 /** `TOPIC HEX`: a topic without spaces, one space (or tab), an even number of hex digits. */
@@ -35,21 +35,6 @@ function deviceOf(topic: string): string | undefined {
   const parts = topic.split('/');
   const kind = parts.at(-1);
   return parts.length >= 2 && (kind === 'session' || kind === 'data') ? parts.at(-2) : undefined;
-}
-
-/** A CBOR value as JSON: maps become objects, byte strings hex, big integers strings. */
-export function cborToJson(value: unknown): unknown {
-  if (value instanceof Uint8Array) return toHex(value);
-  if (typeof value === 'bigint') return Number.isSafeInteger(Number(value)) ? Number(value) : value.toString();
-  if (value instanceof Map) {
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of value) out[String(k)] = cborToJson(v);
-    return out;
-  }
-  if (Array.isArray(value)) return value.map(cborToJson);
-  if (value !== null && typeof value === 'object' && 'tag' in value && 'value' in value)
-    return { tag: (value as { tag: unknown }).tag, value: cborToJson((value as { value: unknown }).value) };
-  return value;
 }
 
 /** Judges every line of `text` in order; lines that are not `TOPIC HEX` are results of their own. */
@@ -93,11 +78,8 @@ export function inspectLines(inspector: Inspector, text: string): LineResult[] {
       else if (result.valid) seen.set(key, line);
     }
     if (result.payloadHex !== undefined) {
-      try {
-        result.payload = cborToJson(decode(Uint8Array.from(Buffer.from(result.payloadHex, 'hex')), { maxDepth: 16 }));
-      } catch {
-        // not CBOR: payloadHex says what it is
-      }
+      const payload = decodePayload(fromHex(result.payloadHex));
+      if (payload !== undefined) result.payload = payload.value; // else not CBOR: payloadHex says what it is
     }
     results.push(result);
   });

@@ -14,13 +14,14 @@ import { loadCloudKeys } from '../cloud/pki/cloud-keys.js';
 import { DEFAULT_DATA_DIR, openDataDir } from '../cloud/pki/data-dir.js';
 import { readCertificates } from '../cloud/pki/files.js';
 import { deviceCertificateVerifier } from '../cloud/pki/verify.js';
+import { decodePayload } from '../cloud/telemetry/payload.js';
 import { nodeCrypto } from '../node/crypto.js';
 import { redactUrl } from '../node/redact-url.js';
-import { decode } from '../src/cbor/index.js';
+import { fromHex } from '../src/bytes.js';
 import { DEFAULT_PREFIX } from '../src/profile/limits.js';
 import { checkDeviceId, checkPrefix, parseTopic } from '../src/profile/topics.js';
 import { type CliIo, type Command, numberFlag, parseFlags, UsageError } from './command.js';
-import { cborToJson, formatLine, jsonLine, type LineResult } from './inspect-lines.js';
+import { formatLine, jsonLine, type LineResult } from './inspect-lines.js';
 import { Inspector } from './inspect-message.js';
 
 export const WATCH_USAGE = `Usage: cose-flow watch --broker URL [--data-dir DIR] [--device ID] [options]
@@ -155,21 +156,14 @@ async function run(args: string[], io: CliIo): Promise<number> {
         result.error = 'no session yet: its key message was sent before watch started';
       }
       if (result.payloadHex !== undefined) {
-        try {
-          result.payload = cborToJson(readCbor(result.payloadHex));
-        } catch {
-          // not CBOR
-        }
+        const payload = decodePayload(fromHex(result.payloadHex));
+        if (payload !== undefined) result.payload = payload.value; // else not CBOR
       }
       io.stdout(values.json ? jsonLine(result) : formatLine(result));
       seen++;
       if (count !== undefined && seen >= count) finish(0);
     });
   });
-}
-
-function readCbor(hex: string): unknown {
-  return decode(Uint8Array.from(Buffer.from(hex, 'hex')), { maxDepth: 16 });
 }
 
 export const watchCommand: Command = {
