@@ -15,6 +15,7 @@ import { DEFAULT_DATA_DIR, openDataDir } from '../cloud/pki/data-dir.js';
 import { readCertificates } from '../cloud/pki/files.js';
 import { deviceCertificateVerifier } from '../cloud/pki/verify.js';
 import { decodePayload } from '../cloud/telemetry/payload.js';
+import { connectFailure } from '../node/broker-probe.js';
 import { nodeCrypto } from '../node/crypto.js';
 import { redactUrl } from '../node/redact-url.js';
 import { fromHex } from '../src/bytes.js';
@@ -23,6 +24,9 @@ import { checkDeviceId, checkPrefix, parseTopic } from '../src/profile/topics.js
 import { type CliIo, type Command, numberFlag, parseFlags, UsageError } from './command.js';
 import { formatLine, jsonLine, type LineResult } from './inspect-lines.js';
 import { Inspector } from './inspect-message.js';
+
+/** How long watch waits for the broker's CONNACK. */
+const CONNECT_TIMEOUT_MS = 10_000;
 
 export const WATCH_USAGE = `Usage: cose-flow watch --broker URL [--data-dir DIR] [--device ID] [options]
 
@@ -100,7 +104,7 @@ async function run(args: string[], io: CliIo): Promise<number> {
   const client = mqtt.connect(broker, {
     clean: true,
     reconnectPeriod: 0,
-    connectTimeout: 10_000,
+    connectTimeout: CONNECT_TIMEOUT_MS,
     ...(values.username === undefined ? {} : { username: values.username }),
     ...(password === undefined ? {} : { password }),
   });
@@ -121,7 +125,7 @@ async function run(args: string[], io: CliIo): Promise<number> {
     process.once('SIGINT', interrupted);
     process.once('SIGTERM', interrupted);
     client.once('error', (e) => {
-      io.stderr(`cose-flow watch: cannot connect to ${shown}: ${e.message}\n`);
+      io.stderr(`cose-flow watch: ${connectFailure(e, shown, CONNECT_TIMEOUT_MS)}\n`);
       finish(1);
     });
     client.once('close', () => {

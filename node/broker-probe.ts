@@ -50,15 +50,20 @@ export async function probeBroker(url: string, options: ProbeOptions = {}): Prom
     };
     const fail = (why: string) => done(new BrokerUnreachable(why));
     client.once('connect', () => done());
-    client.once('error', (e: Error & { code?: string | number }) => {
-      const code = typeof e.code === 'string' ? e.code : undefined;
-      if (code === 'ECONNREFUSED')
-        fail(`cannot connect to ${shown}: connection refused (is the broker running there?)`);
-      else if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') fail(`cannot connect to ${shown}: unknown host`);
-      else if (/connack timeout/i.test(e.message))
-        fail(`the broker ${shown} did not answer the MQTT CONNECT within ${timeoutMs / 1000} s`);
-      else fail(`cannot connect to ${shown}: ${e.message}`);
-    });
+    client.once('error', (e) => fail(connectFailure(e, shown, timeoutMs)));
     client.once('close', () => fail(`cannot connect to ${shown}: the connection closed before the broker answered`));
   });
+}
+
+/**
+ * Why a connection to the broker `shown` (its password already hidden) failed, as one sentence:
+ * MQTT.js's connection errors (refused, unknown host, no CONNACK in `timeoutMs`, …) in words.
+ */
+export function connectFailure(e: Error & { code?: string | number }, shown: string, timeoutMs: number): string {
+  const code = typeof e.code === 'string' ? e.code : undefined;
+  if (code === 'ECONNREFUSED') return `cannot connect to ${shown}: connection refused (is the broker running there?)`;
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return `cannot connect to ${shown}: unknown host`;
+  if (/connack timeout/i.test(e.message))
+    return `the broker ${shown} did not answer the MQTT CONNECT within ${timeoutMs / 1000} s`;
+  return `cannot connect to ${shown}: ${e.message}`;
 }
