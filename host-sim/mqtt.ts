@@ -13,6 +13,7 @@
  */
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { redactUrl } from '../node/redact-url.js';
+import { pemEncode } from '../src/pki/pem.js';
 import type { MessageHandler, MqttConnection } from '../src/platform/mqtt.js';
 import { deliver, type LinkClient, type LinkEvents, MqttLinkCore } from '../src/platform/mqtt-link.js';
 
@@ -81,9 +82,7 @@ const UNTRUSTED_CERTIFICATE = new Set([
 
 /** A CA certificate as MQTT.js (Node TLS) takes it: PEM text, or DER bytes wrapped into PEM. */
 export function caPem(ca: string | Uint8Array): string {
-  if (typeof ca === 'string') return ca;
-  const body = Buffer.from(ca.buffer, ca.byteOffset, ca.byteLength).toString('base64');
-  return `-----BEGIN CERTIFICATE-----\n${body.replace(/.{1,64}/g, '$&\n')}-----END CERTIFICATE-----\n`;
+  return typeof ca === 'string' ? ca : pemEncode(ca, 'CERTIFICATE');
 }
 
 /** What a failed attempt's log line says: the broker, and for TLS which check failed. */
