@@ -183,9 +183,21 @@ describe('parseCertificate reads what @peculiar/x509 reads', () => {
 /** A CA and a device certificate made with the openssl CLI (as the host tests do). */
 function openSslChain(): { ca: Uint8Array; dev: Uint8Array } {
   const sub = mkdtempSync(join(dir, 'openssl-'));
-  const run = (args: string[]) => execFileSync('openssl', args, { cwd: sub, stdio: 'pipe' });
-  const probe = spawnSync('openssl', ['version']);
-  if (probe.error !== undefined || probe.status !== 0) throw new Error('!!! openssl is not on PATH !!!');
+  // Bounded: a synchronous call blocks this file's event loop, so the runner's per-test timeout
+  // could not end a hung openssl; this bound fails the test with the command instead.
+  const timeout = 120_000;
+  const run = (args: string[]) => {
+    try {
+      return execFileSync('openssl', args, { cwd: sub, stdio: 'pipe', timeout });
+    } catch (e) {
+      throw new Error(`openssl ${args.join(' ')}: ${(e as Error).message}`);
+    }
+  };
+  const probe = spawnSync('openssl', ['version'], { timeout });
+  if (probe.error !== undefined || probe.status !== 0) {
+    const why = (probe.error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT' ? 'is not on PATH' : 'failed';
+    throw new Error(`!!! openssl ${why}: \`openssl version\`: ${probe.error?.message ?? `exit ${probe.status}`} !!!`);
+  }
   run(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', 'ca.key']);
   run(
     (
