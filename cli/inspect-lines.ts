@@ -26,8 +26,15 @@ export interface LineResult extends InspectResult {
   topicDeviceId?: string;
   /** A data message whose (device, kid, seq) an earlier line already had. */
   duplicateOf?: number;
-  /** The payload decoded as JSON (maps as objects, byte strings as hex), when it is CBOR. */
+  /** The payload as JSON when it is CBOR, mapped as the service's `--out` lines map it. */
   payload?: unknown;
+}
+
+/** Sets `result.payload` from its decrypted payload bytes when they are CBOR (else `payloadHex` says what they are). */
+export function addReading(result: LineResult): void {
+  if (result.payloadHex === undefined) return;
+  const payload = decodePayload(fromHex(result.payloadHex));
+  if (payload !== undefined) result.payload = payload.value;
 }
 
 /** `…/{deviceId}/{session|data}`: the device id, whatever the prefix. */
@@ -77,10 +84,7 @@ export function inspectLines(inspector: Inspector, text: string): LineResult[] {
       if (earlier !== undefined) result.duplicateOf = earlier;
       else if (result.valid) seen.set(key, line);
     }
-    if (result.payloadHex !== undefined) {
-      const payload = decodePayload(fromHex(result.payloadHex));
-      if (payload !== undefined) result.payload = payload.value; // else not CBOR: payloadHex says what it is
-    }
+    addReading(result);
     results.push(result);
   });
   return results;

@@ -14,15 +14,13 @@ import { loadCloudKeys } from '../cloud/pki/cloud-keys.js';
 import { DEFAULT_DATA_DIR, openDataDir } from '../cloud/pki/data-dir.js';
 import { readCertificates } from '../cloud/pki/files.js';
 import { deviceCertificateVerifier } from '../cloud/pki/verify.js';
-import { decodePayload } from '../cloud/telemetry/payload.js';
 import { connectFailure } from '../node/broker-probe.js';
 import { nodeCrypto } from '../node/crypto.js';
 import { redactUrl } from '../node/redact-url.js';
-import { fromHex } from '../src/bytes.js';
 import { DEFAULT_PREFIX } from '../src/profile/limits.js';
 import { checkDeviceId, checkPrefix, parseTopic } from '../src/profile/topics.js';
 import { type CliIo, type Command, numberFlag, parseFlags, UsageError } from './command.js';
-import { formatLine, jsonLine, type LineResult } from './inspect-lines.js';
+import { addReading, formatLine, jsonLine, type LineResult } from './inspect-lines.js';
 import { Inspector } from './inspect-message.js';
 
 /** How long watch waits for the broker's CONNACK. */
@@ -159,10 +157,7 @@ async function run(args: string[], io: CliIo): Promise<number> {
       if (result.type === 'data' && result.valid && !result.opened) {
         result.error = 'no session yet: its key message was sent before watch started';
       }
-      if (result.payloadHex !== undefined) {
-        const payload = decodePayload(fromHex(result.payloadHex));
-        if (payload !== undefined) result.payload = payload.value; // else not CBOR
-      }
+      addReading(result);
       io.stdout(values.json ? jsonLine(result) : formatLine(result));
       seen++;
       if (count !== undefined && seen >= count) finish(0);
